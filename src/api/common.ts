@@ -1,0 +1,184 @@
+// Building blocks shared by the four kinds. Every string that can reach a host (a shell
+// command or a config file) is constrained here by a pattern with no shell metacharacters,
+// so the same rule is enforced by the API server (the CRD pattern) and by `ddi-ha validate`.
+import { z } from "zod";
+
+export const API_GROUP = "ddi-ha.io";
+export const API_VERSION = "v1alpha1";
+export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+
+const IPV4_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+export const IPV4_RE = `${IPV4_OCTET}(\\.${IPV4_OCTET}){3}`;
+// Loose on purpose: the shape keeps metacharacters out; isIPv6() in TS and CEL's ip() check the rest.
+export const IPV6_RE = "[0-9a-fA-F:]*:[0-9a-fA-F:.]*";
+const DNS_NAME_RE = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*";
+
+export const ipv4 = () =>
+  z.string().max(15).regex(new RegExp(`^${IPV4_RE}$`), "must be an IPv4 address such as 198.18.0.10");
+export const ipAddress = () =>
+  z
+    .string()
+    .max(45)
+    .regex(new RegExp(`^(${IPV4_RE}|${IPV6_RE})$`), "must be an IPv4 or IPv6 address");
+export const ipv4Cidr = () =>
+  z
+    .string()
+    .max(18)
+    .regex(new RegExp(`^${IPV4_RE}/([0-9]|[12][0-9]|3[0-2])$`), "must be an IPv4 CIDR such as 10.71.17.86/24");
+export const ipv6Cidr = () =>
+  z
+    .string()
+    .max(49)
+    .regex(new RegExp(`^${IPV6_RE}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$`), "must be an IPv6 CIDR such as fd00::86/64");
+
+/** An SSH address: an IP literal or a DNS name. */
+export const hostAddress = () =>
+  z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(new RegExp(`^(${IPV4_RE}|${IPV6_RE}|${DNS_NAME_RE})$`), "must be an IP address or a DNS name (letters, digits, '-' and '.')");
+
+/** A Linux interface name (IFNAMSIZ is 16 including the NUL). */
+export const interfaceName = () =>
+  z
+    .string()
+    .min(1)
+    .max(15)
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a Linux interface name such as eth0, enp1s0 or br0 (letters, digits, '_', '.', '-')");
+
+/** An absolute path with no shell metacharacters, no '..' and no '//' . */
+export const absolutePath = () =>
+  z
+    .string()
+    .min(2)
+    .max(255)
+    .regex(
+      /^(\/[a-zA-Z0-9_][a-zA-Z0-9_.+-]*)+$/,
+      "must be an absolute path of letters, digits, '_', '.', '+' and '-' (for example /etc/keepalived/keepalived.conf)",
+    )
+    .refine((p) => !p.split("/").includes(".."), "must not contain '..'");
+
+/** A Kubernetes object name (RFC 1123 subdomain, kept short enough for config identifiers). */
+export const objectName = () =>
+  z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, "must be a Kubernetes object name (lower-case letters, digits, '-' and '.')");
+
+/** A name that is written into a daemon config (failover peer name, Kea server name). */
+export const configIdentifier = () =>
+  z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be letters, digits, '_', '.' and '-' and start with a letter or digit");
+
+export const DURATION_RE = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;
+/** A Kubernetes-style duration such as "1s", "500ms" or "1m30s". */
+export const duration = () => z.string().max(32).regex(DURATION_RE, 'must be a duration such as "500ms", "1s" or "30s"');
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Milliseconds in a duration that already matched DURATION_RE. */
+export function durationToMs(d: string): number {
+  let total = 0;
+  for (const m of d.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
+  return Math.round(total);
+}
+
+export const secretRef = (what: string) =>
+  z
+    .object({ name: objectName().describe("Name of a Secret in the same namespace.") })
+    .describe(what);
+
+export const conditionSchema = z
+  .object({
+    type: z.string().max(316).describe("Type of the condition: Ready, Reconciling, Stalled, and kind-specific types."),
+    status: z.enum(["True", "False", "Unknown"]).describe("Status of the condition."),
+    observedGeneration: z.number().int().min(0).optional().describe("metadata.generation the condition was computed for."),
+    lastTransitionTime: z.string().describe("When the status last changed (RFC 3339)."),
+    reason: z.string().max(1024).describe("CamelCase machine-readable reason."),
+    message: z.string().max(32768).describe("Human-readable explanation, naming the field and the fix where relevant."),
+  })
+  .describe("A metav1.Condition.");
+export type Condition = z.infer<typeof conditionSchema>;
+
+export const commonStatusFields = {
+  observedGeneration: z.number().int().min(0).optional().describe("The metadata.generation the status was computed for."),
+  conditions: z.array(conditionSchema).optional().describe("Conditions in metav1.Condition shape (kstatus)."),
+};
+
+/**
+ * One cross-field rule, written once and enforced twice: as a CEL `x-kubernetes-validations`
+ * entry at admission, and as a zod refinement in `ddi-ha validate` (for users without a cluster
+ * and for the operator's own defence in depth).
+ */
+export interface CrossFieldRule<T> {
+  /** CEL expression evaluated with `self` bound to the object; absent where CEL cannot express the rule. */
+  cel?: string;
+  /** Shown to the user; names the field and the fix. */
+  message: string;
+  /** The field the error is reported on, relative to the object, e.g. ".secondary.host". */
+  fieldPath?: string;
+  /** The same rule in TypeScript; returns true when the object is valid. */
+  holds: (self: T) => boolean;
+}
+
+export function withCrossFieldRules<S extends z.ZodObject>(schema: S, rules: CrossFieldRule<z.output<S>>[]): S {
+  const refined = schema.superRefine((self, ctx) => {
+    for (const rule of rules) {
+      if (rule.holds(self as z.output<S>)) continue;
+      const path = rule.fieldPath ? rule.fieldPath.replace(/^\./, "").split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p)) : [];
+      ctx.addIssue({ code: "custom", message: rule.message, path });
+    }
+  });
+  return refined.meta({
+    "x-kubernetes-validations": rules.flatMap((r) => (r.cel === undefined ? [] : [{
+      rule: r.cel,
+      message: r.message,
+      ...(r.fieldPath ? { fieldPath: r.fieldPath } : {}),
+    }])),
+  }) as S;
+}
+
+/** Printer column shown by `kubectl get`. */
+export interface PrinterColumn {
+  name: string;
+  type: "string" | "integer" | "number" | "boolean" | "date";
+  jsonPath: string;
+  description: string;
+  priority?: number;
+}
+
+export const readyColumn: PrinterColumn = {
+  name: "Ready",
+  type: "string",
+  jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+  description: "Whether the hosts match the spec and observed health is good.",
+};
+export const reasonColumn: PrinterColumn = {
+  name: "Reason",
+  type: "string",
+  jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+  description: "Reason of the Ready condition.",
+  priority: 1,
+};
+export const ageColumn: PrinterColumn = {
+  name: "Age",
+  type: "date",
+  jsonPath: ".metadata.creationTimestamp",
+  description: "Time since the resource was created.",
+};
+
+/** Everything the CRD generator and the validator need to know about one kind. */
+export interface KindDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  description: string;
+  spec: z.ZodObject;
+  status: z.ZodObject;
+  printerColumns: PrinterColumn[];
+}

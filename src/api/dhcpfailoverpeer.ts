@@ -1,0 +1,189 @@
+import { z } from "zod";
+import {
+  type KindDefinition,
+  absolutePath,
+  ageColumn,
+  commonStatusFields,
+  configIdentifier,
+  duration,
+  durationToMs,
+  ipv4,
+  ipv4Cidr,
+  objectName,
+  readyColumn,
+  reasonColumn,
+  secretRef,
+  withCrossFieldRules,
+} from "./common.js";
+import { ipv4InCidr, ipv4ToNumber } from "../net/ipv4.js";
+
+const failoverSide = (role: "primary" | "secondary", defaultPort: number) =>
+  z
+    .object({
+      host: objectName().describe("Name of the DDIHost in the same namespace."),
+      address: ipv4().describe(`The ${role}'s IPv4 address the failover protocol uses (the partner's peer address).`),
+      port: z.number().int().min(1).max(65535).default(defaultPort).describe(`TCP port the ${role} listens on for failover; the partner's peer port.`),
+    })
+    .describe(`The ${role} dhcpd server.`);
+
+const HBA_RE = /^([0-9a-f]{2}:){31}[0-9a-f]{2}$/;
+
+const poolSchema = z.object({
+  range: z
+    .array(ipv4())
+    .length(2)
+    .describe("First and last address of the pool, e.g. [192.168.200.100, 192.168.200.254]."),
+  maxLeaseTime: duration().optional().describe("max-lease-time for the pool (whole seconds)."),
+});
+
+const subnetSchema = withCrossFieldRules(
+  z.object({
+    subnet: ipv4Cidr().describe("The subnet in CIDR form, e.g. 192.168.200.0/24."),
+    options: z
+      .object({
+        routers: z.array(ipv4()).max(8).optional().describe("option routers."),
+        domainNameServers: z.array(ipv4()).max(8).optional().describe("option domain-name-servers."),
+        domainName: z
+          .string()
+          .max(253)
+          .regex(/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/, "must be a DNS domain name")
+          .optional()
+          .describe("option domain-name."),
+        broadcastAddress: ipv4().optional().describe("option broadcast-address."),
+      })
+      .default({})
+      .describe("DHCP options for the subnet."),
+    pools: z.array(poolSchema).min(1).max(64).describe("Address pools served with failover; identical on both peers."),
+  }),
+  [
+    {
+      cel: "self.pools.all(p, cidr(self.subnet).containsIP(p.range[0]) && cidr(self.subnet).containsIP(p.range[1]))",
+      message: "spec.subnets[].pools[].range must be two addresses inside spec.subnets[].subnet",
+      fieldPath: ".pools",
+      holds: (s) => s.pools.every((p) => ipv4InCidr(p.range[0]!, s.subnet) && ipv4InCidr(p.range[1]!, s.subnet)),
+    },
+    {
+      // CEL has no ordering on IP addresses, so only `ddi-ha validate` and the operator check this.
+      message: "spec.subnets[].pools[].range must list the first address before the last",
+      fieldPath: ".pools",
+      holds: (s) => s.pools.every((p) => ipv4ToNumber(p.range[0]!) <= ipv4ToNumber(p.range[1]!)),
+    },
+  ],
+);
+
+export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
+  z
+    .object({
+      peerName: configIdentifier().optional().describe("The failover peer's name in dhcpd.conf. Defaults to metadata.name."),
+      primary: failoverSide("primary", 647),
+      secondary: failoverSide("secondary", 647),
+      maxResponseDelay: duration().default("60s").describe("max-response-delay (whole seconds), rendered on both sides."),
+      maxUnackedUpdates: z.number().int().min(1).max(65535).default(10).describe("max-unacked-updates, rendered on both sides."),
+      loadBalanceMaxSeconds: z
+        .number()
+        .int()
+        .min(0)
+        .max(255)
+        .default(3)
+        .describe("load balance max seconds, rendered on both sides (0 silently disables load balancing)."),
+      mclt: duration().default("1h").describe("Maximum Client Lead Time (whole seconds), rendered on the primary only."),
+      split: z.number().int().min(0).max(256).optional().describe("split 0-256 (primary only). Exactly one of split or hba."),
+      hba: z
+        .string()
+        .regex(HBA_RE, "must be 32 colon-separated lower-case hex bytes")
+        .optional()
+        .describe("hba bitmap, 32 colon-separated hex bytes (primary only). Exactly one of split or hba."),
+      omapi: z
+        .object({
+          port: z.number().int().min(1).max(65535).default(7911).describe("omapi-port on both peers."),
+          keySecretRef: secretRef("Secret holding the OMAPI HMAC-SHA256 key in `secret` (base64). Generated when unset.").optional(),
+        })
+        .default({ port: 7911 })
+        .describe("OMAPI control channel, used by the operator to read failover state."),
+      subnets: z.array(subnetSchema).min(1).max(256).describe("Subnets and pools served with failover, rendered identically on both peers."),
+      configPath: absolutePath().default("/etc/dhcp/dhcpd.conf").describe("Main dhcpd config; the operator adds one marked include line to it."),
+      deletionPolicy: z.enum(["Remove", "Retain"]).default("Remove").describe("Remove: delete the include file and line when deleted. Retain: leave them."),
+    })
+    .describe("An ISC dhcpd failover relationship between two DDIHosts."),
+  [
+    {
+      cel: "self.primary.host != self.secondary.host",
+      message: "spec.secondary.host must differ from spec.primary.host: failover needs two different DDIHosts",
+      fieldPath: ".secondary.host",
+      holds: (s) => s.primary.host !== s.secondary.host,
+    },
+    {
+      cel: "self.primary.address != self.secondary.address",
+      message: "spec.secondary.address must differ from spec.primary.address",
+      fieldPath: ".secondary.address",
+      holds: (s) => s.primary.address !== s.secondary.address,
+    },
+    {
+      cel: "has(self.split) != has(self.hba)",
+      message: "set exactly one of spec.split or spec.hba: dhcpd forbids both, and the primary needs one (split: 128 shares clients evenly)",
+      fieldPath: ".split",
+      holds: (s) => (s.split === undefined) !== (s.hba === undefined),
+    },
+    ...(["maxResponseDelay", "mclt"] as const).map((field) => ({
+      cel: `self.${field}.matches('^([0-9]+(h|m|s))+$') && duration(self.${field}) >= duration('1s')`,
+      message: `spec.${field} must be whole seconds, minutes or hours such as "30s" or "1h", at least 1s (dhcpd counts in seconds)`,
+      fieldPath: `.${field}`,
+      holds: (s: { [k in typeof field]: string }) => /^([0-9]+(h|m|s))+$/.test(s[field]) && durationToMs(s[field]) >= 1000,
+    })),
+  ],
+);
+export type DhcpFailoverPeerSpec = z.output<typeof dhcpFailoverPeerSpecSchema>;
+export type DhcpSubnetSpec = DhcpFailoverPeerSpec["subnets"][number];
+
+export const FAILOVER_STATES = [
+  "startup",
+  "normal",
+  "communications-interrupted",
+  "partner-down",
+  "potential-conflict",
+  "recover",
+  "paused",
+  "shutdown",
+  "recover-done",
+  "resolution-interrupted",
+  "conflict-done",
+  "recover-wait",
+  "unknown",
+] as const;
+
+export const dhcpFailoverPeerStatusSchema = z
+  .object({
+    ...commonStatusFields,
+    primaryState: z.string().optional().describe("The primary's own failover state."),
+    secondaryState: z.string().optional().describe("The secondary's own failover state."),
+    pools: z
+      .array(
+        z.object({
+          subnet: z.string().describe("Subnet."),
+          total: z.number().int().describe("Addresses in the pool."),
+          free: z.number().int().describe("Free addresses owned by the primary."),
+          backup: z.number().int().describe("Free addresses owned by the secondary."),
+        }),
+      )
+      .optional()
+      .describe("Pool balance."),
+  })
+  .describe("Observed state of the failover relationship.");
+export type DhcpFailoverPeerStatus = z.output<typeof dhcpFailoverPeerStatusSchema>;
+
+export const dhcpFailoverPeerKind: KindDefinition = {
+  kind: "DhcpFailoverPeer",
+  plural: "dhcpfailoverpeers",
+  singular: "dhcpfailoverpeer",
+  shortNames: ["dfp"],
+  description: "DhcpFailoverPeer is an ISC dhcpd failover relationship between two DDIHosts.",
+  spec: dhcpFailoverPeerSpecSchema,
+  status: dhcpFailoverPeerStatusSchema,
+  printerColumns: [
+    { name: "Primary", type: "string", jsonPath: ".status.primaryState", description: "Primary's failover state." },
+    { name: "Secondary", type: "string", jsonPath: ".status.secondaryState", description: "Secondary's failover state." },
+    readyColumn,
+    reasonColumn,
+    ageColumn,
+  ],
+};

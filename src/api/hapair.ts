@@ -1,0 +1,186 @@
+import { isIPv4, isIPv6 } from "node:net";
+import { z } from "zod";
+import {
+  type KindDefinition,
+  absolutePath,
+  ageColumn,
+  commonStatusFields,
+  duration,
+  durationToMs,
+  interfaceName,
+  ipAddress,
+  ipv4Cidr,
+  ipv6Cidr,
+  objectName,
+  readyColumn,
+  reasonColumn,
+  withCrossFieldRules,
+} from "./common.js";
+
+const haNode = (role: "primary" | "secondary", defaultPriority: number) =>
+  z
+    .object({
+      host: objectName().describe("Name of the DDIHost in the same namespace."),
+      interface: interfaceName().describe("Interface that carries the VIP, e.g. enp1s0 or br0."),
+      configPath: absolutePath()
+        .default("/etc/keepalived/keepalived.conf")
+        .describe("Main keepalived config file on this host. The operator owns its instances in a directory beside it."),
+      priority: z
+        .number()
+        .int()
+        .min(1)
+        .max(254)
+        .default(defaultPriority)
+        .describe("VRRP priority 1-254 (255 is reserved for the address owner). Keep about 50 between the nodes."),
+      address: ipAddress()
+        .optional()
+        .describe("This node's own address on the interface, used as unicast_src_ip in unicast mode. Defaults to the DDIHost address when that is an IP."),
+    })
+    .describe(`The ${role} node: the one that ${role === "primary" ? "holds the VIP under normal conditions" : "takes over the VIP when the primary fails"}.`);
+
+export const haPairSpecSchema = withCrossFieldRules(
+  z
+    .object({
+      primary: haNode("primary", 150),
+      secondary: haNode("secondary", 100),
+      virtualIP: ipv4Cidr().describe('The IPv4 virtual IP in CIDR form, e.g. "10.71.17.86/24", in the subnet of both hosts\' interfaces.'),
+      virtualIPv6: ipv6Cidr().optional().describe("Optional IPv6 virtual IP in CIDR form, served by its own VRRPv3 instance."),
+      virtualRouterID: z
+        .number()
+        .int()
+        .min(1)
+        .max(255)
+        .describe("VRRP virtual router ID 1-255, unique among the HAPairs whose VIPs share a subnet."),
+      services: z
+        .object({
+          dns: z.boolean().default(false).describe("Track the DNS server (named): the VIP leaves a node whose DNS server is down."),
+          dhcp: z
+            .enum(["None", "DHCPv4", "DHCPv6", "Both"])
+            .default("None")
+            .describe("Which DHCP servers are tracked for this VIP."),
+          dhcpv4ClientMode: z
+            .enum(["Unicast", "Multicast", "Broadcast"])
+            .default("Unicast")
+            .describe("How DHCPv4 clients reach the servers. Broadcast is refused: use a DhcpFailoverPeer instead."),
+          dhcpv4Server: z
+            .enum(["isc-dhcp-server", "kea-dhcp4"])
+            .default("isc-dhcp-server")
+            .describe("Which DHCPv4 daemon is tracked when dhcp covers DHCPv4."),
+          dhcpv6Server: z
+            .enum(["isc-dhcp-server6", "kea-dhcp6"])
+            .default("isc-dhcp-server6")
+            .describe("Which DHCPv6 daemon is tracked when dhcp covers DHCPv6."),
+        })
+        .describe("The services made highly available by this VIP. Each enabled service must run on both hosts."),
+      advertInterval: duration().default("1s").describe("VRRP advertisement interval; fractions of a second need virtualIPv6 absent or VRRPv3."),
+      preempt: z.boolean().default(true).describe("Whether the primary takes the VIP back when it recovers."),
+      preemptDelay: duration().optional().describe("With preempt, wait this long after startup before preempting."),
+      unicast: z.boolean().default(false).describe("Send VRRP adverts by unicast to the peer instead of multicast."),
+      authPass: z
+        .string()
+        .min(1)
+        .max(8)
+        .regex(/^[A-Za-z0-9_-]+$/, "must be 1-8 letters, digits, '_' or '-' (VRRPv2 truncates at 8)")
+        .optional()
+        .describe("Optional VRRPv2 PASS authentication (at most 8 characters; ignored by VRRPv3)."),
+      deletionPolicy: z
+        .enum(["Remove", "Retain"])
+        .default("Remove")
+        .describe("Remove: delete this pair's keepalived instance from the hosts when the resource is deleted. Retain: leave it."),
+    })
+    .describe("A keepalived VRRP virtual IP shared by two DDIHosts for DNS/DHCP."),
+  [
+    {
+      cel: "self.primary.host != self.secondary.host",
+      message: "spec.secondary.host must differ from spec.primary.host: a pair needs two different DDIHosts",
+      fieldPath: ".secondary.host",
+      holds: (s) => s.primary.host !== s.secondary.host,
+    },
+    {
+      cel: "!(self.services.dhcp in ['DHCPv4', 'Both'] && self.services.dhcpv4ClientMode == 'Broadcast')",
+      message:
+        "spec.services.dhcpv4ClientMode Broadcast cannot use a VIP: both servers hear the broadcast and leases conflict; use a DhcpFailoverPeer for DHCPv4, or set services.dhcp to None or DHCPv6",
+      fieldPath: ".services.dhcpv4ClientMode",
+      holds: (s) => !((s.services.dhcp === "DHCPv4" || s.services.dhcp === "Both") && s.services.dhcpv4ClientMode === "Broadcast"),
+    },
+    {
+      cel: "self.primary.priority != self.secondary.priority",
+      message: "spec.secondary.priority must differ from spec.primary.priority (keep about 50 between them, e.g. 150 and 100)",
+      fieldPath: ".secondary.priority",
+      holds: (s) => s.primary.priority !== s.secondary.priority,
+    },
+    {
+      cel: "isCIDR(self.virtualIP) && cidr(self.virtualIP).ip().family() == 4",
+      message: "spec.virtualIP must be an IPv4 address in CIDR form such as 10.71.17.86/24; put an IPv6 VIP in spec.virtualIPv6",
+      fieldPath: ".virtualIP",
+      holds: (s) => isIPv4Cidr(s.virtualIP),
+    },
+    {
+      cel: "!has(self.virtualIPv6) || (isCIDR(self.virtualIPv6) && cidr(self.virtualIPv6).ip().family() == 6)",
+      message: "spec.virtualIPv6 must be an IPv6 address in CIDR form such as fd00::86/64; put an IPv4 VIP in spec.virtualIP",
+      fieldPath: ".virtualIPv6",
+      holds: (s) => s.virtualIPv6 === undefined || isIPv6Cidr(s.virtualIPv6),
+    },
+    {
+      cel: "!has(self.preemptDelay) || self.preempt",
+      message: "spec.preemptDelay needs spec.preempt: true; remove preemptDelay or enable preempt",
+      fieldPath: ".preemptDelay",
+      holds: (s) => s.preemptDelay === undefined || s.preempt,
+    },
+    {
+      cel: "duration(self.advertInterval) >= duration('10ms') && duration(self.advertInterval) <= duration('255s')",
+      message: "spec.advertInterval must be between 10ms and 255s (VRRP's range)",
+      fieldPath: ".advertInterval",
+      holds: (s) => durationToMs(s.advertInterval) >= 10 && durationToMs(s.advertInterval) <= 255_000,
+    },
+  ],
+);
+export type HAPairSpec = z.output<typeof haPairSpecSchema>;
+export type HAPairNodeSpec = HAPairSpec["primary"];
+
+function isIPv6Cidr(value: string): boolean {
+  const [ip] = value.split("/");
+  return ip !== undefined && isIPv6(ip);
+}
+
+function isIPv4Cidr(value: string): boolean {
+  const [ip] = value.split("/");
+  return ip !== undefined && isIPv4(ip);
+}
+
+const nodeStatus = z.object({
+  host: z.string().describe("DDIHost name."),
+  role: z.enum(["primary", "secondary"]).describe("Role in the pair."),
+  vrrpState: z.enum(["MASTER", "BACKUP", "FAULT", "STOP", "INIT", "UNKNOWN"]).describe("VRRP state reported by keepalived."),
+  holdsVIP: z.boolean().describe("Whether the VIP is configured on the node's interface."),
+  servicesHealthy: z.boolean().describe("Whether every enabled service is active on the node."),
+});
+
+export const haPairStatusSchema = z
+  .object({
+    ...commonStatusFields,
+    activeNode: z.enum(["primary", "secondary", "none", "both"]).optional().describe("Which node holds the VIP; both means split brain."),
+    nodes: z.array(nodeStatus).optional().describe("Per-node observed state."),
+    failoverCount: z.number().int().min(0).optional().describe("Number of VIP moves observed."),
+    lastFailoverTime: z.string().optional().describe("When the VIP last moved (RFC 3339)."),
+  })
+  .describe("Observed state of the pair.");
+export type HAPairStatus = z.output<typeof haPairStatusSchema>;
+
+export const haPairKind: KindDefinition = {
+  kind: "HAPair",
+  plural: "hapairs",
+  singular: "hapair",
+  shortNames: ["hap"],
+  description: "HAPair is a keepalived VRRP virtual IP shared by two DDIHosts, tracking their DNS/DHCP services.",
+  spec: haPairSpecSchema,
+  status: haPairStatusSchema,
+  printerColumns: [
+    { name: "VIP", type: "string", jsonPath: ".spec.virtualIP", description: "Virtual IP." },
+    { name: "VRID", type: "integer", jsonPath: ".spec.virtualRouterID", description: "VRRP virtual router ID." },
+    { name: "Active", type: "string", jsonPath: ".status.activeNode", description: "Node holding the VIP." },
+    readyColumn,
+    reasonColumn,
+    ageColumn,
+  ],
+};
