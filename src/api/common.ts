@@ -89,11 +89,11 @@ export function durationToMs(d: string): number {
 
 export const secretRef = (what: string) =>
   z
-    .object({ name: objectName().describe("Name of a Secret in the same namespace.") })
+    .strictObject({ name: objectName().describe("Name of a Secret in the same namespace.") })
     .describe(what);
 
 export const conditionSchema = z
-  .object({
+  .strictObject({
     type: z.string().max(316).describe("Type of the condition: Ready, Reconciling, Stalled, and kind-specific types."),
     status: z.enum(["True", "False", "Unknown"]).describe("Status of the condition."),
     observedGeneration: z.number().int().min(0).optional().describe("metadata.generation the condition was computed for."),

@@ -17,7 +17,7 @@ export const HOST_KEY_RE =
 
 export const ddiHostSpecSchema = withCrossFieldRules(
   z
-    .object({
+    .strictObject({
       address: hostAddress().describe("IP address or DNS name the operator reaches the host at over SSH."),
       port: z.number().int().min(1).max(65535).default(22).describe("SSH port."),
       user: z
@@ -77,7 +77,7 @@ export const SERVICE_NAMES = [
 ] as const;
 
 export const ddiHostStatusSchema = z
-  .object({
+  .strictObject({
     ...commonStatusFields,
     hostKeyFingerprint: z.string().optional().describe("SHA256 fingerprint of the host key seen (SHA256:…)."),
     observedHostKey: z.string().optional().describe("The host key line recorded under TrustOnFirstUse."),
@@ -87,7 +87,7 @@ export const ddiHostStatusSchema = z
     ntpSynchronized: z.boolean().optional().describe("Whether the host reports its clock as NTP-synchronized."),
     services: z
       .array(
-        z.object({
+        z.strictObject({
           name: z.enum(SERVICE_NAMES).describe("Service name."),
           unit: z.string().describe("systemd unit."),
           installed: z.boolean().describe("Whether the unit exists."),
@@ -99,7 +99,7 @@ export const ddiHostStatusSchema = z
       .describe("DNS/DHCP services discovered on the host."),
     interfaces: z
       .array(
-        z.object({
+        z.strictObject({
           name: interfaceName().describe("Interface name."),
           addresses: z.array(z.string()).describe("Addresses in CIDR form."),
         }),

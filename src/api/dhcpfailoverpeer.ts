@@ -19,7 +19,7 @@ import { ipv4InCidr, ipv4ToNumber } from "../net/ipv4.js";
 
 const failoverSide = (role: "primary" | "secondary", defaultPort: number) =>
   z
-    .object({
+    .strictObject({
       host: objectName().describe("Name of the DDIHost in the same namespace."),
       address: ipv4().describe(`The ${role}'s IPv4 address the failover protocol uses (the partner's peer address).`),
       port: z.number().int().min(1).max(65535).default(defaultPort).describe(`TCP port the ${role} listens on for failover; the partner's peer port.`),
@@ -28,7 +28,7 @@ const failoverSide = (role: "primary" | "secondary", defaultPort: number) =>
 
 const HBA_RE = /^([0-9a-f]{2}:){31}[0-9a-f]{2}$/;
 
-const poolSchema = z.object({
+const poolSchema = z.strictObject({
   range: z
     .array(ipv4())
     .length(2)
@@ -37,10 +37,10 @@ const poolSchema = z.object({
 });
 
 const subnetSchema = withCrossFieldRules(
-  z.object({
+  z.strictObject({
     subnet: ipv4Cidr().describe("The subnet in CIDR form, e.g. 192.168.200.0/24."),
     options: z
-      .object({
+      .strictObject({
         routers: z.array(ipv4()).max(8).optional().describe("option routers."),
         domainNameServers: z.array(ipv4()).max(8).optional().describe("option domain-name-servers."),
         domainName: z
@@ -73,7 +73,7 @@ const subnetSchema = withCrossFieldRules(
 
 export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
   z
-    .object({
+    .strictObject({
       peerName: configIdentifier().optional().describe("The failover peer's name in dhcpd.conf. Defaults to metadata.name."),
       primary: failoverSide("primary", 647),
       secondary: failoverSide("secondary", 647),
@@ -94,7 +94,7 @@ export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
         .optional()
         .describe("hba bitmap, 32 colon-separated hex bytes (primary only). Exactly one of split or hba."),
       omapi: z
-        .object({
+        .strictObject({
           port: z.number().int().min(1).max(65535).default(7911).describe("omapi-port on both peers."),
           keySecretRef: secretRef("Secret holding the OMAPI HMAC-SHA256 key in `secret` (base64). Generated when unset.").optional(),
         })
@@ -152,13 +152,13 @@ export const FAILOVER_STATES = [
 ] as const;
 
 export const dhcpFailoverPeerStatusSchema = z
-  .object({
+  .strictObject({
     ...commonStatusFields,
     primaryState: z.string().optional().describe("The primary's own failover state."),
     secondaryState: z.string().optional().describe("The secondary's own failover state."),
     pools: z
       .array(
-        z.object({
+        z.strictObject({
           subnet: z.string().describe("Subnet."),
           total: z.number().int().describe("Addresses in the pool."),
           free: z.number().int().describe("Free addresses owned by the primary."),

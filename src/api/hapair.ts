@@ -19,7 +19,7 @@ import {
 
 const haNode = (role: "primary" | "secondary", defaultPriority: number) =>
   z
-    .object({
+    .strictObject({
       host: objectName().describe("Name of the DDIHost in the same namespace."),
       interface: interfaceName().describe("Interface that carries the VIP, e.g. enp1s0 or br0."),
       configPath: absolutePath()
@@ -40,7 +40,7 @@ const haNode = (role: "primary" | "secondary", defaultPriority: number) =>
 
 export const haPairSpecSchema = withCrossFieldRules(
   z
-    .object({
+    .strictObject({
       primary: haNode("primary", 150),
       secondary: haNode("secondary", 100),
       virtualIP: ipv4Cidr().describe('The IPv4 virtual IP in CIDR form, e.g. "10.71.17.86/24", in the subnet of both hosts\' interfaces.'),
@@ -52,7 +52,7 @@ export const haPairSpecSchema = withCrossFieldRules(
         .max(255)
         .describe("VRRP virtual router ID 1-255, unique among the HAPairs whose VIPs share a subnet."),
       services: z
-        .object({
+        .strictObject({
           dns: z.boolean().default(false).describe("Track the DNS server (named): the VIP leaves a node whose DNS server is down."),
           dhcp: z
             .enum(["None", "DHCPv4", "DHCPv6", "Both"])
@@ -148,7 +148,7 @@ function isIPv4Cidr(value: string): boolean {
   return ip !== undefined && isIPv4(ip);
 }
 
-const nodeStatus = z.object({
+const nodeStatus = z.strictObject({
   host: z.string().describe("DDIHost name."),
   role: z.enum(["primary", "secondary"]).describe("Role in the pair."),
   vrrpState: z.enum(["MASTER", "BACKUP", "FAULT", "STOP", "INIT", "UNKNOWN"]).describe("VRRP state reported by keepalived."),
@@ -157,7 +157,7 @@ const nodeStatus = z.object({
 });
 
 export const haPairStatusSchema = z
-  .object({
+  .strictObject({
     ...commonStatusFields,
     activeNode: z.enum(["primary", "secondary", "none", "both"]).optional().describe("Which node holds the VIP; both means split brain."),
     nodes: z.array(nodeStatus).optional().describe("Per-node observed state."),

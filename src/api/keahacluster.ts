@@ -23,7 +23,7 @@ export type KeaRole = (typeof KEA_ROLES)[number];
 /** Kea 2.2 refuses a hostname here at HA configuration time; `kea-dhcp4 -t` does not notice. */
 export const KEA_PEER_URL_RE = new RegExp(`^https?://(${IPV4_RE}|\\[[0-9a-fA-F:.]+\\]):[0-9]{1,5}/?$`);
 
-const peerSchema = z.object({
+const peerSchema = z.strictObject({
   name: configIdentifier().describe("The peer's name in the HA configuration; this peer's own this-server-name."),
   host: objectName().describe("Name of the DDIHost in the same namespace running this peer's kea-dhcp4."),
   role: z.enum(KEA_ROLES).describe("primary, secondary (load-balancing), standby (hot-standby) or backup."),
@@ -57,7 +57,7 @@ const UINT16_MS = 65_535;
 
 export const keaHAClusterSpecSchema = withCrossFieldRules(
   z
-    .object({
+    .strictObject({
       mode: z.enum(KEA_MODES).describe("HA mode: load-balancing, hot-standby or passive-backup."),
       peers: z
         .array(peerSchema)
@@ -172,12 +172,12 @@ export const KEA_STATES = [
 ] as const;
 
 export const keaHAClusterStatusSchema = z
-  .object({
+  .strictObject({
     ...commonStatusFields,
     health: z.enum(["OK", "Impaired", "Down"]).optional().describe("OK: all peers serving; Impaired: a peer unreachable or not serving; Down: all down."),
     peers: z
       .array(
-        z.object({
+        z.strictObject({
           name: z.string().describe("Peer name."),
           host: z.string().describe("DDIHost name."),
           role: z.string().describe("Role."),

@@ -1,0 +1,150 @@
+// Rules that need several objects at once. The API server validates one object at a time, so
+// these run in `ddi-ha validate` and in the operator, which reports them in status.
+import { isIP } from "node:net";
+import type { DDIHost, DDIResource } from "../api/index.js";
+import { parseIpv4Cidr } from "../net/ipv4.js";
+import { describeResource, type ManifestSet, objectKey, type ValidationProblem } from "./model.js";
+
+interface HostReference {
+  path: string;
+  hostName: string;
+}
+
+function hostReferences(r: DDIResource): HostReference[] {
+  switch (r.kind) {
+    case "HAPair":
+    case "DhcpFailoverPeer":
+      return [
+        { path: "spec.primary.host", hostName: r.spec.primary.host },
+        { path: "spec.secondary.host", hostName: r.spec.secondary.host },
+      ];
+    case "KeaHACluster":
+      return r.spec.peers.map((p, i) => ({ path: `spec.peers[${i}].host`, hostName: p.host }));
+    case "DDIHost":
+      return [];
+  }
+}
+
+/** The network of a VIP in a comparable form: `4:<network>/<prefix>` or `6:<network>/<prefix>`. */
+function vipNetwork(cidr: string): string {
+  const [ip, prefixText] = cidr.split("/");
+  const prefix = Number(prefixText);
+  if (isIP(ip!) === 4) return `4:${parseIpv4Cidr(cidr).network}/${prefix}`;
+  const bits = expandIPv6(ip!) >> BigInt(128 - prefix);
+  return `6:${bits.toString(16)}/${prefix}`;
+}
+
+function expandIPv6(ip: string): bigint {
+  const [head, tail] = ip.includes("::") ? ip.split("::") : [ip, undefined];
+  const headGroups = head ? head.split(":") : [];
+  const tailGroups = tail ? tail.split(":") : [];
+  const missing = 8 - headGroups.length - tailGroups.length;
+  const groups = [...headGroups, ...Array<string>(tail === undefined ? 0 : missing).fill("0"), ...tailGroups];
+  return groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || "0", 16)), 0n);
+}
+
+export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
+  const problems: ValidationProblem[] = [];
+  const all: DDIResource[] = [...set.haPairs, ...set.keaClusters, ...set.failoverPeers];
+  const error = (r: DDIResource, path: string, message: string, severity: "error" | "warning" = "error") =>
+    problems.push({ severity, resource: describeResource(r), source: set.sources.get(r), path, message });
+  const hostOf = (r: DDIResource, name: string): DDIHost | undefined => set.hosts.get(objectKey(r.metadata.namespace, name));
+
+  // Every reference names a DDIHost of the same namespace.
+  for (const r of all) {
+    for (const ref of hostReferences(r)) {
+      if (!hostOf(r, ref.hostName)) {
+        error(r, ref.path, `DDIHost "${ref.hostName}" not found in namespace "${r.metadata.namespace}": add a DDIHost named ${ref.hostName} or fix the name`);
+      }
+    }
+  }
+
+  // Two DDIHost objects for one machine would let one relationship use the same host twice.
+  for (const r of all) {
+    const byEndpoint = new Map<string, HostReference>();
+    for (const ref of hostReferences(r)) {
+      const host = hostOf(r, ref.hostName);
+      if (!host) continue;
+      const endpoint = `${host.spec.address}:${host.spec.port}`;
+      const earlier = byEndpoint.get(endpoint);
+      if (earlier && earlier.hostName !== ref.hostName) {
+        error(r, ref.path, `DDIHost "${ref.hostName}" and "${earlier.hostName}" are the same machine (${endpoint}): one relationship needs different hosts`);
+      }
+      byEndpoint.set(endpoint, ref);
+    }
+  }
+
+  // VRIDs must be unique among pairs whose VIPs share a subnet, or both pairs split-brain.
+  const pairsByVrid = new Map<string, DDIResource>();
+  const pairsByVip = new Map<string, DDIResource>();
+  for (const pair of set.haPairs) {
+    const vips = [pair.spec.virtualIP, ...(pair.spec.virtualIPv6 ? [pair.spec.virtualIPv6] : [])];
+    for (const vip of vips) {
+      const field = vip === pair.spec.virtualIP ? "spec.virtualIP" : "spec.virtualIPv6";
+      const key = `${vipNetwork(vip)}#${pair.spec.virtualRouterID}`;
+      const other = pairsByVrid.get(key);
+      if (other) {
+        error(pair, "spec.virtualRouterID", `VRID ${pair.spec.virtualRouterID} is already used by ${describeResource(other)} in the same subnet (${vip}): pick another virtualRouterID`);
+      } else pairsByVrid.set(key, pair);
+      const address = vip.split("/")[0]!;
+      const sameVip = pairsByVip.get(address);
+      if (sameVip) error(pair, field, `VIP ${address} is already used by ${describeResource(sameVip)}: a VIP belongs to one pair`);
+      else pairsByVip.set(address, pair);
+    }
+  }
+
+  // Unicast VRRP needs each node's own IP; a DNS name cannot go into unicast_src_ip.
+  for (const pair of set.haPairs) {
+    if (!pair.spec.unicast) continue;
+    for (const role of ["primary", "secondary"] as const) {
+      const node = pair.spec[role];
+      const host = hostOf(pair, node.host);
+      if (!node.address && host && isIP(host.spec.address) === 0) {
+        error(pair, `spec.${role}.address`, `unicast mode needs this node's IP, and DDIHost "${node.host}" has the DNS name ${host.spec.address}: set spec.${role}.address`);
+      }
+    }
+  }
+
+  // Kea 2.2 cannot resolve names in peer URLs; the default URL comes from the DDIHost address.
+  for (const cluster of set.keaClusters) {
+    const urls = new Map<string, string>();
+    cluster.spec.peers.forEach((peer, i) => {
+      const host = hostOf(cluster, peer.host);
+      if (!peer.url && host && isIP(host.spec.address) === 0) {
+        error(cluster, `spec.peers[${i}].url`, `DDIHost "${peer.host}" has the DNS name ${host.spec.address}, and Kea needs an IP literal in peer URLs: set spec.peers[${i}].url, e.g. http://<ip>:8000/`);
+      }
+      const url = peer.url ?? (host ? `http://${host.spec.address}:8000/` : undefined);
+      if (!url) return;
+      const other = urls.get(url);
+      if (other) error(cluster, `spec.peers[${i}].url`, `peer ${peer.name} has the same URL as peer ${other} (${url}): each peer needs its own Control Agent URL`);
+      else urls.set(url, peer.name);
+    });
+  }
+
+  // dhcpd has one OMAPI listener per server, so a host serves one failover relationship here.
+  const failoverByHost = new Map<string, DDIResource>();
+  for (const peer of set.failoverPeers) {
+    for (const ref of hostReferences(peer)) {
+      const key = objectKey(peer.metadata.namespace, ref.hostName);
+      const other = failoverByHost.get(key);
+      if (other && other !== peer) {
+        error(peer, ref.path, `DDIHost "${ref.hostName}" is already in ${describeResource(other)}: one host takes part in one DhcpFailoverPeer (dhcpd has one OMAPI port)`);
+      } else failoverByHost.set(key, peer);
+    }
+  }
+
+  // Missing Secrets are warnings here: in a cluster they may exist already.
+  for (const host of set.hosts.values()) {
+    const ref = host.spec.credentialsSecretRef.name;
+    if (!set.secrets.has(objectKey(host.metadata.namespace, ref))) {
+      problems.push({
+        severity: "warning",
+        resource: describeResource(host),
+        source: set.sources.get(host),
+        path: "spec.credentialsSecretRef.name",
+        message: `Secret "${ref}" is not in this manifest set; it must exist in namespace "${host.metadata.namespace}" before the host can be reached`,
+      });
+    }
+  }
+  return problems;
+}

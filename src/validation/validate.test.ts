@@ -1,0 +1,161 @@
+import { describe, expect, it } from "vitest";
+import type { ManifestDocument } from "../manifests/load.js";
+import { formatProblem, validateManifests } from "./validate.js";
+
+const ns = "lab";
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+function host(name: string, address: string, extra: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "ddi-ha.io/v1alpha1",
+    kind: "DDIHost",
+    metadata: { name, namespace: ns },
+    spec: { address, credentialsSecretRef: { name: "ssh" }, hostKey: KEY, ...extra },
+  };
+}
+const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: "ssh", namespace: ns }, stringData: { privateKey: "x" } };
+
+function haPair(spec: Record<string, unknown> = {}, name = "vip") {
+  return {
+    apiVersion: "ddi-ha.io/v1alpha1",
+    kind: "HAPair",
+    metadata: { name, namespace: ns },
+    spec: {
+      primary: { host: "a", interface: "eth0" },
+      secondary: { host: "b", interface: "eth0" },
+      virtualIP: "198.18.0.100/24",
+      virtualRouterID: 51,
+      services: { dns: true, dhcp: "None" },
+      ...spec,
+    },
+  };
+}
+
+function kea(spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "ddi-ha.io/v1alpha1",
+    kind: "KeaHACluster",
+    metadata: { name: "kea", namespace: ns },
+    spec: {
+      mode: "hot-standby",
+      peers: [
+        { name: "s1", host: "a", role: "primary" },
+        { name: "s2", host: "b", role: "standby" },
+      ],
+      ...spec,
+    },
+  };
+}
+
+function failover(spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "ddi-ha.io/v1alpha1",
+    kind: "DhcpFailoverPeer",
+    metadata: { name: "dhcp", namespace: ns },
+    spec: {
+      primary: { host: "a", address: "198.18.0.2" },
+      secondary: { host: "b", address: "198.18.0.3" },
+      split: 128,
+      subnets: [{ subnet: "198.18.0.0/24", pools: [{ range: ["198.18.0.100", "198.18.0.200"] }] }],
+      ...spec,
+    },
+  };
+}
+
+const hosts = [host("a", "198.18.0.2"), host("b", "198.18.0.3"), host("c", "198.18.0.4"), secret];
+
+function problemsOf(objects: object[]): string[] {
+  const docs: ManifestDocument[] = objects.map((object, i) => ({ source: `test#${i + 1}`, object: object as Record<string, unknown> }));
+  return validateManifests(docs).problems.filter((p) => p.severity === "error").map(formatProblem);
+}
+
+describe("validateManifests", () => {
+  it("accepts a valid set of every kind", () => {
+    expect(problemsOf([...hosts, haPair(), kea(), failover()])).toEqual([]);
+  });
+
+  it("fills in defaults from the schema", () => {
+    const docs = [...hosts, haPair()].map((object, i) => ({ source: `t#${i}`, object: object as Record<string, unknown> }));
+    const { set } = validateManifests(docs);
+    expect(set.haPairs[0]!.spec.primary.priority).toBe(150);
+    expect(set.haPairs[0]!.spec.secondary.priority).toBe(100);
+    expect(set.haPairs[0]!.spec.primary.configPath).toBe("/etc/keepalived/keepalived.conf");
+    expect(set.hosts.get("lab/a")!.spec.port).toBe(22);
+  });
+
+  // Each invalid spec is refused with a message that names the field and the fix.
+  const invalid: [string, object[], string][] = [
+    ["VRID out of range", [haPair({ virtualRouterID: 256 })], "spec.virtualRouterID"],
+    ["priority 255", [haPair({ primary: { host: "a", interface: "eth0", priority: 255 } })], "spec.primary.priority"],
+    ["VIP without prefix", [haPair({ virtualIP: "198.18.0.100" })], "spec.virtualIP: must be an IPv4 CIDR"],
+    ["IPv6 in virtualIP", [haPair({ virtualIP: "fd00::1/64" })], "spec.virtualIP"],
+    ["IPv4 in virtualIPv6", [haPair({ virtualIPv6: "198.18.0.9/24" })], "spec.virtualIPv6"],
+    ["primary = secondary", [haPair({ secondary: { host: "a", interface: "eth1" } })], "spec.secondary.host must differ from spec.primary.host"],
+    ["equal priorities", [haPair({ secondary: { host: "b", interface: "eth0", priority: 150 } })], "spec.secondary.priority must differ"],
+    ["DHCPv4 broadcast", [haPair({ services: { dhcp: "DHCPv4", dhcpv4ClientMode: "Broadcast" } })], "use a DhcpFailoverPeer"],
+    ["Both + broadcast", [haPair({ services: { dhcp: "Both", dhcpv4ClientMode: "Broadcast" } })], "use a DhcpFailoverPeer"],
+    ["shell in interface", [haPair({ primary: { host: "a", interface: "eth0;reboot" } })], "spec.primary.interface: must be a Linux interface name"],
+    ["path with spaces", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/keepalived/a b.conf" } })], "spec.primary.configPath: must be an absolute path"],
+    ["path with ..", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/../root/x" } })], "spec.primary.configPath: must not contain '..'"],
+    ["relative path", [haPair({ primary: { host: "a", interface: "eth0", configPath: "keepalived.conf" } })], "spec.primary.configPath"],
+    ["unknown field", [haPair({ virtualRouterId: 5 })], "unknown field(s) virtualRouterId"],
+    ["missing host", [haPair({ secondary: { host: "zz", interface: "eth0" } })], 'spec.secondary.host: DDIHost "zz" not found'],
+    ["bad duration", [haPair({ advertInterval: "1 second" })], "spec.advertInterval: must be a duration"],
+    ["advert too long", [haPair({ advertInterval: "300s" })], "spec.advertInterval must be between 10ms and 255s"],
+    ["preemptDelay without preempt", [haPair({ preempt: false, preemptDelay: "5s" })], "spec.preemptDelay needs spec.preempt: true"],
+    ["long auth_pass", [haPair({ authPass: "123456789" })], "spec.authPass"],
+    [
+      "VRID collision in one subnet",
+      [haPair({}, "one"), haPair({ virtualIP: "198.18.0.101/24", primary: { host: "c", interface: "eth0" } }, "two")],
+      "VRID 51 is already used by HAPair lab/one",
+    ],
+    ["same VIP twice", [haPair({}, "one"), haPair({ virtualRouterID: 52 }, "two")], "VIP 198.18.0.100 is already used"],
+    ["unicast with a DNS-named host", [host("d", "dns.example.org"), haPair({ unicast: true, secondary: { host: "d", interface: "eth0" } })], "spec.secondary.address: unicast mode needs this node's IP"],
+    ["two DDIHosts for one machine", [host("a2", "198.18.0.2"), haPair({ secondary: { host: "a2", interface: "eth0" } })], "are the same machine"],
+    ["hostKey missing under Pinned", [{ ...host("e", "198.18.0.9"), spec: { address: "198.18.0.9", credentialsSecretRef: { name: "ssh" } } }], "spec.hostKey is required when spec.hostKeyPolicy is Pinned"],
+    ["hostKey with shell", [host("e", "198.18.0.9", { hostKey: "ssh-ed25519 AAAA;reboot" })], "spec.hostKey: must be one OpenSSH public key line"],
+    ["non-root without sudo", [host("e", "198.18.0.9", { user: "ddi" })], "spec.sudo must be true when spec.user is not root"],
+    ["bad address", [host("e", "host;rm -rf /")], "spec.address: must be an IP address or a DNS name"],
+    ["port 0", [host("e", "198.18.0.9", { port: 0 })], "spec.port"],
+    ["Kea secondary in hot-standby", [kea({ peers: [{ name: "s1", host: "a", role: "primary" }, { name: "s2", host: "b", role: "secondary" }] })], "roles do not fit mode hot-standby"],
+    ["Kea two primaries", [kea({ mode: "load-balancing", peers: [{ name: "s1", host: "a", role: "primary" }, { name: "s2", host: "b", role: "primary" }] })], "roles do not fit mode load-balancing"],
+    ["Kea standby in passive-backup", [kea({ mode: "passive-backup" })], "roles do not fit mode passive-backup"],
+    ["Kea maxResponseDelay <= heartbeatDelay", [kea({ heartbeatDelay: "10s", maxResponseDelay: "10s" })], "spec.maxResponseDelay must be greater than spec.heartbeatDelay"],
+    ["Kea uint16 heartbeat", [kea({ heartbeatDelay: "70s", maxResponseDelay: "80s" })], "spec.heartbeatDelay must be at most 65535ms"],
+    ["Kea hostname URL", [kea({ peers: [{ name: "s1", host: "a", role: "primary", url: "http://kea1.example.org:8000/" }, { name: "s2", host: "b", role: "standby" }] })], "with an IP literal"],
+    ["Kea same host twice", [kea({ peers: [{ name: "s1", host: "a", role: "primary" }, { name: "s2", host: "a", role: "standby" }] })], "same DDIHost appears twice"],
+    ["Kea wait-backup-ack outside passive-backup", [kea({ waitBackupAck: true })], "spec.waitBackupAck is allowed only in mode passive-backup"],
+    ["Kea delayed-updates-limit outside load-balancing", [kea({ delayedUpdatesLimit: 5 })], "spec.delayedUpdatesLimit is allowed only in mode load-balancing"],
+    ["Kea mixed URL families", [kea({ peers: [{ name: "s1", host: "a", role: "primary", url: "http://[fd00::1]:8000/" }, { name: "s2", host: "b", role: "standby", url: "http://198.18.0.3:8000/" }] })], "one address family"],
+    ["Kea default URL from a DNS name", [host("d", "kea.example.org"), kea({ peers: [{ name: "s1", host: "a", role: "primary" }, { name: "s2", host: "d", role: "standby" }] })], "spec.peers[1].url: DDIHost \"d\" has the DNS name"],
+    ["dhcpd split and hba", [failover({ hba: "ff:".repeat(31) + "ff" })], "set exactly one of spec.split or spec.hba"],
+    ["dhcpd neither split nor hba", [failover({ split: undefined })], "set exactly one of spec.split or spec.hba"],
+    ["dhcpd split 257", [failover({ split: 257 })], "spec.split"],
+    ["dhcpd fractional mclt", [failover({ mclt: "1500ms" })], "spec.mclt must be whole seconds"],
+    ["dhcpd pool outside subnet", [failover({ subnets: [{ subnet: "198.18.0.0/24", pools: [{ range: ["198.18.1.1", "198.18.1.9"] }] }] })], "must be two addresses inside"],
+    ["dhcpd reversed pool", [failover({ subnets: [{ subnet: "198.18.0.0/24", pools: [{ range: ["198.18.0.9", "198.18.0.1"] }] }] })], "first address before the last"],
+    ["dhcpd IPv6 peer address", [failover({ primary: { host: "a", address: "fd00::2" } })], "spec.primary.address: must be an IPv4 address"],
+    ["dhcpd peer name with quotes", [failover({ peerName: 'x" ; evil' })], "spec.peerName"],
+    ["dhcpd primary = secondary", [failover({ secondary: { host: "a", address: "198.18.0.3" } })], "failover needs two different DDIHosts"],
+  ];
+
+  it.each(invalid)("refuses %s", (_name, objects, expected) => {
+    const problems = problemsOf([...hosts, ...objects]);
+    expect(problems.join("\n")).toContain(expected);
+  });
+
+  it("warns, without failing, when a referenced Secret is not in the set", () => {
+    const docs = [host("a", "198.18.0.2")].map((object) => ({ source: "t", object: object as Record<string, unknown> }));
+    const { problems } = validateManifests(docs);
+    expect(problems).toEqual([expect.objectContaining({ severity: "warning", path: "spec.credentialsSecretRef.name" })]);
+  });
+
+  it("refuses a resource defined twice", () => {
+    expect(problemsOf([...hosts, haPair(), haPair()]).join("\n")).toContain("defined twice");
+  });
+
+  it("refuses an unknown kind of our group and a wrong apiVersion", () => {
+    expect(problemsOf([{ apiVersion: "ddi-ha.io/v1alpha1", kind: "HAPairs", metadata: { name: "x" }, spec: {} }]).join()).toContain("unknown kind HAPairs");
+    expect(problemsOf([{ ...haPair(), apiVersion: "ddi-ha.io/v1" }]).join()).toContain("apiVersion must be ddi-ha.io/v1alpha1");
+  });
+});
