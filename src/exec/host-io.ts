@@ -2,7 +2,7 @@
 // implementation serves tests and `ddi-ha render --check`; the SSH implementation serves apply.
 import { mkdir, readFile, writeFile, chmod } from "node:fs/promises";
 import { dirname } from "node:path";
-import { type CommandRunner, localRunner } from "./runner.js";
+import { type CommandResult, type CommandRunner, localRunner } from "./runner.js";
 
 export interface HostIO extends CommandRunner {
   /** Contents of a file, or undefined when it does not exist. */
@@ -37,4 +37,29 @@ export interface CheckResult {
   problems: string[];
   /** Raw checker output, kept for logs and status messages. */
   output: string;
+}
+
+/** A running long-lived command (e.g. `ip -o monitor address`) whose stdout arrives line by line. */
+export interface CommandStream {
+  /** Ends the command (closes the channel / kills the process). */
+  stop(): Promise<void>;
+  /** Resolves when the command ends, for whatever reason. */
+  done: Promise<CommandResult>;
+}
+
+/** A local TCP port that forwards, through the host, to an address the host can reach. */
+export interface PortForward {
+  localPort: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Everything the engine does on one host. Over SSH it is one pooled connection; commands run as
+ * root (directly or through `sudo -n`), so the file methods see root's view of the host.
+ */
+export interface HostSession extends HostIO {
+  /** DDIHost name, for messages and metrics. */
+  readonly hostName: string;
+  stream(argv: readonly string[], onLine: (line: string) => void): Promise<CommandStream>;
+  forward(remoteHost: string, remotePort: number): Promise<PortForward>;
 }
