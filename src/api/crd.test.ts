@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { renderApiDoc } from "./api-doc.js";
 import { renderCrdFiles } from "./crd-files.js";
 
 const crdDir = join(import.meta.dirname, "..", "..", "crds");
@@ -25,6 +26,10 @@ describe("generated CRDs", () => {
 
   it.each(files.map((f) => [f.fileName, f.content]))("crds/%s is up to date (run `npm run generate`)", (fileName, content) => {
     expect(readFileSync(join(crdDir, fileName), "utf8")).toBe(content);
+  });
+
+  it("docs/api.md is up to date (run `npm run generate`)", () => {
+    expect(readFileSync(join(crdDir, "..", "docs", "api.md"), "utf8")).toBe(renderApiDoc());
   });
 
   it.each(files.map((f) => [f.fileName, parse(f.content)]))("%s describes every spec and status field", (_name, crd) => {
