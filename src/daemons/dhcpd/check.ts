@@ -87,11 +87,10 @@ export async function checkDhcpdFiles(files: RenderedFile[], io: HostIO, workDir
     candidate = staged.get(includes[0]!.path)!;
   }
 
-  const unstage = (text: string) => {
-    let out = text;
-    for (const [real, to] of staged) out = out.split(to).join(real);
-    return out;
-  };
+  // Staged paths mirror the real ones under this prefix, so dropping it restores them, even in
+  // the context lines where dhcpd cuts a long path short.
+  const stagingRoot = stagedPath(workDir, "/").replace(/\/$/, "");
+  const unstage = (text: string) => text.split(stagingRoot).join("");
   const argv = [DHCPD_BINARY, "-t", "-cf", candidate, "-lf", posix.join(workDir, "dhcpd.leases"), "-pf", posix.join(workDir, "dhcpd.pid")];
   const tool = `dhcpd -t -cf ${main?.path ?? includes[0]!.path} (staged in ${workDir}) + ddi-ha dhcpd failover lint`;
   const problems: string[] = [];
