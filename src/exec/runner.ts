@@ -39,6 +39,8 @@ export const localRunner: CommandRunner = {
         if (timer) clearTimeout(timer);
         resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
       });
+      // A command that exits without reading stdin (dhcpd -t) closes the pipe first: that EPIPE is not an error of the run.
+      child.stdin.on("error", () => {});
       child.stdin.end(options.stdin ?? "");
     });
   },
