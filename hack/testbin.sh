@@ -41,11 +41,11 @@ mkdir -p "$bin_dir"
 inputs_hash="$(cd "$module_dir" && cat go.mod go.sum cmd/etcd/main.go | sha256sum | cut -d' ' -f1)"
 
 print_paths() {
-  echo "DDI_HA_TESTBIN_DIR=$bin_dir"
-  echo "KUBE_APISERVER=$bin_dir/kube-apiserver"
-  echo "ETCD=$bin_dir/etcd"
-  echo "KUBECTL=$bin_dir/kubectl"
-  echo "K8S_VERSION=$version"
+  printf 'DDI_HA_TESTBIN_DIR=%q\n' "$bin_dir"
+  printf 'KUBE_APISERVER=%q\n' "$bin_dir/kube-apiserver"
+  printf 'ETCD=%q\n' "$bin_dir/etcd"
+  printf 'KUBECTL=%q\n' "$bin_dir/kubectl"
+  printf 'K8S_VERSION=%q\n' "$version"
 }
 
 up_to_date() {

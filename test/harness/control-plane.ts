@@ -69,7 +69,8 @@ export async function findTestBinaries(binDir = process.env.DDI_HA_TESTBIN_DIR):
         .split('\n')
         .map((line) => /^([A-Z0-9_]+)=(.*)$/.exec(line))
         .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => [m[1]!, m[2]!]),
+        // The script prints shell-quoted values (printf %q); undo the backslash escapes.
+        .map((m) => [m[1]!, m[2]!.replace(/\\(.)/g, '$1')]),
     );
   }
   const dir = vars.DDI_HA_TESTBIN_DIR;
