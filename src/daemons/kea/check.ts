@@ -18,8 +18,10 @@ export interface CheckKeaOptions {
 const basename = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 
 /** The lines of a Kea checker's output that say what is wrong. */
-function errorLines(result: CommandResult): string {
-  const lines = `${result.stdout}\n${result.stderr}`.split("\n").filter((l) => l.trim() !== "");
+function errorLines(result: CommandResult, candidate: string, livePath: string): string {
+  // Kea names the temp candidate; the user knows the file by its live path (line numbers agree).
+  const text = `${result.stdout}\n${result.stderr}`.split(candidate).join(`${livePath} (candidate)`);
+  const lines = text.split("\n").filter((l) => l.trim() !== "");
   const errors = lines.filter((l) => /\b(ERROR|FATAL)\b|[Ee]rror|failed/.test(l));
   return (errors.length > 0 ? errors : lines.slice(-3)).join("\n");
 }
@@ -52,7 +54,7 @@ export async function checkKeaFiles(files: RenderedFile[], io: HostIO, workDir: 
       tools.add("kea-dhcp4 -t").add("scratch kea-dhcp4 (unshare -n)").add("lint");
       await io.writeFile(candidate, file.content, file.mode);
       const syntax = await run(["kea-dhcp4", "-t", candidate]);
-      if (syntax.code !== 0) problems.push(`${file.path} on ${file.host}: kea-dhcp4 -t refused it:\n${errorLines(syntax)}`);
+      if (syntax.code !== 0) problems.push(`${file.path} on ${file.host}: kea-dhcp4 -t refused it:\n${errorLines(syntax, candidate, file.path)}`);
       let parsed: Record<string, unknown> | undefined;
       try {
         parsed = parseKeaConfigText(file.content, file.path);
@@ -74,7 +76,7 @@ export async function checkKeaFiles(files: RenderedFile[], io: HostIO, workDir: 
       tools.add("kea-ctrl-agent -t");
       await io.writeFile(candidate, file.content, file.mode);
       const result = await run(["kea-ctrl-agent", "-t", candidate]);
-      if (result.code !== 0) problems.push(`${file.path} on ${file.host}: kea-ctrl-agent -t refused it:\n${errorLines(result)}`);
+      if (result.code !== 0) problems.push(`${file.path} on ${file.host}: kea-ctrl-agent -t refused it:\n${errorLines(result, candidate, file.path)}`);
       try {
         const parsed = parseKeaConfigText(file.content, file.path);
         const agent = parsed["Control-agent"];

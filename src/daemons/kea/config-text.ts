@@ -84,15 +84,82 @@ export function parseKeaConfigText(text: string, source = "kea config"): Record<
   try {
     value = JSON.parse(json);
   } catch (err) {
-    const message = (err as Error).message;
-    const position = /position (\d+)/.exec(message);
-    const offset = position ? Number(position[1]) : json.length;
-    throw syntaxError(text, offset, `not valid JSON: ${message.replace(/ in JSON at position \d+.*$/, "")}`, source);
+    // V8's messages do not always carry a position; our own scan always does.
+    const found = locateJsonError(json);
+    throw syntaxError(text, found?.offset ?? json.length, `not valid JSON: ${found?.what ?? (err as Error).message}`, source);
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw syntaxError(text, 0, "a Kea config file must be one JSON object such as {\"Dhcp4\": {…}}", source);
   }
   return value as Record<string, unknown>;
+}
+
+/** The offset and nature of the first JSON syntax error, by a small recursive-descent scan. */
+function locateJsonError(json: string): { offset: number; what: string } | undefined {
+  let i = 0;
+  class Stop {
+    constructor(readonly offset: number, readonly what: string) {}
+  }
+  const ws = () => {
+    while (i < json.length && /\s/.test(json[i]!)) i++;
+  };
+  const describeHere = () => (i >= json.length ? "the end of the file" : `'${json[i]}'`);
+  const fail = (expected: string): never => {
+    throw new Stop(i, `expected ${expected}, found ${describeHere()}`);
+  };
+  const string = () => {
+    if (json[i] !== '"') fail("a string in double quotes");
+    i++;
+    while (i < json.length && json[i] !== '"') i += json[i] === "\\" ? 2 : 1;
+    if (i >= json.length) fail("a closing '\"'");
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const c = json[i];
+    if (c === "{") {
+      i++;
+      ws();
+      if (json[i] === "}") return void i++;
+      for (;;) {
+        ws();
+        string();
+        ws();
+        if (json[i] !== ":") fail("':' after the key");
+        i++;
+        value();
+        ws();
+        if (json[i] === ",") { i++; continue; }
+        if (json[i] === "}") return void i++;
+        fail("',' or '}'");
+      }
+    }
+    if (c === "[") {
+      i++;
+      ws();
+      if (json[i] === "]") return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (json[i] === ",") { i++; continue; }
+        if (json[i] === "]") return void i++;
+        fail("',' or ']'");
+      }
+    }
+    if (c === '"') return string();
+    const literal = /^(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?|true|false|null)/.exec(json.slice(i, i + 64));
+    if (!literal) fail("a value (string, number, object, array, true, false or null)");
+    i += literal![0].length;
+  };
+  try {
+    value();
+    ws();
+    if (i < json.length) fail("the end of the file after the top-level value");
+  } catch (err) {
+    if (err instanceof Stop) return { offset: err.offset, what: err.what };
+    throw err;
+  }
+  return undefined;
 }
 
 /** JSON with keys sorted at every level and 2-space indents: one spelling per config, so diffs mean changes. */

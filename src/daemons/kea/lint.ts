@@ -123,7 +123,7 @@ function lintRelationship(rel: unknown, at: string, problem: (at: string, text: 
 function lintPeerUrl(url: string, at: string, problem: (at: string, text: string) => void): void {
   // Read the host from the text itself: WHATWG URL would normalise "http://3232249889/" into an IP.
   const m = /^(https?):\/\/(\[[^\]]*\]|[^/:?#]*)(:[0-9]{1,5})?(\/.*)?$/.exec(url);
-  if (!m) return problem(at, `"${url}" is not an http:// or https:// URL: use http://<IP>:8000/`);
+  if (!m) return problem(at, `"${url}" is not an http:// or https:// URL with an IP literal: use http://<IP>:8000/, IPv6 in brackets (http://[fd00::1]:8000/)`);
   const host = m[2]!;
   const literal = host.startsWith("[") ? isIP(host.slice(1, -1)) === 6 : isIP(host) === 4;
   if (!literal) {
