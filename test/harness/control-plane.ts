@@ -97,6 +97,17 @@ export function readVersionFromGoMod(): string {
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const binaries = await findTestBinaries(opts.binDir);
+  // The free ports are picked before the binaries bind them; another process can win the race.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(binaries, opts);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startOnce(binaries: TestBinaries, opts: ControlPlaneOptions): Promise<ControlPlane> {
   const keepWorkDir = opts.keepWorkDir ?? process.env.DDI_HA_KEEP_CONTROL_PLANE === '1';
   const workDir = mkdtempSync(join(tmpdir(), 'ddi-ha-control-plane-'));
   const logDir = join(workDir, 'logs');
@@ -113,9 +124,20 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const killAll = (signal: NodeJS.Signals): void => {
     for (const child of children) child.signal(signal);
   };
-  const onExit = (): void => killAll('SIGKILL');
-  const onSignal = (signal: NodeJS.Signals): void => {
+  // Exit and signal handlers must be synchronous: kill, then remove what we can.
+  const abandon = (): void => {
     killAll('SIGKILL');
+    if (!keepWorkDir) {
+      try {
+        rmSync(workDir, { recursive: true, force: true });
+      } catch {
+        // A child may still be writing; a temp dir left behind is harmless.
+      }
+    }
+  };
+  const onExit = (): void => abandon();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    abandon();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     // Keep the default meaning of the signal unless someone else handles it.
@@ -179,7 +201,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       httpsOk(`${server}/readyz`, pki),
     );
   } catch (err) {
-    const tails = children.map((c) => `--- ${c.name} (${c.logPath}), last lines:\n${tailFile(c.logPath, 40)}`).join('\n');
+    const tails = [...children].reverse().map((c) => `--- ${c.name} (${c.logPath}), last lines:\n${tailFile(c.logPath, 40)}`).join('\n');
     // The logs are the only clue, so the work dir stays even if the caller asked for cleanup.
     stopped = true;
     for (const child of [...children].reverse()) await child.stop(5_000);
