@@ -76,6 +76,7 @@ for p in "${version_pkgs[@]}"; do
   ldflags+=" -X $p.gitVersion=$version -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 done
 
+rm -rf "$bin_dir"/.build.* # left by a build that was killed outright; we hold the lock
 tmp="$(mktemp -d "$bin_dir/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 pkgs=()
