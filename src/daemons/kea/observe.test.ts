@@ -4,7 +4,8 @@ import { type KeaPeerObservation, KEA_SERVING_STATES, aggregateKeaHealth, parseH
 
 // Captured from real Kea 2.2.0: two kea-dhcp4 + kea-ctrl-agent pairs in two network namespaces
 // joined by a veth on 198.18.77.0/24, load-balancing, heartbeat 1 s, max-response-delay 10 s,
-// max-unacked-clients 0; then server2's kea-dhcp4 was stopped. See ADR 0006.
+// max-unacked-clients 0; then server2's kea-dhcp4 was stopped. The backup's answer is from the
+// three-peer lab of ha-lab.test.ts, over kea-dhcp4's unix socket. See ADR 0006.
 const capture = (name: string) => readFileSync(new URL(`testdata/observe/kea-2.2.0-${name}.json`, import.meta.url), "utf8");
 
 describe("parseStatusGet on real Kea 2.2.0 answers (through the Control Agent)", () => {
@@ -65,9 +66,13 @@ describe("parseStatusGet on real Kea 2.2.0 answers (through the Control Agent)",
     expect(parseStatusGet(wrapped[0])).toEqual(parseStatusGet(capture("status-get-lb-primary")));
   });
 
-  it("a relationship without a remote (e.g. a backup server) has no remote", () => {
-    const r = parseStatusGet({ result: 0, arguments: { "high-availability": [{ "ha-mode": "load-balancing", "ha-servers": { local: { role: "backup", state: "backup", scopes: [] } } }] } });
-    expect(r.ok && r.relationships).toEqual([{ mode: "load-balancing", localRole: "backup", localState: "backup", scopes: [] }]);
+  it("a backup server, asked over its unix socket (unwrapped answer): no remote", () => {
+    expect(parseStatusGet(capture("unix-socket-status-get-backup"))).toEqual({
+      ok: true,
+      pid: 13764,
+      uptimeSeconds: 4,
+      relationships: [{ mode: "load-balancing", localRole: "backup", localState: "backup", scopes: [] }],
+    });
   });
 
   it.each([
