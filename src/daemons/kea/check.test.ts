@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { localHostSession } from "../../apply/local-session.js";
 import { localHostIO } from "../../exec/host-io.js";
 import { localRunner } from "../../exec/runner.js";
 import type { RenderedFile } from "../../render/types.js";
@@ -52,6 +53,27 @@ describe("checkKeaFiles on the example's rendered files (real Kea 2.2)", () => {
     expect(result.output).toContain("Configuration check successful");
     // The scratch run kept its socket and PID file in the work dir, not in the live server's /run/kea.
     expect(result.output).toContain(`unix domain socket bound to ${dir}/kea4-scratch-ctrl-socket`);
+  });
+});
+
+describe("checkKeaFiles over a HostSession stops the scratch server once the log decides", () => {
+  it("passes the example in well under the 3 s time limit", async () => {
+    const dir = await workDir();
+    const started = Date.now();
+    const result = await checkKeaFiles(filesOf("kea-server2"), localHostSession("kea-server2"), dir);
+    const ms = Date.now() - started;
+    expect(result.problems).toEqual([]);
+    expect(result.output).toContain("DHCP4_STARTED");
+    expect(ms).toBeLessThan(2500);
+    // Stopping the stream ended the scratch server too (timeout passes SIGTERM on), nothing lingers.
+    await new Promise((r) => setTimeout(r, 300));
+    const ps = await localRunner.run(["ps", "-eo", "args"]);
+    expect(ps.stdout.split("\n").filter((l) => l.includes(dir))).toEqual([]);
+  });
+
+  it("still fails a broken HA section with Kea's reason", async () => {
+    const result = await checkKeaFiles([editedDhcp4((ha) => (ha.mode = "hot-standby"))], localHostSession("kea-server1"), await workDir());
+    expect(result.problems).toContainEqual("/etc/kea/kea-dhcp4.conf on kea-server1: Kea's HA hook refused the config: secondary servers not allowed in the hot standby configuration");
   });
 });
 

@@ -1,12 +1,12 @@
 // Checks one host's candidate Kea files with Kea itself before they replace the live ones:
 // `kea-dhcp4 -t` and `kea-ctrl-agent -t` (syntax and most semantics), our lint (rules no Kea
 // check enforces), and the scratch server (the HA hook's own verdict, which `-t` skips on 2.2).
-import type { CheckResult, HostIO } from "../../exec/host-io.js";
+import type { CheckResult, HostIO, HostSession } from "../../exec/host-io.js";
 import type { CommandResult } from "../../exec/runner.js";
 import type { RenderedFile } from "../../render/types.js";
 import { isRecord, parseKeaConfigText } from "./config-text.js";
 import { lintKeaConfig } from "./lint.js";
-import { DEFAULT_SCRATCH_SECONDS, interpretScratchRun, scratchServerArgv, toScratchConfig } from "./scratch.js";
+import { DEFAULT_SCRATCH_SECONDS, SCRATCH_DECIDED_RE, interpretScratchRun, scratchServerArgv, toScratchConfig } from "./scratch.js";
 
 export interface CheckKeaOptions {
   /** How long the scratch server may run before it is stopped (a good run lasts exactly this long). */
@@ -30,6 +30,30 @@ function transcript(argv: readonly string[], result: CommandResult): string {
   return `$ ${argv.join(" ")}\n${result.stdout}${result.stderr}(exit ${result.code})\n`;
 }
 
+function canStream(io: HostIO): io is HostIO & Pick<HostSession, "stream"> {
+  return typeof (io as Partial<HostSession>).stream === "function";
+}
+
+/**
+ * Runs the scratch server. Over a HostSession it is stopped as soon as its log decides the
+ * verdict (a good run takes milliseconds, not the whole time limit); `timeout` still bounds it
+ * if the channel goes away. A plain HostIO waits for `timeout` to end it.
+ */
+async function runScratch(io: HostIO, argv: string[], seconds: number): Promise<CommandResult> {
+  const limitMs = (seconds + 10) * 1000;
+  if (!canStream(io)) return io.run(argv, { timeoutMs: limitMs });
+  let decide = () => {};
+  const decided = new Promise<void>((resolve) => (decide = resolve));
+  const stream = await io.stream(argv, (line) => {
+    if (SCRATCH_DECIDED_RE.test(line)) decide();
+  });
+  const limit = setTimeout(decide, limitMs);
+  await Promise.race([decided, stream.done]);
+  clearTimeout(limit);
+  await stream.stop();
+  return stream.done;
+}
+
 /**
  * Runs every check on one host's Kea files (the kea-dhcp4 and kea-ctrl-agent configs of one
  * peer). Candidates are written into `workDir` (a private temp dir on that host), never over the
@@ -40,8 +64,8 @@ export async function checkKeaFiles(files: RenderedFile[], io: HostIO, workDir: 
   const problems: string[] = [];
   const tools = new Set<string>();
   let output = "";
-  const run = async (argv: string[], timeoutMs?: number) => {
-    const result = await io.run(argv, timeoutMs === undefined ? {} : { timeoutMs });
+  const run = async (argv: string[]) => {
+    const result = await io.run(argv);
     output += transcript(argv, result);
     return result;
   };
@@ -69,7 +93,9 @@ export async function checkKeaFiles(files: RenderedFile[], io: HostIO, workDir: 
       if (syntax.code !== 0) continue;
       const scratchPath = `${workDir}/${index}-scratch-${basename(file.path)}`;
       await io.writeFile(scratchPath, `${JSON.stringify(toScratchConfig(parsed, workDir), null, 2)}\n`, 0o600);
-      const scratch = await run(scratchServerArgv(scratchPath, workDir, seconds), (seconds + 10) * 1000);
+      const argv = scratchServerArgv(scratchPath, workDir, seconds);
+      const scratch = await runScratch(io, argv, seconds);
+      output += transcript(argv, scratch);
       const verdict = interpretScratchRun(scratch, seconds);
       if (!verdict.ok) problems.push(`${file.path} on ${file.host}: ${verdict.problem}`);
     } else if (file.check.kind === "kea-ctrl-agent") {

@@ -70,6 +70,9 @@ export function scratchServerArgv(scratchPath: string, workDir: string, seconds 
   ];
 }
 
+/** A log line after which the verdict cannot change: the server started, or refused the config. */
+export const SCRATCH_DECIDED_RE = /\b(DHCP4_STARTED|HA_CONFIGURATION_FAILED|DHCP4_INIT_FAIL|DHCP4_CONFIG_LOAD_FAIL)\b/;
+
 export type ScratchVerdict = { ok: true } | { ok: false; problem: string };
 
 /** Kea log lines look like `2026-… ERROR [kea-dhcp4.ha-hooks/123.456] HA_CONFIGURATION_FAILED text`. */
