@@ -25,8 +25,8 @@ export type Dhcp4Settings = Record<string, unknown>;
 
 export interface RenderKeaOptions {
   /**
-   * The Dhcp4 object every peer starts from under PrimaryIsSourceOfTruth: at apply time the
-   * primary's on-host config, offline spec.dhcp4. Defaults to spec.dhcp4, then a minimal config.
+   * The Dhcp4 object every peer starts from under PrimaryIsSourceOfTruth. The engine passes the
+   * primary's on-host config when spec.dhcp4 is unset. Defaults to spec.dhcp4, then a minimal config.
    */
   baseDhcp4?: Dhcp4Settings;
   /** Under HAOnly: each host's current Dhcp4 object, by DDIHost name; only the HA parts are changed. */
