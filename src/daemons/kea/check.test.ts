@@ -1,5 +1,6 @@
 // Runs the REAL kea-dhcp4 and kea-ctrl-agent (Debian bookworm's 2.2.0 here): `-t`, and the
 // scratch server in a private network namespace (needs root for unshare -n, as in CI).
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,6 +54,20 @@ describe("checkKeaFiles on the example's rendered files (real Kea 2.2)", () => {
     expect(result.output).toContain("Configuration check successful");
     // The scratch run kept its socket and PID file in the work dir, not in the live server's /run/kea.
     expect(result.output).toContain(`unix domain socket bound to ${dir}/kea4-scratch-ctrl-socket`);
+  });
+});
+
+describe("Micetro's model with a real primary config as the base", () => {
+  it("Debian's shipped kea-dhcp4.conf (comments, classes, reservations) on the primary renders into configs every check accepts", async () => {
+    const text = readFileSync(new URL("testdata/debian-bookworm-kea-dhcp4.conf", import.meta.url), "utf8");
+    const base = (parseKeaConfigText(text, "kea-server1:/etc/kea/kea-dhcp4.conf") as Json).Dhcp4;
+    const rendered = renderKeaCluster(cluster, hosts, { baseDhcp4: base }).filter((f) => f.host === "kea-server3");
+    const dhcp4 = (parseKeaConfigText(rendered[0]!.content) as Json).Dhcp4;
+    expect(dhcp4["client-classes"][0].name).toBe("voip");
+    expect(dhcp4.subnet4[0].reservations).toHaveLength(6);
+    const result = await checkKeaFiles(rendered, localHostSession("kea-server3"), await workDir());
+    expect(result.problems).toEqual([]);
+    expect(result.output).toContain("HA_CONFIGURATION_SUCCESSFUL");
   });
 });
 
