@@ -14,8 +14,11 @@ function toStructural(node: JsonSchema): JsonSchema {
       case "propertyNames":
         continue; // not part of the Kubernetes OpenAPI subset
       case "additionalProperties":
-        // zod emits `additionalProperties: {}` for records and `false` for strict objects;
-        // a structural schema wants neither beside `properties`.
+        // zod emits `false` for strict objects (not allowed beside `properties`) and `{}` for
+        // records, which become maps of arbitrary values that CEL can still iterate.
+        if (value !== false && node.properties === undefined) {
+          out.additionalProperties = Object.keys(value as object).length === 0 ? { "x-kubernetes-preserve-unknown-fields": true } : toStructural(value as JsonSchema);
+        }
         continue;
       case "properties":
         out.properties = Object.fromEntries(
@@ -29,7 +32,11 @@ function toStructural(node: JsonSchema): JsonSchema {
         out[key] = value;
     }
   }
-  if (out.type === "object" && out.properties === undefined && out["x-kubernetes-preserve-unknown-fields"] === undefined) {
+  // A node of any type (z.unknown()) keeps whatever the user wrote.
+  if (out.type === undefined && out.anyOf === undefined && out["x-kubernetes-preserve-unknown-fields"] === undefined) {
+    out["x-kubernetes-preserve-unknown-fields"] = true;
+  }
+  if (out.type === "object" && out.properties === undefined && out.additionalProperties === undefined && out["x-kubernetes-preserve-unknown-fields"] === undefined) {
     out["x-kubernetes-preserve-unknown-fields"] = true;
   }
   return out;

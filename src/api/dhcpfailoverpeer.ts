@@ -26,15 +26,23 @@ const failoverSide = (role: "primary" | "secondary", defaultPort: number) =>
     })
     .describe(`The ${role} dhcpd server.`);
 
+const WHOLE_SECONDS_RE = /^([0-9]+(h|m|s))+$/;
 const HBA_RE = /^([0-9a-f]{2}:){31}[0-9a-f]{2}$/;
 
-const poolSchema = z.strictObject({
+const poolSchema = withCrossFieldRules(z.strictObject({
   range: z
     .array(ipv4())
     .length(2)
     .describe("First and last address of the pool, e.g. [192.168.200.100, 192.168.200.254]."),
-  maxLeaseTime: duration().optional().describe("max-lease-time for the pool (whole seconds)."),
-});
+  maxLeaseTime: duration().optional().describe("max-lease-time for the pool (whole seconds, minutes or hours)."),
+}), [
+  {
+    cel: "!has(self.maxLeaseTime) || self.maxLeaseTime.matches('^([0-9]+(h|m|s))+$')",
+    message: 'spec.subnets[].pools[].maxLeaseTime must be whole seconds, minutes or hours such as "1800s" or "30m" (dhcpd counts in seconds)',
+    fieldPath: ".maxLeaseTime",
+    holds: (p) => p.maxLeaseTime === undefined || WHOLE_SECONDS_RE.test(p.maxLeaseTime),
+  },
+]);
 
 const subnetSchema = withCrossFieldRules(
   z.strictObject({
@@ -119,6 +127,18 @@ export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
       holds: (s) => s.primary.address !== s.secondary.address,
     },
     {
+      cel: "self.omapi.port != self.primary.port && self.omapi.port != self.secondary.port",
+      message: "spec.omapi.port must differ from the failover ports spec.primary.port and spec.secondary.port",
+      fieldPath: ".omapi.port",
+      holds: (s) => s.omapi.port !== s.primary.port && s.omapi.port !== s.secondary.port,
+    },
+    {
+      cel: "self.subnets.all(s, self.subnets.filter(t, t.subnet == s.subnet).size() == 1)",
+      message: "spec.subnets must not list the same subnet twice: merge their pools into one entry",
+      fieldPath: ".subnets",
+      holds: (s) => new Set(s.subnets.map((n) => n.subnet)).size === s.subnets.length,
+    },
+    {
       cel: "has(self.split) != has(self.hba)",
       message: "set exactly one of spec.split or spec.hba: dhcpd forbids both, and the primary needs one (split: 128 shares clients evenly)",
       fieldPath: ".split",
@@ -128,7 +148,7 @@ export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
       cel: `self.${field}.matches('^([0-9]+(h|m|s))+$') && duration(self.${field}) >= duration('1s')`,
       message: `spec.${field} must be whole seconds, minutes or hours such as "30s" or "1h", at least 1s (dhcpd counts in seconds)`,
       fieldPath: `.${field}`,
-      holds: (s: { [k in typeof field]: string }) => /^([0-9]+(h|m|s))+$/.test(s[field]) && durationToMs(s[field]) >= 1000,
+      holds: (s: { [k in typeof field]: string }) => WHOLE_SECONDS_RE.test(s[field]) && durationToMs(s[field]) >= 1000,
     })),
   ],
 );

@@ -104,10 +104,10 @@ export const haPairSpecSchema = withCrossFieldRules(
       holds: (s) => !((s.services.dhcp === "DHCPv4" || s.services.dhcp === "Both") && s.services.dhcpv4ClientMode === "Broadcast"),
     },
     {
-      cel: "self.primary.priority != self.secondary.priority",
-      message: "spec.secondary.priority must differ from spec.primary.priority (keep about 50 between them, e.g. 150 and 100)",
+      cel: "self.primary.priority > self.secondary.priority",
+      message: "spec.primary.priority must be greater than spec.secondary.priority: the primary holds the VIP normally (keep about 50 between them, e.g. 150 and 100)",
       fieldPath: ".secondary.priority",
-      holds: (s) => s.primary.priority !== s.secondary.priority,
+      holds: (s) => s.primary.priority > s.secondary.priority,
     },
     {
       cel: "isCIDR(self.virtualIP) && cidr(self.virtualIP).ip().family() == 4",

@@ -55,6 +55,12 @@ export function rolesFitMode(mode: KeaMode, peers: KeaPeerSpec[]): boolean {
 
 const UINT16_MS = 65_535;
 
+/** Any JSON object, kept as written (the API server prunes nothing inside it). */
+const anyObject = () => z.object({}).meta({ "x-kubernetes-preserve-unknown-fields": true });
+
+/** Dhcp4 keys the operator owns; a spec that set them could load arbitrary code as root. */
+export const OPERATOR_MANAGED_DHCP4_KEYS = ["hooks-libraries", "control-socket", "interfaces-config"] as const;
+
 export const keaHAClusterSpecSchema = withCrossFieldRules(
   z
     .strictObject({
@@ -83,10 +89,25 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
         .describe("PrimaryIsSourceOfTruth: the primary's DHCP config is copied to the other peers with their own this-server-name. HAOnly: only the HA hook section is managed."),
       configPath: absolutePath().default("/etc/kea/kea-dhcp4.conf").describe("kea-dhcp4 config file on every peer."),
       controlAgentConfigPath: absolutePath().default("/etc/kea/kea-ctrl-agent.conf").describe("kea-ctrl-agent config file on every peer."),
-      dhcp4: z
-        .record(z.string(), z.unknown())
-        .optional()
+      dhcp4: withCrossFieldRules(
+        z.looseObject({
+          // Declared only so that CEL can see them (and refuse them); typed loosely on purpose.
+          "hooks-libraries": z.array(anyObject()).optional().describe("Managed by the operator; must not be set here."),
+          "control-socket": anyObject().optional().describe("Managed by the operator; must not be set here."),
+          "interfaces-config": anyObject().optional().describe("Managed by the operator (spec.peers[].interface); must not be set here."),
+        }),
+        [
+          {
+            // CEL names a property with dashes as __dash__.
+            cel: "!has(self.hooks__dash__libraries) && !has(self.control__dash__socket) && !has(self.interfaces__dash__config)",
+            message:
+              "spec.dhcp4 must not set hooks-libraries, control-socket or interfaces-config: the operator manages them (use spec.peers[].interface for the listening interface)",
+            holds: (d) => !OPERATOR_MANAGED_DHCP4_KEYS.some((k) => d[k] !== undefined),
+          },
+        ],
+      )
         .meta({ "x-kubernetes-preserve-unknown-fields": true })
+        .optional()
         .describe(
           "Optional Dhcp4 settings (subnet4, option-data, valid-lifetime…) applied to every peer. hooks-libraries, control-socket and interfaces-config are managed by the operator.",
         ),
@@ -116,6 +137,12 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
       message: "spec.peers must each use a different host: the same DDIHost appears twice in one relationship",
       fieldPath: ".peers",
       holds: (s) => new Set(s.peers.map((p) => p.host)).size === s.peers.length,
+    },
+    {
+      cel: "duration(self.heartbeatDelay) >= duration('100ms')",
+      message: "spec.heartbeatDelay must be at least 100ms",
+      fieldPath: ".heartbeatDelay",
+      holds: (s) => durationToMs(s.heartbeatDelay) >= 100,
     },
     {
       cel: "duration(self.maxResponseDelay) > duration(self.heartbeatDelay)",
