@@ -1,0 +1,54 @@
+// `ddi-ha`: the operator's engine without Kubernetes. validate and render need no I/O beyond
+// reading manifests and writing the output directory.
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { runApply, runRender, runValidate } from "./commands.js";
+
+const program = new Command()
+  .name("ddi-ha")
+  .description("Declarative HA for DNS/DHCP servers: keepalived VIPs, ISC dhcpd failover and Kea HA.")
+  .exitOverride()
+  .showHelpAfterError();
+
+const files = (value: string, previous: string[] = []) => [...previous, value];
+
+program
+  .command("validate")
+  .description("Validate manifests (files or directories, multi-document YAML) and print every problem.")
+  .requiredOption("-f, --filename <path>", "file or directory; repeatable", files)
+  .action(async (opts: { filename: string[] }) => {
+    process.exitCode = await runValidate(opts.filename, process.stdout, process.stderr);
+  });
+
+program
+  .command("render")
+  .description("Write every file the operator would put on each host to OUTDIR/<DDIHost name>/<path on the host>.")
+  .requiredOption("-f, --filename <path>", "file or directory; repeatable", files)
+  .requiredOption("-o, --output <dir>", "output directory")
+  .action(async (opts: { filename: string[]; output: string }) => {
+    process.exitCode = await runRender(opts.filename, opts.output, process.stdout, process.stderr);
+  });
+
+const outputFormat = (value: string) => {
+  if (!["table", "json", "yaml"].includes(value)) throw new InvalidArgumentError("expected table, json or yaml");
+  return value as "table" | "json" | "yaml";
+};
+
+program
+  .command("apply")
+  .description("Apply manifests to their hosts over SSH, without Kubernetes: stage, check, swap, reload, verify, roll back.")
+  .requiredOption("-f, --filename <path>", "file or directory with the resources and their Secrets; repeatable", files)
+  .option("-o, --output <format>", "table, json or yaml", outputFormat, "table")
+  .option("--known-hosts <file>", "where TrustOnFirstUse host keys are pinned", undefined)
+  .action(async (opts: { filename: string[]; output: "table" | "json" | "yaml"; knownHosts?: string }) => {
+    process.exitCode = await runApply(opts.filename, process.stdout, process.stderr, opts);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exitCode = err.exitCode;
+  else {
+    process.stderr.write(`ddi-ha: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
