@@ -38,9 +38,10 @@ for arg in "$@"; do
 done
 
 RECIPE="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lab-image/recipe.sh"
-# shellcheck source=lab-image/recipe.sh
+# shellcheck source-path=SCRIPTDIR source=lab-image/recipe.sh
 . "$RECIPE"
 HASH="$( { cat "$RECIPE"; printf '%s\n' "$SUITE"; } | sha256sum | cut -c1-16)"
+# shellcheck disable=SC2034 # read by configure_rootfs in recipe.sh
 RECIPE_HASH="$HASH"
 TAG="$IMAGE_REPO:$HASH"
 
@@ -124,5 +125,6 @@ docker tag "$TAG" "$IMAGE_REPO:latest"
 # and keep only the two newest rootfs tarballs (switching between two branches stays cheap).
 docker image ls --format '{{.Repository}}:{{.Tag}}' "$IMAGE_REPO" |
   grep -v -e ":$HASH\$" -e ':latest$' | xargs -r docker image rm >/dev/null 2>&1 || true
+# shellcheck disable=SC2012 # the names are <hex>.tar
 ls -t "$CACHE_DIR"/images/*.tar 2>/dev/null | tail -n +3 | xargs -r rm -f
 echo "$TAG"
