@@ -115,7 +115,7 @@ describe.skipIf(!isRoot)("rendered Kea HA configs on three real kea-dhcp4 + kea-
       const peerDir = join(dir, `peer${i}`);
       const own = files.filter((f) => f.host === p.host);
       // The same check apply runs, on the same files.
-      const verdict = await checkKeaFiles(own, localHostIO, await mkdtemp(join(tmpdir(), "kea-lab-check-")));
+      const verdict = await checkKeaFiles(own, localHostIO, await mkdtemp(join(dir, `check${i}-`)));
       expect(verdict.problems).toEqual([]);
       const dhcp4Path = join(peerDir, "kea-dhcp4.conf");
       const agentPath = join(peerDir, "kea-ctrl-agent.conf");
