@@ -123,7 +123,12 @@ describe("renderDhcpFailover options", () => {
   it.each([
     ["a missing primary DDIHost", () => renderDhcpFailover(failoverPeer(), new Map([["dhcp-b", labHosts().get("dhcp-b")!]]), key), 'DhcpFailoverPeer lab/lab-failover: spec.primary.host refers to DDIHost "dhcp-a", which does not exist in namespace lab'],
     ["a missing secondary DDIHost", () => renderDhcpFailover(failoverPeer(), new Map([["dhcp-a", labHosts().get("dhcp-a")!]]), key), "spec.secondary.host refers to DDIHost \"dhcp-b\""],
-    ["a fractional pool lease time", () => renderDhcpFailover(failoverPeer({ subnets: [{ subnet: "198.18.0.0/24", pools: [{ range: ["198.18.0.100", "198.18.0.110"], maxLeaseTime: "1500ms" }] }] }), labHosts(), key), "spec.subnets[0].pools[0].maxLeaseTime is \"1500ms\": dhcpd counts whole seconds"],
+    // The schema refuses this at admission; the renderer refuses it again should a spec slip past.
+    ["a fractional pool lease time", () => {
+      const peer = failoverPeer();
+      peer.spec.subnets[0]!.pools[0]!.maxLeaseTime = "1500ms";
+      return renderDhcpFailover(peer, labHosts(), key);
+    }, "spec.subnets[0].pools[0].maxLeaseTime is \"1500ms\": dhcpd counts whole seconds"],
     ["a secret that is not base64", () => renderDhcpFailover(failoverPeer(), labHosts(), { ...key, secret: 'abc"; evil' }), "the secret must be base64"],
     ["a key name with a quote", () => renderDhcpFailover(failoverPeer(), labHosts(), { ...key, name: 'k"x' }), "OMAPI key name"],
   ])("refuses %s with a message naming the field", (_label, render, message) => {
