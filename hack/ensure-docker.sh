@@ -54,7 +54,8 @@ else
   else
     log "starting dockerd in the background (log: $LOG_FILE)"
     # setsid: the engine must outlive the shell (and the test run) that started it.
-    as_root setsid nohup dockerd >>"$LOG_FILE" 2>&1 </dev/null &
+    # 9>&-: the engine must not inherit (and hold forever) the lock.
+    as_root setsid nohup dockerd >>"$LOG_FILE" 2>&1 </dev/null 9>&- &
   fi
 fi
 
