@@ -1,0 +1,69 @@
+// Live observation of hosts and relationships: thin I/O over HostSession, parsing in pure
+// functions (here and in the daemon modules). See docs/adr/0009-observation-and-status.md.
+export {
+  type ClockSample,
+  type HostFacts,
+  type InterfaceFact,
+  type ObserveHostFactsOptions,
+  SERVICE_UNIT_CANDIDATES,
+  type ServiceFact,
+  type ServiceName,
+  type UnitShow,
+  estimateClockOffset,
+  hostFactsScript,
+  observeHostFacts,
+  observeServiceStates,
+  parseDaemonVersion,
+  parseDateSecondsNanos,
+  parseHostFactsOutput,
+  parseIpAddrJson,
+  parseNtpSynchronized,
+  parseOsReleasePrettyName,
+  parseSystemctlShowBlocks,
+  sampleClock,
+  servicesFromUnits,
+  servicesFromUnitsFor,
+  splitFactSections,
+} from "./host-facts.js";
+export { type HostFailure, type HostFailureKind, classifyHostFailure } from "./host-failure.js";
+export {
+  type AddressChange,
+  type AddressEvent,
+  type AddressWatch,
+  type WatchAddressesOptions,
+  parseAddressMonitorLine,
+  sameAddress,
+  watchAddresses,
+} from "./address-monitor.js";
+export {
+  type ActiveNode,
+  type HAPairNodeObservation,
+  type HAPairNodeTarget,
+  type PairRole,
+  VRRP_STATE_DIR,
+  type VipObservation,
+  type VrrpState,
+  interfaceHoldsAddress,
+  observeHAPairNode,
+  observeVip,
+  parseVrrpStateRecord,
+  summarizePair,
+  vrrpStateFilePath,
+} from "./keepalived.js";
+export {
+  DHCPD_LEASES_FILES,
+  type DhcpFailoverSideObservation,
+  type DhcpFailoverSideTarget,
+  type PoolBalanceFact,
+  latestPoolBalances,
+  observeDhcpFailoverSide,
+} from "./dhcpd-failover.js";
+export {
+  KEA_STATUS_GET_COMMAND,
+  type KeaPeerObservation,
+  type KeaPeerTarget,
+  keaClusterHealth,
+  observeKeaPeer,
+  peerFromStatusGet,
+  postKeaCommand,
+} from "./kea-ha.js";

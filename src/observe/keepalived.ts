@@ -1,0 +1,143 @@
+// Who holds an HAPair's VIP and what keepalived says about itself, per node; and the pair's
+// summary (primary, secondary, none, or both = split brain). The kernel's address list is the
+// truth about the VIP; keepalived's notify channel adds why (MASTER/BACKUP/FAULT).
+import type { HAPairStatus } from "../api/index.js";
+import type { HostSession } from "../exec/host-io.js";
+import { sameAddress } from "./address-monitor.js";
+
+export type VrrpState = NonNullable<HAPairStatus["nodes"]>[number]["vrrpState"];
+export type PairRole = "primary" | "secondary";
+export type ActiveNode = NonNullable<HAPairStatus["activeNode"]>;
+
+/** Where keepalived's notify hook leaves each instance's last state on the host. */
+export const VRRP_STATE_DIR = "/run/ddi-ha/keepalived";
+export function vrrpStateFilePath(instance: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(instance)) throw new Error(`VRRP instance name ${JSON.stringify(instance)} is not a plain identifier`);
+  return `${VRRP_STATE_DIR}/${instance}.state`;
+}
+
+const VRRP_STATES = new Set(["MASTER", "BACKUP", "FAULT", "STOP", "INIT"]);
+
+/**
+ * The state in a notify-channel record. Accepts what keepalived itself writes to a
+ * `vrrp_notify_fifo` (`INSTANCE "VI_1" MASTER 100`) and the plain word a notify script may write
+ * (`MASTER`); the last record wins. Anything else is UNKNOWN.
+ */
+export function parseVrrpStateRecord(text: string, instance?: string): { state: VrrpState; priority?: number } {
+  const lines = text.split("\n").map((l) => l.trim()).filter(Boolean);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!;
+    const fifo = /^(?:\S+\s+)?INSTANCE\s+"?([^"\s]+)"?\s+([A-Z]+)(?:\s+(\d+))?$/.exec(line);
+    if (fifo) {
+      if (instance !== undefined && fifo[1] !== instance) continue;
+      if (VRRP_STATES.has(fifo[2]!)) return { state: fifo[2] as VrrpState, ...(fifo[3] ? { priority: Number(fifo[3]) } : {}) };
+      continue;
+    }
+    const word = /^([A-Z]+)(?:\s+(\d+))?$/.exec(line);
+    if (word && VRRP_STATES.has(word[1]!)) return { state: word[1] as VrrpState, ...(word[2] ? { priority: Number(word[2]) } : {}) };
+  }
+  return { state: "UNKNOWN" };
+}
+
+/** Whether `vip` (CIDR or bare) is among the addresses of `ip -j addr show dev IFACE`. */
+export function interfaceHoldsAddress(ipJson: string, vip: string): boolean {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(ipJson);
+  } catch {
+    return false;
+  }
+  if (!Array.isArray(parsed)) return false;
+  return parsed.some(
+    (iface: { addr_info?: { local?: unknown }[] }) =>
+      Array.isArray(iface?.addr_info) && iface.addr_info.some((a) => typeof a.local === "string" && sameAddress(a.local, vip)),
+  );
+}
+
+export interface VipObservation {
+  holdsVIP: boolean;
+  /** False when the interface does not exist on the host (a spec error, or a renamed NIC). */
+  interfaceFound: boolean;
+}
+
+/** Whether the host has the VIP on `iface` right now (one `ip -j addr show dev IFACE`). */
+export async function observeVip(session: HostSession, iface: string, vip: string): Promise<VipObservation> {
+  const res = await session.run(["ip", "-j", "addr", "show", "dev", iface], { timeoutMs: 15_000 });
+  if (res.code !== 0) {
+    if (/does not exist|Cannot find device/i.test(res.stderr)) return { holdsVIP: false, interfaceFound: false };
+    throw new Error(`ip addr show dev ${iface} on ${session.hostName} failed (exit ${res.code}): ${res.stderr.trim()}`);
+  }
+  return { holdsVIP: interfaceHoldsAddress(res.stdout, vip), interfaceFound: true };
+}
+
+export interface HAPairNodeTarget {
+  role: PairRole;
+  interface: string;
+  /** The VIP in CIDR form (spec.virtualIP). */
+  vip: string;
+  /** The keepalived vrrp_instance name the keepalived module rendered for this pair. */
+  instance: string;
+}
+
+export interface HAPairNodeObservation {
+  host: string;
+  role: PairRole;
+  interface: string;
+  /** False when the host could not be asked at all; then the other fields are guesses (UNKNOWN, false). */
+  reachable: boolean;
+  error?: string;
+  keepalivedActive: boolean;
+  vrrpState: VrrpState;
+  priority?: number;
+  holdsVIP: boolean;
+  interfaceFound: boolean;
+}
+
+/**
+ * One node of a pair: keepalived's unit state, its notify record and the VIP, asked in parallel
+ * (three argv commands on the pooled connection: one round trip of latency). A stopped
+ * keepalived is STOP whatever its last record says.
+ */
+export async function observeHAPairNode(session: HostSession, target: HAPairNodeTarget): Promise<HAPairNodeObservation> {
+  const base = { host: session.hostName, role: target.role, interface: target.interface };
+  try {
+    const [active, record, vip] = await Promise.all([
+      session.run(["systemctl", "is-active", "--", "keepalived.service"], { timeoutMs: 15_000 }),
+      session.readFile(vrrpStateFilePath(target.instance)),
+      observeVip(session, target.interface, target.vip),
+    ]);
+    const keepalivedActive = active.stdout.trim() === "active";
+    const parsed = record === undefined ? { state: "UNKNOWN" as VrrpState } : parseVrrpStateRecord(record, target.instance);
+    return {
+      ...base,
+      reachable: true,
+      keepalivedActive,
+      vrrpState: keepalivedActive ? parsed.state : "STOP",
+      ...(keepalivedActive && parsed.priority !== undefined ? { priority: parsed.priority } : {}),
+      holdsVIP: vip.holdsVIP,
+      interfaceFound: vip.interfaceFound,
+    };
+  } catch (err) {
+    return {
+      ...base,
+      reachable: false,
+      error: (err as Error).message,
+      keepalivedActive: false,
+      vrrpState: "UNKNOWN",
+      holdsVIP: false,
+      interfaceFound: false,
+    };
+  }
+}
+
+/**
+ * Which node serves the VIP. Two holders is split brain; a node we could not reach counts as
+ * not holding (we cannot see it, and its clients cannot either once the other node answers ARP).
+ */
+export function summarizePair(nodes: readonly { role: PairRole; holdsVIP: boolean; reachable?: boolean }[]): ActiveNode {
+  const holders = new Set(nodes.filter((n) => n.holdsVIP && n.reachable !== false).map((n) => n.role));
+  if (holders.size === 2) return "both";
+  if (holders.has("primary")) return "primary";
+  if (holders.has("secondary")) return "secondary";
+  return "none";
+}

@@ -1,0 +1,101 @@
+// What this reconcile pass did to the hosts, and what that means for ConfigApplied, Stalled and
+// Reconciling. Shared by the three relationship kinds.
+import type { ApplyResult } from "../apply/index.js";
+import type { ConditionInput } from "./conditions.js";
+
+export interface ApplyOutcome {
+  /** Per-host results of this pass's apply. */
+  results?: readonly ApplyResult[];
+  /** Hosts where the apply could not even start (unreachable, host key refused), with why. */
+  errors?: readonly { host: string; message: string }[];
+  /**
+   * Why the spec cannot succeed until it is changed: semantic validation (VRID collision, a
+   * missing DDIHost), a renderer refusal. Makes the object Stalled.
+   */
+  specProblems?: readonly string[];
+}
+
+export interface ApplyVerdict {
+  /** undefined: this pass did not apply; keep the previous ConfigApplied. */
+  configApplied?: ConditionInput;
+  stalled?: ConditionInput;
+  reconciling?: ConditionInput;
+  /** Files changed on some host in this pass (services were reloaded). */
+  changed: boolean;
+}
+
+/**
+ * Reads an apply outcome. A daemon checker that rejected the rendered config (stage validate) or
+ * a spec problem stalls the object: retrying the same spec cannot succeed. A busy host lock
+ * means work is still in progress. Any other failure is transient and retried with backoff.
+ */
+export function judgeApply(outcome: ApplyOutcome | undefined, kind: string): ApplyVerdict {
+  if (!outcome) return { changed: false };
+  const specProblems = outcome.specProblems ?? [];
+  if (specProblems.length > 0) {
+    const message = `the ${kind} spec cannot be applied until it is changed: ${specProblems.join("; ")}`;
+    return {
+      configApplied: { type: "ConfigApplied", status: "False", reason: "InvalidSpec", message },
+      stalled: { type: "Stalled", status: "True", reason: "InvalidSpec", message },
+      changed: false,
+    };
+  }
+  const results = outcome.results ?? [];
+  const changed = results.some((r) => r.changed.length > 0 || r.removed.length > 0);
+  const rejected = results.filter((r) => r.failure?.stage === "validate");
+  if (rejected.length > 0) {
+    const message = rejected
+      .map((r) => `${r.host}: ${r.failure!.message}${r.failure!.checkerOutput ? ` (${firstLine(r.failure!.checkerOutput)})` : ""}`)
+      .join("; ");
+    const full = `the daemon's own check rejected the rendered config, so nothing was changed; fix the spec: ${message}`;
+    return {
+      configApplied: { type: "ConfigApplied", status: "False", reason: "ConfigRejected", message: full },
+      stalled: { type: "Stalled", status: "True", reason: "ConfigRejected", message: full },
+      changed,
+    };
+  }
+  const unreachable = outcome.errors ?? [];
+  const failed = results.filter((r) => !r.ok && r.failure?.stage !== "lock");
+  if (unreachable.length > 0 || failed.length > 0) {
+    const parts = [
+      ...unreachable.map((e) => `${e.host}: ${e.message}`),
+      ...failed.map((r) => {
+        const rollback = r.rolledBack ? ` (${r.rolledBack.ok ? "rolled back" : "ROLLBACK FAILED"}: ${r.rolledBack.message})` : "";
+        return `${r.host}: ${r.failure!.stage} failed: ${r.failure!.message}${rollback}`;
+      }),
+    ];
+    return {
+      configApplied: {
+        type: "ConfigApplied",
+        status: "False",
+        reason: unreachable.length > 0 && failed.length === 0 ? "HostUnreachable" : "ApplyFailed",
+        message: `${parts.join("; ")}; the operator retries with backoff`,
+      },
+      changed,
+    };
+  }
+  const busy = results.filter((r) => r.failure?.stage === "lock");
+  if (busy.length > 0) {
+    return {
+      reconciling: {
+        type: "Reconciling",
+        status: "True",
+        reason: "HostBusy",
+        message: `waiting for another apply to finish on ${busy.map((r) => r.host).join(", ")}`,
+      },
+      changed,
+    };
+  }
+  if (results.length === 0) return { changed: false };
+  // The message stays the same whether this pass changed files or found them current, so that
+  // lastTransitionTime marks when the config last started or stopped matching (files go to events).
+  const hosts = results.map((r) => r.host).join(", ");
+  return {
+    configApplied: { type: "ConfigApplied", status: "True", reason: "Applied", message: `the config on ${hosts} matches the spec` },
+    changed,
+  };
+}
+
+function firstLine(text: string): string {
+  return text.split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
+}

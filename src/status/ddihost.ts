@@ -1,0 +1,126 @@
+// DDIHost status from one observation pass: reachability, the discovered facts and the clock.
+// Pure. Messages stay the same while the situation does (no measured numbers in a True
+// condition), so that lastTransitionTime means "since when".
+import type { DDIHostStatus } from "../api/index.js";
+import type { HostFacts } from "../observe/host-facts.js";
+import type { HostFailure } from "../observe/host-failure.js";
+import { type ConditionInput, setConditions } from "./conditions.js";
+
+export type DDIHostObservation = { /** DDIHost name, for messages. */ host: string } & (
+  | { reachable: true; facts: HostFacts; hostKeyFingerprint?: string; observedHostKey?: string }
+  | { reachable: false; failure: HostFailure; hostKeyFingerprint?: string }
+);
+
+export interface DDIHostStatusOptions {
+  /** Largest |clock offset| still counted as synchronized. Default 1 s. */
+  maxClockOffsetSeconds?: number;
+}
+
+export const DEFAULT_MAX_CLOCK_OFFSET_SECONDS = 1;
+
+const REACHABLE_REASONS: Record<HostFailure["kind"], string> = {
+  Unreachable: "HostUnreachable",
+  HostKeyMismatch: "HostKeyMismatch",
+  AuthenticationFailed: "AuthenticationFailed",
+  SudoRefused: "SudoRefused",
+  Timeout: "CommandTimedOut",
+  ConnectionLost: "ConnectionLost",
+  Error: "ObservationFailed",
+};
+
+function describeOffset(seconds: number): string {
+  const abs = Math.abs(seconds);
+  const amount = abs >= 10 ? abs.toFixed(0) : abs.toFixed(2);
+  return `${amount} s ${seconds >= 0 ? "ahead of" : "behind"}`;
+}
+
+function clockCondition(name: string, facts: HostFacts, maxOffset: number): ConditionInput {
+  const ntpHint = "enable an NTP client (systemd-timesyncd or chrony) on the host";
+  if (facts.clockOffsetSeconds === undefined) {
+    return { type: "ClockSynchronized", status: "Unknown", reason: "OffsetNotMeasured", message: `could not read the clock of ${name} (date +%s.%N failed)` };
+  }
+  if (Math.abs(facts.clockOffsetSeconds) > maxOffset) {
+    return {
+      type: "ClockSynchronized",
+      status: "False",
+      reason: "ClockOffsetTooLarge",
+      message: `the clock of ${name} is ${describeOffset(facts.clockOffsetSeconds)} the operator's (limit ${maxOffset} s): dhcpd failover and Kea HA need synchronized clocks (Kea stops HA above 60 s); ${ntpHint}`,
+    };
+  }
+  if (facts.ntpSynchronized === false) {
+    return {
+      type: "ClockSynchronized",
+      status: "True",
+      reason: "OffsetWithinLimitWithoutNTP",
+      message: `the clock of ${name} is within ${maxOffset} s of the operator's, but the host does not report NTP synchronization, so it will drift; ${ntpHint}`,
+    };
+  }
+  return { type: "ClockSynchronized", status: "True", reason: "OffsetWithinLimit", message: `the clock of ${name} is within ${maxOffset} s of the operator's` };
+}
+
+/**
+ * The DDIHost status for one pass. Ready is True when the host is reachable with the expected
+ * key and its clock is synchronized. A changed host key stalls the object: nothing but a new
+ * spec.hostKey (or a restored host) can fix it. When the host is unreachable the facts of the
+ * previous status are kept (stale but useful), and the clock is Unknown.
+ */
+export function computeDDIHostStatus(
+  observation: DDIHostObservation,
+  previousStatus: DDIHostStatus | undefined,
+  generation: number,
+  now: Date,
+  options: DDIHostStatusOptions = {},
+): DDIHostStatus {
+  const maxOffset = options.maxClockOffsetSeconds ?? DEFAULT_MAX_CLOCK_OFFSET_SECONDS;
+  const name = observation.host;
+  const conditions: ConditionInput[] = [];
+  let status: DDIHostStatus;
+  if (observation.reachable) {
+    const f = observation.facts;
+    const clock = clockCondition(name, f, maxOffset);
+    conditions.push({ type: "Reachable", status: "True", reason: "Connected", message: `${name} answers over SSH with the expected host key` });
+    conditions.push(clock);
+    conditions.push(
+      clock.status === "True"
+        ? { type: "Ready", status: "True", reason: "HostReady", message: `${name} is reachable and its clock is synchronized` }
+        : { type: "Ready", status: "False", reason: clock.reason, message: clock.message },
+    );
+    conditions.push({ type: "Stalled", status: "False", reason: "", message: "" });
+    status = {
+      ...pickPrevious(previousStatus),
+      ...(observation.hostKeyFingerprint ? { hostKeyFingerprint: observation.hostKeyFingerprint } : {}),
+      ...(observation.observedHostKey ? { observedHostKey: observation.observedHostKey } : {}),
+      ...(f.os !== undefined ? { os: f.os } : {}),
+      ...(f.kernel !== undefined ? { kernel: f.kernel } : {}),
+      ...(f.clockOffsetSeconds !== undefined ? { clockOffsetSeconds: f.clockOffsetSeconds } : {}),
+      ...(f.ntpSynchronized !== undefined ? { ntpSynchronized: f.ntpSynchronized } : {}),
+      services: f.services,
+      interfaces: f.interfaces,
+    };
+    if (f.ntpSynchronized === undefined) delete status.ntpSynchronized;
+  } else {
+    const reason = REACHABLE_REASONS[observation.failure.kind];
+    conditions.push({ type: "Reachable", status: "False", reason, message: observation.failure.message });
+    conditions.push({ type: "ClockSynchronized", status: "Unknown", reason: "HostUnreachable", message: `${name} cannot be reached, so its clock cannot be read` });
+    conditions.push({ type: "Ready", status: "False", reason, message: observation.failure.message });
+    conditions.push(
+      observation.failure.kind === "HostKeyMismatch"
+        ? { type: "Stalled", status: "True", reason: "HostKeyMismatch", message: observation.failure.message }
+        : { type: "Stalled", status: "False", reason: "", message: "" },
+    );
+    status = { ...pickPrevious(previousStatus) };
+  }
+  conditions.push({ type: "Reconciling", status: "False", reason: "", message: "" });
+  return {
+    ...status,
+    observedGeneration: generation,
+    conditions: setConditions(previousStatus?.conditions, conditions, generation, now),
+  };
+}
+
+/** The facts of the previous status, without its bookkeeping. */
+function pickPrevious(previous: DDIHostStatus | undefined): DDIHostStatus {
+  if (!previous) return {};
+  const { conditions: _c, observedGeneration: _g, ...facts } = previous;
+  return facts;
+}
