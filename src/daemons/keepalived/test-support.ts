@@ -1,0 +1,74 @@
+// Shared by this module's tests: the example manifest set loaded the way `ddi-ha validate` does
+// it, spec builders for table tests, and a HostIO that runs keepalived in a private network
+// namespace holding the interfaces the config names (keepalived -t exits 5 when one is missing).
+import { fileURLToPath } from "node:url";
+import type { DDIHost, HAPair } from "../../api/index.js";
+import { ddiHostSpecSchema, haPairSpecSchema } from "../../api/index.js";
+import { type HostIO, localHostIO } from "../../exec/host-io.js";
+import { loadManifests } from "../../manifests/load.js";
+import { validateManifests } from "../../validation/validate.js";
+
+export const EXAMPLE_DIR = fileURLToPath(new URL("../../../examples/ddi-central-keepalived/", import.meta.url));
+export const TESTDATA_DIR = fileURLToPath(new URL("./testdata/", import.meta.url));
+
+export async function loadExample(): Promise<{ pair: HAPair; hosts: Map<string, DDIHost> }> {
+  const { set, problems } = validateManifests(await loadManifests([EXAMPLE_DIR]));
+  const errors = problems.filter((p) => p.severity === "error");
+  if (errors.length > 0) throw new Error(`the example does not validate: ${JSON.stringify(errors)}`);
+  const pair = set.haPairs[0];
+  if (!pair || set.haPairs.length !== 1) throw new Error("the example must hold exactly one HAPair");
+  const hosts = new Map([...set.hosts.values()].filter((h) => h.metadata.namespace === pair.metadata.namespace).map((h) => [h.metadata.name, h]));
+  return { pair, hosts };
+}
+
+export function host(name: string, address: string, namespace = "lab"): DDIHost {
+  return {
+    apiVersion: "ddi-ha.io/v1alpha1",
+    kind: "DDIHost",
+    metadata: { name, namespace },
+    spec: ddiHostSpecSchema.parse({ address, credentialsSecretRef: { name: "ssh" }, hostKeyPolicy: "TrustOnFirstUse" }),
+  };
+}
+
+/** Two hosts on the 198.18.0.0/15 test network, plus one reached by DNS name. */
+export function labHosts(): Map<string, DDIHost> {
+  return new Map([
+    ["ka-a", host("ka-a", "198.18.0.2")],
+    ["ka-b", host("ka-b", "198.18.0.3")],
+    ["ka-dns", host("ka-dns", "ka-dns.lab.example")],
+  ]);
+}
+
+/** A validated HAPair between ka-a (eth0) and ka-b (eth1), with spec overrides. */
+export function haPair(overrides: Record<string, unknown> = {}, name = "lab-vip", namespace = "lab"): HAPair {
+  const spec = haPairSpecSchema.parse({
+    primary: { host: "ka-a", interface: "eth0" },
+    secondary: { host: "ka-b", interface: "eth1" },
+    virtualIP: "198.18.0.86/24",
+    virtualRouterID: 61,
+    services: { dns: true },
+    ...overrides,
+  });
+  return { apiVersion: "ddi-ha.io/v1alpha1", kind: "HAPair", metadata: { name, namespace }, spec };
+}
+
+/**
+ * Runs `keepalived` (and only it) inside `unshare -n` with the given interfaces created first, so
+ * `keepalived -t` finds enp1s0/br0 on a machine that has neither. A test helper: on a real host
+ * the interfaces exist and the checker runs keepalived directly.
+ */
+export function withNetnsInterfaces(io: HostIO, interfaces: readonly string[]): HostIO {
+  // Some kernels lack the dummy module; a veth pair (peer named ddi-kaN) works everywhere.
+  const setup = interfaces
+    .map((name, n) => `{ ip link add ${name} type dummy 2>/dev/null || ip link add ${name} type veth peer name ddi-ka${n}; } && ip link set ${name} up`)
+    .join(" && ");
+  return {
+    ...io,
+    run(argv, options) {
+      if (argv[0] !== "keepalived") return io.run(argv, options);
+      return io.run(["unshare", "-n", "sh", "-c", `${setup || ":"} && exec "$@"`, "sh", ...argv], options);
+    },
+  };
+}
+
+export const localIO: HostIO = localHostIO;
