@@ -9,7 +9,7 @@ export type VrrpState = NonNullable<HAPairStatus["nodes"]>[number]["vrrpState"];
 export type PairRole = "primary" | "secondary";
 export type ActiveNode = NonNullable<HAPairStatus["activeNode"]>;
 
-/** Where keepalived's notify hook leaves each instance's last state on the host. */
+/** Where keepalived's notify hook leaves each instance's last state on the host (the keepalived module's KEEPALIVED_STATE_DIR). */
 export const VRRP_STATE_DIR = "/run/ddi-ha/keepalived";
 export function vrrpStateFilePath(instance: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(instance)) throw new Error(`VRRP instance name ${JSON.stringify(instance)} is not a plain identifier`);
@@ -19,11 +19,12 @@ export function vrrpStateFilePath(instance: string): string {
 const VRRP_STATES = new Set(["MASTER", "BACKUP", "FAULT", "STOP", "INIT"]);
 
 /**
- * The state in a notify-channel record. Accepts what keepalived itself writes to a
- * `vrrp_notify_fifo` (`INSTANCE "VI_1" MASTER 100`) and the plain word a notify script may write
- * (`MASTER`); the last record wins. Anything else is UNKNOWN.
+ * The state in a notify-channel record. Accepts what the keepalived module's notify hook leaves
+ * in `<instance>.state` (`MASTER 150 1795335150.123456789`: state, priority, when), what keepalived
+ * itself writes to a `vrrp_notify_fifo` (`INSTANCE "VI_1" MASTER 100`) and a bare `MASTER`; the
+ * last record wins. Anything else is UNKNOWN.
  */
-export function parseVrrpStateRecord(text: string, instance?: string): { state: VrrpState; priority?: number } {
+export function parseVrrpStateRecord(text: string, instance?: string): { state: VrrpState; priority?: number; since?: Date } {
   const lines = text.split("\n").map((l) => l.trim()).filter(Boolean);
   for (let i = lines.length - 1; i >= 0; i--) {
     const line = lines[i]!;
@@ -33,8 +34,11 @@ export function parseVrrpStateRecord(text: string, instance?: string): { state: 
       if (VRRP_STATES.has(fifo[2]!)) return { state: fifo[2] as VrrpState, ...(fifo[3] ? { priority: Number(fifo[3]) } : {}) };
       continue;
     }
-    const word = /^([A-Z]+)(?:\s+(\d+))?$/.exec(line);
-    if (word && VRRP_STATES.has(word[1]!)) return { state: word[1] as VrrpState, ...(word[2] ? { priority: Number(word[2]) } : {}) };
+    const record = /^([A-Z]+)(?:\s+(\d+))?(?:\s+(\d+)(?:\.(\d{1,9}))?)?$/.exec(line);
+    if (record && VRRP_STATES.has(record[1]!)) {
+      const since = record[3] ? new Date(Number(record[3]) * 1000 + Math.floor(Number((record[4] ?? "0").padEnd(9, "0")) / 1e6)) : undefined;
+      return { state: record[1] as VrrpState, ...(record[2] ? { priority: Number(record[2]) } : {}), ...(since ? { since } : {}) };
+    }
   }
   return { state: "UNKNOWN" };
 }
@@ -89,6 +93,8 @@ export interface HAPairNodeObservation {
   keepalivedActive: boolean;
   vrrpState: VrrpState;
   priority?: number;
+  /** When keepalived entered vrrpState, as its notify hook stamped it. */
+  vrrpStateSince?: Date;
   holdsVIP: boolean;
   interfaceFound: boolean;
 }
@@ -114,6 +120,7 @@ export async function observeHAPairNode(session: HostSession, target: HAPairNode
       keepalivedActive,
       vrrpState: keepalivedActive ? parsed.state : "STOP",
       ...(keepalivedActive && parsed.priority !== undefined ? { priority: parsed.priority } : {}),
+      ...(keepalivedActive && "since" in parsed && parsed.since ? { vrrpStateSince: parsed.since } : {}),
       holdsVIP: vip.holdsVIP,
       interfaceFound: vip.interfaceFound,
     };
