@@ -115,13 +115,13 @@ export async function acquireHostLock(session: HostSession, options: HostLockOpt
       },
       async release() {
         releasing = true;
-        await stream.stop().catch(() => undefined);
-        await Promise.race([ended, new Promise((r) => setTimeout(r, 5_000))]);
+        // Bounded: over a dead connection the channel may never report its close.
+        await Promise.race([stream.stop().catch(() => undefined), ended, new Promise((r) => setTimeout(r, 5_000))]);
       },
     };
   }
   releasing = true;
-  await stream.stop().catch(() => undefined);
+  await Promise.race([stream.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
   const host = session.hostName;
   const path = options.path ?? HOST_LOCK_PATH;
   if (outcome === "timeout") throw new HostLockError(`DDIHost ${host}: no answer from flock on ${path} within ${Math.round(options.waitMs / 1000) + 15} s`);

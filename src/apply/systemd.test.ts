@@ -70,34 +70,49 @@ describe("unitLoadProblem", () => {
 describe("judgeSettled", () => {
   const before = state({ mainPid: 100, startMonotonic: 1, nRestarts: 2 });
   const cases: { name: string; action: "reload" | "restart" | "start"; first: Partial<UnitState>; settled: Partial<UnitState>; message?: RegExp }[] = [
-    { name: "a restart that stays up", action: "restart", first: { mainPid: 200, startMonotonic: 5, nRestarts: 2 }, settled: { mainPid: 200, startMonotonic: 5, nRestarts: 2 } },
+    { name: "a restart that stays up", action: "restart", first: { mainPid: 200, startMonotonic: 5, nRestarts: 0 }, settled: { mainPid: 200, startMonotonic: 5, nRestarts: 0 } },
     { name: "a reload that keeps its process", action: "reload", first: { mainPid: 100, startMonotonic: 1, nRestarts: 2 }, settled: { mainPid: 100, startMonotonic: 1, nRestarts: 2 } },
     {
       name: "a unit that failed while settling",
       action: "start",
-      first: { mainPid: 200, nRestarts: 2 },
-      settled: { activeState: "failed", subState: "failed", result: "exit-code", mainPid: 0, nRestarts: 2 },
+      first: { mainPid: 200, nRestarts: 0 },
+      settled: { activeState: "failed", subState: "failed", result: "exit-code", mainPid: 0, nRestarts: 0 },
       message: /kea-ctrl-agent\.service did not stay up: it is failed\/failed, result exit-code/,
     },
     {
       name: "a sysv unit whose daemon died (active/exited)",
       action: "restart",
-      first: { mainPid: 0, nRestarts: 2 },
-      settled: { subState: "exited", mainPid: 0, nRestarts: 2 },
+      first: { mainPid: 0, nRestarts: 0 },
+      settled: { subState: "exited", mainPid: 0, nRestarts: 0 },
       message: /did not stay up: it is active\/exited/,
     },
     {
       name: "a restart loop",
       action: "restart",
-      first: { mainPid: 200, startMonotonic: 5, nRestarts: 2 },
-      settled: { mainPid: 300, startMonotonic: 9, nRestarts: 4 },
+      first: { mainPid: 200, startMonotonic: 5, nRestarts: 0 },
+      settled: { mainPid: 300, startMonotonic: 9, nRestarts: 2 },
       message: /is in a restart loop: systemd restarted it 2 time\(s\) since the restart/,
+    },
+    {
+      // A manual start resets NRestarts, so a loop must be seen even when the count stays below the old one.
+      name: "a restart loop after a start that reset a higher count",
+      action: "start",
+      first: { mainPid: 200, startMonotonic: 5, nRestarts: 1 },
+      settled: { mainPid: 200, startMonotonic: 5, nRestarts: 1 },
+      message: /is in a restart loop: systemd restarted it 1 time\(s\) since the start/,
+    },
+    {
+      name: "a reload of a unit restarted before (old count kept)",
+      action: "reload",
+      first: { mainPid: 100, startMonotonic: 1, nRestarts: 3 },
+      settled: { mainPid: 100, startMonotonic: 1, nRestarts: 3 },
+      message: /restart loop: systemd restarted it 1 time/,
     },
     {
       name: "a restart while settling without Restart= counting",
       action: "restart",
-      first: { mainPid: 200, startMonotonic: 5, nRestarts: 2 },
-      settled: { mainPid: 201, startMonotonic: 7, nRestarts: 2 },
+      first: { mainPid: 200, startMonotonic: 5, nRestarts: 0 },
+      settled: { mainPid: 201, startMonotonic: 7, nRestarts: 0 },
       message: /restarted while settling \(main PID 200 became 201\)/,
     },
     {

@@ -82,8 +82,8 @@ export function hasStopped(state: UnitState): boolean {
 
 /**
  * Judges a unit after its action from a first healthy sample and one taken a settle time later:
- * still running, the same main process, no automatic restarts since before the action, and for a
- * reload the process that was there before.
+ * still running, the same main process, no automatic restarts since the action, and for a reload
+ * the process that was there before.
  */
 export function judgeSettled(
   unit: ServiceUnit,
@@ -95,8 +95,10 @@ export function judgeSettled(
   if (!isRunning(settled)) {
     return { ok: false, message: `${unit} did not stay up: it is ${describeState(settled)}` };
   }
-  if (settled.nRestarts > before.nRestarts) {
-    return { ok: false, message: `${unit} is in a restart loop: systemd restarted it ${settled.nRestarts - before.nRestarts} time(s) since the ${action}` };
+  // A manual start or restart resets NRestarts to 0 (seen on systemd 252); a reload does not.
+  const baseline = action === "reload" ? before.nRestarts : 0;
+  if (settled.nRestarts > baseline) {
+    return { ok: false, message: `${unit} is in a restart loop: systemd restarted it ${settled.nRestarts - baseline} time(s) since the ${action}` };
   }
   if (settled.mainPid !== first.mainPid || settled.startMonotonic !== first.startMonotonic) {
     return { ok: false, message: `${unit} restarted while settling (main PID ${first.mainPid} became ${settled.mainPid})` };
