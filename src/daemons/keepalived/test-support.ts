@@ -5,6 +5,8 @@ import { fileURLToPath } from "node:url";
 import type { DDIHost, HAPair } from "../../api/index.js";
 import { ddiHostSpecSchema, haPairSpecSchema } from "../../api/index.js";
 import { type HostIO, localHostIO } from "../../exec/host-io.js";
+import type { RenderedFile } from "../../render/types.js";
+import { renderKeepalivedPair } from "./render.js";
 import { loadManifests } from "../../manifests/load.js";
 import { validateManifests } from "../../validation/validate.js";
 
@@ -71,4 +73,24 @@ export function withNetnsInterfaces(io: HostIO, interfaces: readonly string[]): 
   };
 }
 
-export const localIO: HostIO = localHostIO;
+/** Variants whose pair files are golden-tested here and checked with keepalived -t in check.test.ts. */
+export const VARIANTS: Record<string, () => RenderedFile[]> = {
+  // preempt false: both BACKUP + nopreempt, FAULT (weight 0) on a failed check; Kea for both DHCP families.
+  nopreempt: () =>
+    renderKeepalivedPair(
+      haPair({ preempt: false, services: { dns: false, dhcp: "Both", dhcpv4Server: "kea-dhcp4", dhcpv6Server: "kea-dhcp6" } }, "nopreempt"),
+      labHosts(),
+    ),
+  // unicast: the primary's address from spec, the secondary's from its DDIHost; PASS authentication.
+  unicast: () =>
+    renderKeepalivedPair(
+      haPair({ unicast: true, authPass: "s3cret", primary: { host: "ka-a", interface: "eth0", address: "198.18.0.12" } }, "unicast"),
+      labHosts(),
+    ),
+  // IPv6 VIP: a second instance, VRRPv3, same VRID (VRIDs are per address family).
+  ipv6: () => renderKeepalivedPair(haPair({ virtualIPv6: "2001:db8::86/64", services: { dns: true, dhcp: "DHCPv6" } }, "dual-stack"), labHosts()),
+  // A fraction of a second needs VRRPv3 on the IPv4 instance too.
+  fractional: () => renderKeepalivedPair(haPair({ advertInterval: "500ms" }, "fast"), labHosts()),
+  // preempt with a delay: both BACKUP (keepalived ignores preempt_delay on a MASTER).
+  "preempt-delay": () => renderKeepalivedPair(haPair({ preemptDelay: "30s" }, "delayed"), labHosts()),
+};
