@@ -94,8 +94,8 @@ include ${dir}/*.conf
 /**
  * The notify hook. keepalived calls it with `INSTANCE|GROUP NAME STATE PRIORITY` and may run
  * several at once, so each record carries a stamp taken first thing, writes are serialised with
- * flock, and an older record never replaces a newer one. The write is temp + rename, so a reader
- * sees the old record or the new one, never half of one.
+ * flock, and a record that lost the race does not replace the newer one. The write is temp +
+ * rename, so a reader sees the old record or the new one, never half of one.
  */
 export function renderKeepalivedNotifyScript(stateDir = KEEPALIVED_STATE_DIR): string {
   return `#!/bin/sh
@@ -120,14 +120,11 @@ if [ "$state" = DELETED ]; then
   exit 0
 fi
 case "$state" in MASTER | BACKUP | FAULT | STOP) ;; *) exit 0 ;; esac
-new=\${stamp%.*}\${stamp#*.}
-last=
-[ ! -f "$file" ] || read -r _ _ last <"$file" || true
-old=\${last%.*}\${last#*.}
-case "$new" in '' | *[!0-9]*) new= ;; esac
-case "$old" in '' | *[!0-9]*) old= ;; esac
-# A record stamped later is already on file: this (older) transition lost the race.
-if [ -n "$new" ] && [ -n "$old" ] && [ "$new" -lt "$old" ]; then exit 0; fi
+# A record stamped less than 2 s after ours is a later transition whose hook finished first:
+# keep it. (Further ahead means the clock was stepped back, and ours is the news.)
+if [ -f "$file" ] && read -r _ _ last <"$file"; then
+  if awk -v a="$last" -v b="$stamp" 'BEGIN { d = a - b; exit !(d > 0 && d < 2) }'; then exit 0; fi
+fi
 tmp="$dir/.$name.state.$$"
 printf '%s %s %s\\n' "$state" "$priority" "$stamp" >"$tmp"
 mv -f "$tmp" "$file"
