@@ -160,6 +160,27 @@ describe("keepalived -t passes what our lint refuses", () => {
     expect(lintKeepalivedConfig(text, path).join("\n")).toMatch(lint);
   });
 
+  // The limits render.ts relies on, as keepalived 2.2.7 states them.
+  it.each([
+    { name: "unicast_fault_no_peer belongs in the instance, not global_defs", text: base("  state BACKUP\n", "global_defs {\n  enable_script_security\n  script_user root\n  unicast_fault_no_peer\n}\n"), says: "(Line 4) Unknown keyword 'unicast_fault_no_peer'" },
+    { name: "track_script weight is -253..253", text: base("  state BACKUP\n  track_script {\n    chk weight -254\n  }\n"), says: "weight for chk cannot be +/-254. Setting to +/-253" },
+    { name: "preempt_delay is at most 1000 s", text: base("  state BACKUP\n  preempt_delay 1001\n"), says: "Preempt_delay not valid! must be between 0-1000" },
+    { name: "VRRPv3 advert_int is below 40.96 s", text: base("  state BACKUP\n  version 3\n  advert_int 41\n"), says: "Must be less than 40.96s" },
+    { name: "VRRPv2 advert_int is whole seconds", text: base("  state BACKUP\n  advert_int 0.5\n"), says: "VRRPv2 advertisement interval 0.500000s must be an integer" },
+  ])("keepalived -t: $name", async ({ text, says }) => {
+    const path = join(await workDir(), "keepalived.conf");
+    await localHostIO.writeFile(path, text, 0o644);
+    const result = await labIO.run(["keepalived", "-t", "-f", path]);
+    expect(result.code).toBe(5);
+    expect(result.stderr).toContain(says);
+  });
+
+  it("keepalived -t accepts unicast_fault_no_peer inside the instance", async () => {
+    const path = join(await workDir(), "keepalived.conf");
+    await localHostIO.writeFile(path, base("  state BACKUP\n  unicast_src_ip 198.18.0.2\n  unicast_peer {\n    198.18.0.3\n  }\n  unicast_fault_no_peer\n"), 0o644);
+    expect(await labIO.run(["keepalived", "-t", "-f", path])).toMatchObject({ code: 0, stderr: "" });
+  });
+
   it("(for contrast) nopreempt with state MASTER is refused by keepalived -t itself", async () => {
     const path = join(await workDir(), "keepalived.conf");
     await localHostIO.writeFile(path, base("  state MASTER\n  nopreempt\n"), 0o644);
