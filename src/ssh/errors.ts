@@ -1,0 +1,110 @@
+// Errors of the SSH transport. Each message names the host and says what to do about it; none
+// carries a credential.
+
+export interface HostRef {
+  /** DDIHost namespace/name (or name). */
+  host: string;
+  address: string;
+  port: number;
+  user: string;
+}
+
+function where(h: HostRef): string {
+  return `${h.host} (${h.user}@${h.address}:${h.port})`;
+}
+
+export class SshError extends Error {
+  constructor(
+    message: string,
+    readonly hostRef: HostRef,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The host presented a key other than the one pinned. Never retried transparently. */
+export class HostKeyMismatchError extends SshError {
+  constructor(
+    hostRef: HostRef,
+    readonly expectedFingerprint: string,
+    readonly seenFingerprint: string,
+    readonly seenKeyLine: string,
+    readonly policy: "Pinned" | "TrustOnFirstUse",
+  ) {
+    super(
+      `host key of ${where(hostRef)} has changed: expected ${expectedFingerprint}, the host presented ${seenFingerprint}. ` +
+        `Connection refused. If the host was reinstalled, check the new key on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and ` +
+        (policy === "Pinned" ? "put it in spec.hostKey." : "clear status.observedHostKey (or pin the key in spec.hostKey)."),
+      hostRef,
+    );
+  }
+}
+
+/** TCP connect or the SSH handshake did not succeed within the connect timeout. */
+export class HostUnreachableError extends SshError {
+  constructor(hostRef: HostRef, readonly reason: string, options?: { cause?: unknown; retryInMs?: number }) {
+    super(
+      `cannot reach ${where(hostRef)}: ${reason}` +
+        (options?.retryInMs ? ` (next connection attempt in ${(options.retryInMs / 1000).toFixed(1)} s)` : ""),
+      hostRef,
+      options,
+    );
+  }
+}
+
+/** The host refused our key, or the key could not be used (wrong passphrase, bad format). */
+export class SshAuthenticationError extends SshError {
+  constructor(hostRef: HostRef, reason: string, options?: { cause?: unknown; retryInMs?: number }) {
+    super(
+      `SSH authentication to ${where(hostRef)} failed: ${reason}` +
+        (options?.retryInMs ? ` (next connection attempt in ${(options.retryInMs / 1000).toFixed(1)} s)` : ""),
+      hostRef,
+      options,
+    );
+  }
+}
+
+/** sudo refused to run a command (no passwordless right, or sudo missing). */
+export class SudoError extends SshError {
+  constructor(
+    hostRef: HostRef,
+    readonly command: string,
+    readonly sudoMessage: string,
+  ) {
+    super(
+      `sudo refused "${command}" for user ${hostRef.user} on ${where(hostRef)}: ${sudoMessage}. ` +
+        `Give ${hostRef.user} passwordless sudo for the operator's commands (e.g. "${hostRef.user} ALL=(ALL) NOPASSWD:ALL" in /etc/sudoers.d/), or connect as root (spec.user: root, spec.sudo: false).`,
+      hostRef,
+    );
+  }
+}
+
+/** A command did not finish within its timeout; its channel was signalled and closed. */
+export class CommandTimeoutError extends SshError {
+  constructor(
+    hostRef: HostRef,
+    readonly command: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`command "${command}" on ${where(hostRef)} did not finish within ${timeoutMs} ms; it was sent SIGTERM and its channel closed`, hostRef);
+  }
+}
+
+/**
+ * The connection died while a command ran. The command may or may not have taken effect, so it
+ * is not re-run: the caller decides (the apply engine re-reads state).
+ */
+export class ConnectionLostError extends SshError {
+  constructor(hostRef: HostRef, readonly command: string, options?: { cause?: unknown }) {
+    super(`connection to ${where(hostRef)} was lost while "${command}" ran; it may or may not have taken effect`, hostRef, options);
+  }
+}
+
+/** The session was closed by its owner. */
+export class SessionClosedError extends SshError {
+  constructor(hostRef: HostRef) {
+    super(`SSH session to ${where(hostRef)} is closed`, hostRef);
+  }
+}

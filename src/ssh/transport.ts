@@ -1,0 +1,136 @@
+// The operator's SSH edge: one SshTransport per process, one pooled SshHostSession per DDIHost.
+import { createHash } from "node:crypto";
+import { pino, type Logger } from "pino";
+import type { DDIHost } from "../api/index.js";
+import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
+import { Semaphore } from "./semaphore.js";
+import { type SessionTarget, type SshCredentials, SshHostSession } from "./session.js";
+
+/**
+ * Log paths pino must censor. The transport never logs credentials itself; the list is for the
+ * process's root logger (pino's redaction is fixed when the root logger is created).
+ */
+export const LOG_REDACT_PATHS: readonly string[] = [
+  "privateKey",
+  "passphrase",
+  "password",
+  "credentials",
+  "*.privateKey",
+  "*.passphrase",
+  "*.password",
+  "*.credentials",
+  "config.privateKey",
+  "config.passphrase",
+];
+
+export interface SshTransportOptions {
+  /** Root logger; the transport logs through child loggers carrying the host. Default: silent. */
+  logger?: Logger;
+  /** Commands running at once over all hosts. Default 16. */
+  maxConcurrentCommands?: number;
+  /** Commands running at once on one host (sshd allows 10 sessions per connection). Default 4. */
+  maxConcurrentCommandsPerHost?: number;
+  /** TCP connect + SSH handshake + authentication. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Default per-command timeout (RunOptions.timeoutMs overrides it). Default 60 s. */
+  commandTimeoutMs?: number;
+  /** SSH keepalive: a dead peer is noticed after interval × (countMax + 1). Default 5 s × 3. */
+  keepaliveIntervalMs?: number;
+  keepaliveCountMax?: number;
+  /** Spacing of reconnect attempts after failures. Default 0.5 s doubling to 30 s, with jitter. */
+  backoff?: BackoffPolicy;
+}
+
+export interface SshSessionOptions {
+  /** TrustOnFirstUse: the key pinned earlier (status.observedHostKey); any other key is refused. */
+  pinnedHostKey?: string;
+  /** TrustOnFirstUse: called when a key is accepted for the first time, to record and pin it. */
+  onHostKeyPinned?: (keyLine: string, fingerprint: string) => void | Promise<void>;
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+}
+
+export class SshTransport {
+  private readonly pool = new Map<string, { identity: string; session: SshHostSession }>();
+  private readonly overall: Semaphore;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly options: SshTransportOptions = {}) {
+    this.overall = new Semaphore(options.maxConcurrentCommands ?? 16);
+    this.log = (options.logger ?? pino({ level: "silent", redact: [...LOG_REDACT_PATHS] })).child({ component: "ssh" });
+  }
+
+  /** Hosts with a pooled session. */
+  get size(): number {
+    return this.pool.size;
+  }
+
+  /**
+   * The pooled session of `host`, connected (so an unreachable host, a refused key or a changed
+   * host key is reported here). A changed address, user, sudo, host key setting or credential
+   * replaces the pooled session; the same ones return it as is.
+   */
+  async session(host: DDIHost, credentials: SshCredentials, opts: SshSessionOptions = {}): Promise<SshHostSession> {
+    if (this.closed) throw new Error("SshTransport is closed");
+    const { spec, metadata } = host;
+    const key = metadata.namespace ? `${metadata.namespace}/${metadata.name}` : metadata.name;
+    if (spec.hostKeyPolicy === "Pinned" && !spec.hostKey) {
+      throw new Error(`DDIHost ${key}: hostKeyPolicy Pinned needs spec.hostKey`);
+    }
+    const expectedHostKey = spec.hostKeyPolicy === "Pinned" ? spec.hostKey : (opts.pinnedHostKey ?? spec.hostKey);
+    const target: SessionTarget = {
+      host: key,
+      name: metadata.name,
+      address: spec.address,
+      port: spec.port,
+      user: spec.user,
+      sudo: spec.sudo,
+      hostKeyPolicy: spec.hostKeyPolicy,
+      ...(expectedHostKey ? { expectedHostKey } : {}),
+    };
+    // Credentials enter the identity only as a hash; the pool never keeps them in a key.
+    const identity = createHash("sha256")
+      .update(JSON.stringify([target, credentials.privateKey, credentials.passphrase ?? null]))
+      .digest("hex");
+    const tunables = {
+      connectTimeoutMs: opts.connectTimeoutMs ?? this.options.connectTimeoutMs ?? 10_000,
+      commandTimeoutMs: opts.commandTimeoutMs ?? this.options.commandTimeoutMs ?? 60_000,
+      keepaliveIntervalMs: this.options.keepaliveIntervalMs ?? 5_000,
+      keepaliveCountMax: this.options.keepaliveCountMax ?? 3,
+      backoff: this.options.backoff ?? DEFAULT_BACKOFF,
+      ...(opts.onHostKeyPinned ? { onHostKeyPinned: opts.onHostKeyPinned } : {}),
+    };
+    let entry = this.pool.get(key);
+    if (entry && (entry.identity !== identity || entry.session.isClosed)) {
+      this.pool.delete(key);
+      await entry.session.close();
+      entry = undefined;
+    }
+    if (!entry) {
+      const perHost = new Semaphore(this.options.maxConcurrentCommandsPerHost ?? 4);
+      entry = { identity, session: new SshHostSession(target, credentials, tunables, perHost, this.overall, this.log) };
+      this.pool.set(key, entry);
+    } else {
+      entry.session.tunables = tunables;
+    }
+    await entry.session.connect();
+    return entry.session;
+  }
+
+  /** Closes and forgets one host's session (e.g. when its DDIHost is deleted). */
+  async release(host: DDIHost): Promise<void> {
+    const key = host.metadata.namespace ? `${host.metadata.namespace}/${host.metadata.name}` : host.metadata.name;
+    const entry = this.pool.get(key);
+    this.pool.delete(key);
+    await entry?.session.close();
+  }
+
+  /** Closes every session, stream and forward; nothing of the transport keeps node alive after. */
+  async closeAll(): Promise<void> {
+    this.closed = true;
+    const sessions = [...this.pool.values()].map((e) => e.session);
+    this.pool.clear();
+    await Promise.all(sessions.map((s) => s.close()));
+  }
+}
