@@ -87,6 +87,13 @@ describe("checkKeepalivedFiles with the real keepalived -t", () => {
     expect(verdict.problems.some((p) => p.startsWith(`${NOTIFY_SCRIPT_PATH}: sh -n refused the notify script`))).toBe(true);
   });
 
+  it("accepts a main file whose include directory is empty (a host whose last pair left)", async () => {
+    const main = onHost(VARIANTS.nopreempt!(), "ka-a").filter((f) => f.ownership === "shared");
+    const verdict = await checkKeepalivedFiles(main, labIO, await workDir(), { includeLiveFiles: false });
+    expect(verdict.problems).toEqual([]);
+    expect(verdict.output).toContain("Config files missing");
+  });
+
   it("checks the candidates together with pair files already live in the include directory", async () => {
     const root = await workDir();
     const configPath = join(root, "etc-keepalived", "keepalived.conf");

@@ -203,6 +203,12 @@ describe("renderKeepalivedPair refuses specs it cannot render, naming the field"
       message: /spec\.secondary\.address 2001:db8::3 is not IPv4/,
     },
     {
+      name: "unicast with both nodes on one address",
+      pair: () => haPair({ unicast: true, primary: { host: "ka-a", interface: "eth0", address: "198.18.0.3" } }),
+      field: "spec.secondary.address",
+      message: /both nodes would use 198\.18\.0\.3/,
+    },
+    {
       name: "unicast with an IPv6 VIP",
       pair: () => haPair({ unicast: true, virtualIPv6: "2001:db8::86/64" }),
       field: "spec.virtualIPv6",

@@ -297,6 +297,12 @@ function renderPairFile(pair: HAPair, role: PairRole, hosts: ReadonlyMap<string,
       );
     }
     unicast = { self: unicastAddress(node, self, role), peer: unicastAddress(partner, other, partnerRole) };
+    if (unicast.self === unicast.peer) {
+      throw new KeepalivedRenderError(
+        "spec.secondary.address",
+        `spec.unicast: both nodes would use ${unicast.self} (spec.primary.address / spec.secondary.address or their DDIHost addresses): give each node its own address`,
+      );
+    }
     for (const [r, address] of [[role, unicast.self], [partnerRole, unicast.peer]] as const) {
       if (!isIPv4(address)) {
         throw new KeepalivedRenderError(
