@@ -44,14 +44,18 @@ async function runScratch(io: HostIO, argv: string[], seconds: number): Promise<
   if (!canStream(io)) return io.run(argv, { timeoutMs: limitMs });
   let decide = () => {};
   const decided = new Promise<void>((resolve) => (decide = resolve));
+  // A stream hands stdout to the line callback; its `done` need not carry it (the SSH one does not).
+  const lines: string[] = [];
   const stream = await io.stream(argv, (line) => {
+    lines.push(line);
     if (SCRATCH_DECIDED_RE.test(line)) decide();
   });
   const limit = setTimeout(decide, limitMs);
   await Promise.race([decided, stream.done]);
   clearTimeout(limit);
   await stream.stop();
-  return stream.done;
+  const result = await stream.done;
+  return result.stdout ? result : { ...result, stdout: lines.map((l) => `${l}\n`).join("") };
 }
 
 /**
