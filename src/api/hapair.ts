@@ -122,6 +122,24 @@ export const haPairSpecSchema = withCrossFieldRules(
       holds: (s) => s.virtualIPv6 === undefined || isIPv6Cidr(s.virtualIPv6),
     },
     {
+      cel: "!(self.unicast && has(self.virtualIPv6))",
+      message: "spec.unicast cannot be combined with spec.virtualIPv6: each node has one unicast address per family; use multicast for a dual-stack pair",
+      fieldPath: ".unicast",
+      holds: (s) => !(s.unicast && s.virtualIPv6 !== undefined),
+    },
+    {
+      cel: "!has(self.preemptDelay) || duration(self.preemptDelay) <= duration('1000s')",
+      message: "spec.preemptDelay must be at most 1000s (keepalived's limit)",
+      fieldPath: ".preemptDelay",
+      holds: (s) => s.preemptDelay === undefined || durationToMs(s.preemptDelay) <= 1_000_000,
+    },
+    {
+      cel: "!has(self.virtualIPv6) || duration(self.advertInterval) <= duration('40950ms')",
+      message: "spec.advertInterval must be at most 40.95s with spec.virtualIPv6 (VRRPv3 counts in centiseconds)",
+      fieldPath: ".advertInterval",
+      holds: (s) => s.virtualIPv6 === undefined || durationToMs(s.advertInterval) <= 40_950,
+    },
+    {
       cel: "!has(self.preemptDelay) || self.preempt",
       message: "spec.preemptDelay needs spec.preempt: true; remove preemptDelay or enable preempt",
       fieldPath: ".preemptDelay",

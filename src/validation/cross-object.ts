@@ -93,6 +93,28 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
     }
   }
 
+  // On one host, keepalived reads one main file, and a VRID is unique per interface whatever the subnet.
+  const nodesByHost = new Map<string, { pair: DDIResource & { kind: "HAPair" }; role: "primary" | "secondary" }[]>();
+  for (const pair of set.haPairs) {
+    for (const role of ["primary", "secondary"] as const) {
+      const key = objectKey(pair.metadata.namespace, pair.spec[role].host);
+      nodesByHost.set(key, [...(nodesByHost.get(key) ?? []), { pair, role }]);
+    }
+  }
+  for (const nodes of nodesByHost.values()) {
+    nodes.forEach(({ pair, role }, i) => {
+      const node = pair.spec[role];
+      for (const earlier of nodes.slice(0, i)) {
+        const other = earlier.pair.spec[earlier.role];
+        if (other.configPath !== node.configPath) {
+          error(pair, `spec.${role}.configPath`, `${node.configPath} differs from ${other.configPath} used by ${describeResource(earlier.pair)} on DDIHost "${node.host}": keepalived reads one main file, so pairs on one host share it`);
+        } else if (other.interface === node.interface && earlier.pair.spec.virtualRouterID === pair.spec.virtualRouterID && earlier.pair !== pair) {
+          error(pair, "spec.virtualRouterID", `VRID ${pair.spec.virtualRouterID} is already used on ${node.interface} of DDIHost "${node.host}" by ${describeResource(earlier.pair)}: pick another virtualRouterID`);
+        }
+      }
+    });
+  }
+
   // Unicast VRRP needs each node's own IP; a DNS name cannot go into unicast_src_ip.
   for (const pair of set.haPairs) {
     if (!pair.spec.unicast) continue;
