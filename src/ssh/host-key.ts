@@ -26,8 +26,9 @@ export function parseHostKey(key: string | Buffer): HostKey {
     return { type, blob: Buffer.from(key) };
   }
   const [lineType, b64] = key.trim().split(/\s+/);
-  if (!lineType || !b64 || !/^[A-Za-z0-9+/]+={0,3}$/.test(b64)) {
-    throw new Error(`not an OpenSSH public key line ("type base64 [comment]"): ${JSON.stringify(key.slice(0, 40))}`);
+  // The message never quotes the input: a private key pasted by mistake must not reach a log.
+  if (!lineType || !b64 || !/^[a-z0-9@.-]{1,64}$/.test(lineType) || !/^[A-Za-z0-9+/]+={0,3}$/.test(b64)) {
+    throw new Error('not an OpenSSH public key line ("type base64 [comment]", e.g. "ssh-ed25519 AAAA...")');
   }
   const blob = Buffer.from(b64, "base64");
   const type = blobType(blob);

@@ -25,6 +25,14 @@ export class PidLineReader {
   pid: number | undefined;
   private head = Buffer.alloc(0);
   private passing = false;
+  private resolvePid!: (pid: number | undefined) => void;
+  /** Resolves with the PID once its line arrived (undefined if the first line was not a PID, or on end()). */
+  readonly pidLine = new Promise<number | undefined>((r) => (this.resolvePid = r));
+
+  /** The output ended (before or after the PID line). */
+  end(): void {
+    this.resolvePid(this.pid);
+  }
 
   /** Returns the bytes that belong to the command's own stdout. */
   push(chunk: Buffer): Buffer {
@@ -35,6 +43,7 @@ export class PidLineReader {
     const text = this.head.subarray(0, nl).toString("latin1");
     if (/^\d+$/.test(text)) this.pid = Number(text);
     this.passing = true;
+    this.resolvePid(this.pid);
     const rest = this.head.subarray(nl + 1);
     this.head = Buffer.alloc(0);
     return rest;

@@ -338,23 +338,26 @@ export class SshHostSession implements HostSession {
    * not closed 5 s later, SIGKILL and our channel close. Through sudo only a catchable signal
    * reaches the command (sudo relays it), hence TERM first.
    */
-  private terminate(client: Client, ch: ClientChannel, pid: number | undefined, display: string): void {
+  private terminate(client: Client, ch: ClientChannel, pids: PidLineReader | undefined, display: string): void {
     let closed = false;
     ch.once("close", () => (closed = true));
     const signal = (sig: "TERM" | "KILL") => {
       sendSignal(ch, sig);
-      if (pid === undefined || this.client !== client) return;
-      try {
-        client.exec(shellJoin(killArgv(pid, sig)), (err, kch) => {
-          if (err) return this.log.warn({ command: display, err: err.message }, `cannot send SIG${sig}`);
-          kch.on("data", () => undefined);
-          kch.stderr.on("data", () => undefined);
-          kch.on("error", () => undefined);
-          kch.end();
-        });
-      } catch (err) {
-        this.log.warn({ command: display, err: describeError(err) }, `cannot send SIG${sig}`);
-      }
+      // The PID line may still be on its way when a command is stopped right after it started.
+      void (pids?.pidLine ?? Promise.resolve(undefined)).then((pid) => {
+        if (pid === undefined || closed || this.client !== client) return;
+        try {
+          client.exec(shellJoin(killArgv(pid, sig)), (err, kch) => {
+            if (err) return this.log.warn({ command: display, err: err.message }, `cannot send SIG${sig}`);
+            kch.on("data", () => undefined);
+            kch.stderr.on("data", () => undefined);
+            kch.on("error", () => undefined);
+            kch.end();
+          });
+        } catch (err) {
+          this.log.warn({ command: display, err: describeError(err) }, `cannot send SIG${sig}`);
+        }
+      });
     };
     signal("TERM");
     const timer = setTimeout(() => {
@@ -416,11 +419,16 @@ export class SshHostSession implements HostSession {
       const timer = setTimeout(() => {
         settle(() => reject(new CommandTimeoutError(this.hostRef, display, timeoutMs)));
         this.log.warn({ command: display, timeoutMs }, "command timed out");
-        if (channel) this.terminate(client, channel, pidReader.pid, display);
+        if (channel) this.terminate(client, channel, pidReader, display);
       }, timeoutMs);
       const setup = (ch: ClientChannel) => {
         channel = ch;
-        if (settled) return this.terminate(client, ch, undefined, display);
+        if (settled) {
+          // Timed out while the channel was opening: the command may start now; end it.
+          ch.on("data", (d: Buffer) => pidReader.push(d));
+          ch.on("close", () => pidReader.end());
+          return this.terminate(client, ch, pidReader, display);
+        }
         const out: Buffer[] = [];
         const err: Buffer[] = [];
         let exit: { code: number } | undefined;
@@ -432,6 +440,7 @@ export class SshHostSession implements HostSession {
         ch.on("error", () => undefined);
         ch.on("close", () =>
           settle(() => {
+            pidReader.end();
             if (!exit) return reject(new ConnectionLostError(this.hostRef, display));
             resolve({ code: exit.code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") });
           }),
@@ -469,6 +478,7 @@ export class SshHostSession implements HostSession {
       });
       channel.on("error", () => undefined);
       channel.on("close", () => {
+        pidReader.end();
         lines.end();
         this.streams.delete(handle);
         let err = Buffer.concat(stderr).toString("utf8");
@@ -496,9 +506,21 @@ export class SshHostSession implements HostSession {
       }
     }
     const channel = ch;
+    // Return once the command runs (its PID line came), so a caller can act right after, e.g.
+    // change an address and expect the monitor to see it.
+    let startTimer: NodeJS.Timeout | undefined;
+    const started = await Promise.race([
+      pidReader.pidLine.then(() => true),
+      new Promise<false>((r) => (startTimer = setTimeout(() => r(false), this.tunables.commandTimeoutMs))),
+    ]);
+    clearTimeout(startTimer);
+    if (!started) {
+      this.terminate(client, channel, pidReader, display);
+      throw new CommandTimeoutError(this.hostRef, display, this.tunables.commandTimeoutMs);
+    }
     handle.stop = async () => {
       stopping = true;
-      this.terminate(client, channel, pidReader.pid, display);
+      this.terminate(client, channel, pidReader, display);
       // terminate() escalates to SIGKILL after 5 s; past that, stop() returns and done follows
       // whenever the connection ends.
       await Promise.race([done, new Promise((r) => setTimeout(r, 8_000).unref())]);
