@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the operator's main job on an embedded default: a local lab with a real kube-apiserver and
+# real host containers. It installs what it needs (as hack/test.sh does), starts etcd +
+# kube-apiserver on 127.0.0.1 and four systemd hosts on a 198.18.0.0/15 docker network, installs
+# the CRDs, writes the default manifest set to .lab/<name>/manifests/, applies it with
+# `kubectl apply --server-side`, then applies it to the hosts over SSH, observes them and writes
+# every resource's status to the API server. See docs/testing.md, "The lab command".
+#
+#   hack/lab.sh                  set up, then watch (observe + status every 10 s) until Ctrl-C;
+#                                Ctrl-C removes the lab and stops the control plane
+#   hack/lab.sh --once           set up, wait until every resource is Ready, print, tear down
+#   hack/lab.sh --keep           leave the lab and the control plane running on exit
+#   hack/lab.sh --hosts N        N lab hosts (at least 4; the default set uses h1..h4)
+#   hack/lab.sh --name NAME      lab name (default "default"): .lab/NAME/, containers ddi-ha-lab-NAME-h*
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+keep=false
+name=default
+demo_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --once) demo_args+=(--once) ;;
+    --keep) keep=true; demo_args+=(--keep) ;;
+    --hosts) [ $# -ge 2 ] || { echo "hack/lab.sh: --hosts needs a number" >&2; exit 2; }; demo_args+=(--hosts "$2"); shift ;;
+    --name) [ $# -ge 2 ] || { echo "hack/lab.sh: --name needs a value" >&2; exit 2; }; name="$2"; demo_args+=(--name "$2"); shift ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: hack/lab.sh [--once] [--keep] [--hosts N] [--name NAME]" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ "$name" =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || { echo "hack/lab.sh: --name must be lower-case letters, digits and '-'" >&2; exit 2; }
+
+# shellcheck source=hack/setup.sh
+source hack/setup.sh
+setup_packages
+setup_lab_tools
+
+if $keep; then
+  # A control plane that outlives this script: its own session, so Ctrl-C here does not reach
+  # it, and its own process, since the harness stops etcd and kube-apiserver when its Node exits.
+  step "control plane that stays (--keep)"
+  mkdir -p .lab
+  log=".lab/$name-control-plane.log"
+  setsid node --import tsx test/harness/control-plane.ts >"$log" 2>&1 </dev/null &
+  echo $! >".lab/$name-control-plane.pid"
+  kubeconfig=""
+  for _ in $(seq 1 240); do
+    kubeconfig="$(sed -n 's/^export KUBECONFIG=//p' "$log")"
+    [ -n "$kubeconfig" ] && break
+    kill -0 "$(cat ".lab/$name-control-plane.pid")" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.25
+  done
+  [ -n "$kubeconfig" ] || { echo "hack/lab.sh: the control plane did not start; see $log" >&2; exit 1; }
+  echo "    $(head -n 1 "$log")" >&2
+  demo_args+=(--kubeconfig "$kubeconfig")
+fi
+
+step "lab"
+exec node --import tsx test/lab/demo.ts "${demo_args[@]}"

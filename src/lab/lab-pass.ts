@@ -1,0 +1,100 @@
+// The lab's reconcile loop body: read the namespace from the API server, validate it as the CLI
+// does, run one reconcile pass over SSH, and write every status to the /status subresource.
+import { isDeepStrictEqual } from "node:util";
+import type { DDIResource } from "../api/index.js";
+import { manifestSessionProvider, PinnedHostKeys } from "../engine/sessions.js";
+import type { SshTransport } from "../ssh/index.js";
+import { formatProblem, validateManifests } from "../validation/validate.js";
+import { type KubeItem, Kubectl, itemsAsDocuments, statusMergePatch } from "./kubectl.js";
+import { type ComputedStatus, type PassMemory, reconcilePass } from "./reconcile-pass.js";
+
+export interface LabPassOptions {
+  kubectl: Kubectl;
+  namespace: string;
+  transport: SshTransport;
+  /** Where TrustOnFirstUse keys would be pinned (the default set pins every key in the spec). */
+  knownHostsPath: string;
+  memory: PassMemory;
+  /**
+   * true: apply every relationship; false: observe only; "needed": apply what the operator would
+   * (a spec it has not applied yet, or a failed apply it retries; not one the daemon refused).
+   */
+  apply: boolean | "needed";
+}
+
+/** Whether the operator would apply this object now, judged from what the API server holds. */
+export function needsApply(item: Pick<KubeItem, "metadata" | "status"> | undefined): boolean {
+  if (!item) return false;
+  const status = (item.status ?? {}) as { observedGeneration?: number; conditions?: { type: string; status: string; reason?: string }[] };
+  if (status.observedGeneration !== item.metadata.generation) return true;
+  const applied = status.conditions?.find((c) => c.type === "ConfigApplied");
+  if (applied?.status === "True") return false;
+  // A spec the daemon's check or the renderer refused fails the same way until it changes (Stalled).
+  return applied?.reason !== "ConfigRejected" && applied?.reason !== "InvalidSpec";
+}
+
+export interface LabPassResult {
+  /** One line per resource, e.g. `hapair/lab-vip  Ready=True (VIPOnPrimary)  active=primary`. */
+  summary: Map<string, string>;
+  statuses: ComputedStatus[];
+  /** Validation problems of the objects on the API server (formatted). */
+  problems: string[];
+  /** Statuses the API server refused, with why. */
+  writeErrors: string[];
+}
+
+const SHORT: Record<string, string> = { DDIHost: "ddihost", HAPair: "hapair", KeaHACluster: "keahacluster", DhcpFailoverPeer: "dhcpfailoverpeer" };
+
+/** A one-line summary of a computed status, for the lab's "what changed" output. */
+export function summarizeStatus(kind: string, status: Record<string, unknown>): string {
+  const conditions = (status.conditions ?? []) as { type: string; status: string; reason: string; message: string }[];
+  const ready = conditions.find((c) => c.type === "Ready");
+  const flags = conditions.filter((c) => c.type !== "Ready" && c.status === "True" && ["Reconciling", "Stalled", "SplitBrain", "PartnerDown", "CommunicationsInterrupted"].includes(c.type));
+  const parts = [`Ready=${ready?.status ?? "Unknown"}${ready ? ` (${ready.reason})` : ""}`];
+  if (kind === "HAPair") {
+    const nodes = (status.nodes ?? []) as { host: string; vrrpState: string; holdsVIP: boolean }[];
+    parts.push(`active=${String(status.activeNode)}`, nodes.map((n) => `${n.host}:${n.vrrpState}${n.holdsVIP ? "+VIP" : ""}`).join(" "));
+  } else if (kind === "DhcpFailoverPeer") {
+    parts.push(`primary=${String(status.primaryState)} secondary=${String(status.secondaryState)}`);
+  } else if (kind === "KeaHACluster") {
+    const peers = (status.peers ?? []) as { name: string; state: string }[];
+    parts.push(`health=${String(status.health)}`, peers.map((p) => `${p.name}:${p.state}`).join(" "));
+  }
+  if (flags.length) parts.push(flags.map((c) => c.type).join(","));
+  // Why it is not Ready, in the status's own words (they name the host and the fix).
+  if (ready && ready.status !== "True") parts.push(`\n      ${ready.message.length > 400 ? `${ready.message.slice(0, 399)}…` : ready.message}`);
+  return parts.join("  ");
+}
+
+export async function runLabPass(options: LabPassOptions): Promise<LabPassResult> {
+  const { kubectl, namespace } = options;
+  const items = await kubectl.getNamespace(namespace);
+  const { set, problems } = validateManifests(itemsAsDocuments(items, "kube-apiserver"));
+  const itemOf = new Map<string, KubeItem>(items.map((i) => [`${i.kind}/${i.metadata.namespace}/${i.metadata.name}`, i]));
+  const keyOf = (r: DDIResource) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+  const pins = await PinnedHostKeys.open(options.knownHostsPath);
+  const result = await reconcilePass(set, manifestSessionProvider(set, options.transport, pins), {
+    apply: options.apply === "needed" ? (r) => needsApply(itemOf.get(keyOf(r))) : options.apply,
+    problems,
+    previousStatus: (r) => itemOf.get(keyOf(r))?.status,
+    memory: options.memory,
+  });
+  const writeErrors: string[] = [];
+  const summary = new Map<string, string>();
+  await Promise.all(
+    result.statuses.map(async ({ resource, status }) => {
+      const item = itemOf.get(keyOf(resource));
+      summary.set(`${SHORT[resource.kind]}/${resource.metadata.name}`, summarizeStatus(resource.kind, status as Record<string, unknown>));
+      if (!item) return;
+      // Through JSON: the API server stores JSON, so undefined fields must not count as a change.
+      const next = JSON.parse(JSON.stringify(status)) as Record<string, unknown>;
+      if (isDeepStrictEqual(item.status ?? {}, next)) return;
+      try {
+        await kubectl.patchStatus(item, statusMergePatch(item.status, next));
+      } catch (err) {
+        writeErrors.push(`${resource.kind} ${resource.metadata.name}: ${(err as Error).message}`);
+      }
+    }),
+  );
+  return { summary, statuses: result.statuses, problems: problems.map(formatProblem), writeErrors };
+}
