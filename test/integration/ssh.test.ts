@@ -4,7 +4,7 @@
 // produced by the real sshd, sudo and kernel.
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -16,9 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_GROUP_VERSION, type DDIHost, ddiHostSpecSchema } from '../../src/api/index.js';
 import {
   CommandTimeoutError,
+  ConnectionLostError,
   HostKeyMismatchError,
   HostUnreachableError,
   LOG_REDACT_PATHS,
+  SshAuthenticationError,
   SshTransport,
   SudoError,
   fingerprintOf,
@@ -234,6 +236,80 @@ describe('failures', () => {
     expect(after).toMatch(/^\d+$/);
     expect(after).not.toBe(before);
     expect(s.connected).toBe(true);
+  });
+});
+
+describe('a connection lost while a command runs', () => {
+  it('is reported as ConnectionLostError and the command is not re-run', async () => {
+    const s = await transport.session(ddiHost(a), creds());
+    const marker = `/tmp/ran-${Date.now()}`;
+    const running = timed(s.run(['sh', '-c', 'echo x >> "$1"; sleep 5', 'sh', marker]));
+    await expect.poll(async () => (await a.exec(['test', '-e', marker])).exitCode, { timeout: 5_000 }).toBe(0);
+    await a.run(['pkill', '-KILL', '-f', '^sshd: root']);
+    const { ms, error } = await running;
+    expect(error).toBeInstanceOf(ConnectionLostError);
+    expect((error as Error).message).toMatch(/was lost while "sh -c .*" ran; it may or may not have taken effect/);
+    expect(ms).toBeLessThan(5_000);
+    expect((await a.run(['cat', marker])).trim()).toBe('x'); // ran exactly once
+    expect((await s.run(['true'])).code).toBe(0);
+  });
+});
+
+describe('credentials', () => {
+  it('a key the host does not accept gives SshAuthenticationError naming the user', async () => {
+    const stranger = generateEd25519KeyPair().privateKey;
+    const { error } = await timed(transport.session(ddiHost(a, {}, 'stranger'), { privateKey: stranger }));
+    expect(error).toBeInstanceOf(SshAuthenticationError);
+    expect((error as Error).message).toMatch(/SSH authentication to lab\/stranger .* failed: the host refused the private key for user root/);
+  });
+
+  it('a passphrase-protected key works with its passphrase and is refused clearly without', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ddi-ssh-pass-'));
+    try {
+      const path = join(dir, 'id');
+      await execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'correct horse', '-C', 'pass', '-f', path]);
+      const pub = readFileSync(`${path}.pub`, 'utf8');
+      await a.run(['sh', '-c', `printf '%s' "$1" >> /etc/ssh/authorized_keys/root`, 'sh', pub]);
+      const privateKey = readFileSync(path, 'utf8');
+      const s = await transport.session(ddiHost(a, {}, 'passphrase'), { privateKey, passphrase: 'correct horse' });
+      expect((await s.run(['id', '-u'])).stdout.trim()).toBe('0');
+      const wrong = await timed(transport.session(ddiHost(a, {}, 'passphrase-wrong'), { privateKey, passphrase: 'wrong' }));
+      expect(wrong.error).toBeInstanceOf(SshAuthenticationError);
+      expect((wrong.error as Error).message).toMatch(/the private key cannot be used/);
+      const none = await timed(transport.session(ddiHost(a, {}, 'passphrase-none'), { privateKey }));
+      expect(none.error).toBeInstanceOf(SshAuthenticationError);
+      for (const e of [wrong.error, none.error]) {
+        expect((e as Error).message).not.toContain('correct horse');
+        expect((e as Error).message).not.toContain(privateKey.split('\n')[1]!);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('keepalive', () => {
+  it('notices a host that froze under an open connection, and reconnects once it thaws', async () => {
+    const t = new SshTransport({ keepaliveIntervalMs: 500, keepaliveCountMax: 2, connectTimeoutMs: 3_000 });
+    try {
+      const s = await t.session(ddiHost(b, {}, 'keepalive'), creds());
+      expect((await s.run(['true'])).code).toBe(0);
+      await b.pause();
+      try {
+        const start = Date.now();
+        const { error } = await timed(s.run(['true'], { timeoutMs: 5_000 }));
+        // Either keepalive closed the connection first, or the command timed out: never a hang.
+        expect(error).toBeDefined();
+        expect(Date.now() - start).toBeLessThan(5_500);
+        await expect.poll(() => s.connected, { timeout: 5_000 }).toBe(false);
+      } finally {
+        await b.unpause();
+      }
+      // The failed attempts (if any) put the host in backoff; wait for it, then a command reconnects.
+      await expect.poll(async () => (await s.run(['hostname']).catch(() => undefined))?.stdout.trim(), { timeout: 20_000, interval: 500 }).toBe(b.name);
+    } finally {
+      await t.closeAll();
+    }
   });
 });
 
