@@ -40,15 +40,16 @@ if $keep; then
   # A control plane that outlives this script: its own session, so Ctrl-C here does not reach
   # it, and its own process, since the harness stops etcd and kube-apiserver when its Node exits.
   step "control plane that stays (--keep)"
-  mkdir -p .lab
-  log=".lab/$name-control-plane.log"
+  mkdir -p ".lab/$name"
+  log=".lab/$name/control-plane.log"
+  pidfile=".lab/$name/control-plane.pid"
   setsid node --import tsx test/harness/control-plane.ts >"$log" 2>&1 </dev/null &
-  echo $! >".lab/$name-control-plane.pid"
+  echo $! >"$pidfile"
   kubeconfig=""
   for _ in $(seq 1 240); do
     kubeconfig="$(sed -n 's/^export KUBECONFIG=//p' "$log")"
     [ -n "$kubeconfig" ] && break
-    kill -0 "$(cat ".lab/$name-control-plane.pid")" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.25
   done
   [ -n "$kubeconfig" ] || { echo "hack/lab.sh: the control plane did not start; see $log" >&2; exit 1; }

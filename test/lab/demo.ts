@@ -251,8 +251,8 @@ async function main(): Promise<void> {
 function printKeepInstructions(name: string, kubeconfig: string, kubectl: string, external: boolean): void {
   console.error(`\n==> kept: lab "${name}"${external ? ' and the control plane' : ''}`);
   console.error(`    ${kubectl} --kubeconfig ${kubeconfig} get ddi-ha -n ${LAB_NAMESPACE} -o wide`);
-  if (external && existsSync(join(repoRoot, '.lab', `${name}-control-plane.pid`))) {
-    console.error(`    stop the control plane: kill $(cat .lab/${name}-control-plane.pid)`);
+  if (external && existsSync(join(repoRoot, '.lab', name, 'control-plane.pid'))) {
+    console.error(`    stop the control plane: kill $(cat .lab/${name}/control-plane.pid)   (first: the lab removal below deletes .lab/${name}/)`);
   }
   console.error(`    remove the lab:         npx tsx test/lab/cli.ts down --name ${name}`);
 }
