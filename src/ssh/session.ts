@@ -280,6 +280,15 @@ export class SshHostSession implements HostSession {
     if (/privateKey|passphrase|private key/i.test(e.message ?? "")) {
       return new SshAuthenticationError(this.hostRef, `the private key cannot be used: ${msg}`, { cause: err });
     }
+    const expected = this.pinnedKey;
+    if (expected && /no matching host key format/i.test(msg)) {
+      // We offer only the pinned key's algorithm; a host without such a key has been rekeyed.
+      return new HostUnreachableError(
+        this.hostRef,
+        `the host offers no ${expected.type} host key, the type of the pinned key ${fingerprintOf(expected)}; if it was reinstalled, pin its new key (${msg})`,
+        { cause: err },
+      );
+    }
     if (e.level === "client-timeout") {
       return new HostUnreachableError(this.hostRef, `no SSH handshake within ${this.tunables.connectTimeoutMs} ms (${msg})`, { cause: err });
     }

@@ -139,6 +139,19 @@ describe('host key verification', () => {
     expect(e.message).toMatch(/spec\.hostKey/);
   });
 
+  it('a pinned key of a type the host does not have is refused with the reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ddi-ssh-ecdsa-'));
+    try {
+      await execFileAsync('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', join(dir, 'k')]);
+      const ecdsa = readFileSync(join(dir, 'k.pub'), 'utf8').trim();
+      const { error } = await timed(transport.session(ddiHost(b, { hostKey: ecdsa }, 'pinned-ecdsa'), creds()));
+      expect(error).toBeInstanceOf(HostUnreachableError);
+      expect((error as Error).message).toContain(`the host offers no ecdsa-sha2-nistp256 host key, the type of the pinned key ${fingerprintOf(ecdsa)}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('TrustOnFirstUse accepts and reports the first key, then refuses a different pinned key', async () => {
     const pinned: string[] = [];
     const host = ddiHost(b, { hostKey: undefined, hostKeyPolicy: 'TrustOnFirstUse' }, 'tofu');
