@@ -249,6 +249,12 @@ export class SshHostSession implements HostSession {
     } catch (err) {
       ssh.connection?.end();
       sock.destroy();
+      if (!mismatch && expected && /no matching host key format/i.test(describeError(err))) {
+        // We offered only the pinned key's type and the host has none: a reinstalled host with a
+        // new key type is a changed key. Fetch that key to report it like any other mismatch.
+        const other = await this.probeHostKey();
+        if (other) mismatch = new HostKeyMismatchError(this.hostRef, fingerprintOf(expected), fingerprintOf(other), keyLineOf(other), target.hostKeyPolicy);
+      }
       throw this.classifyConnectError(err, mismatch);
     }
     const client = ssh.connection!;
@@ -275,6 +281,37 @@ export class SshHostSession implements HostSession {
       }
     }
     return client;
+  }
+
+  /** The host key the host presents by default (refused before authentication), or undefined. */
+  private async probeHostKey(): Promise<HostKey | undefined> {
+    let seen: HostKey | undefined;
+    const sock = new Socket();
+    sock.connect(this.target.port, this.target.address);
+    const ssh = new NodeSSH();
+    try {
+      await ssh.connect({
+        sock,
+        host: this.target.address,
+        port: this.target.port,
+        username: this.target.user,
+        readyTimeout: this.tunables.connectTimeoutMs,
+        hostVerifier: (blob: Buffer): boolean => {
+          try {
+            seen = parseHostKey(blob);
+          } catch {
+            /* not a key we can report */
+          }
+          return false;
+        },
+      });
+    } catch {
+      /* refused by our verifier, as intended */
+    } finally {
+      ssh.connection?.end();
+      sock.destroy();
+    }
+    return seen;
   }
 
   private classifyConnectError(err: unknown, mismatch: HostKeyMismatchError | undefined): Error {

@@ -139,14 +139,15 @@ describe('host key verification', () => {
     expect(e.message).toMatch(/spec\.hostKey/);
   });
 
-  it('a pinned key of a type the host does not have is refused with the reason', async () => {
+  it('a pinned key of a type the host does not have is a changed key, reported with the key the host has', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ddi-ssh-ecdsa-'));
     try {
       await execFileAsync('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', join(dir, 'k')]);
       const ecdsa = readFileSync(join(dir, 'k.pub'), 'utf8').trim();
       const { error } = await timed(transport.session(ddiHost(b, { hostKey: ecdsa }, 'pinned-ecdsa'), creds()));
-      expect(error).toBeInstanceOf(HostUnreachableError);
-      expect((error as Error).message).toContain(`the host offers no ecdsa-sha2-nistp256 host key, the type of the pinned key ${fingerprintOf(ecdsa)}`);
+      expect(error).toBeInstanceOf(HostKeyMismatchError);
+      expect((error as HostKeyMismatchError).expectedFingerprint).toBe(fingerprintOf(ecdsa));
+      expect((error as HostKeyMismatchError).seenFingerprint).toBe(b.hostKeyFingerprint);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
