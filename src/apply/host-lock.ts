@@ -39,9 +39,12 @@ const ACQUIRED = "ddi-ha-lock-acquired";
 const LOCK_BUSY_EXIT = 75;
 
 // Constant script; holder and path arrive as $1 and $2. It records the holder for whoever waits,
-// announces the lock, then writes a line every second: once the SSH channel is gone the write
-// fails (SIGPIPE or EPIPE) and the shell, and with it the lock, goes away within half a second.
-const HOLD_SCRIPT = `printf '%s\\n' "$1" >"$2"; echo ${ACQUIRED}; while sleep 0.5; do echo held || exit 0; done`;
+// announces the lock with its process group ($PPID: timeout(1) leads its own group), then writes
+// a line every half second: once the SSH connection is gone a write fails (SIGPIPE) and the
+// group, and with it the lock, goes away. release() ends the group with one `kill`, because
+// sshd neither delivers signals to a root session nor drops the pipe promptly when the channel
+// closes (measured: 5 s).
+const HOLD_SCRIPT = `printf '%s\\n' "$1" >"$2"; echo ${ACQUIRED} $PPID; while sleep 0.5; do echo held || exit 0; done`;
 
 export class HostLockError extends Error {}
 
@@ -86,8 +89,12 @@ export function hostLockArgv(options: HostLockOptions): string[] {
 export async function acquireHostLock(session: HostSession, options: HostLockOptions): Promise<HostLock> {
   let resolveAcquired!: () => void;
   const acquired = new Promise<void>((resolve) => (resolveAcquired = resolve));
+  let group: number | undefined;
   const stream: CommandStream = await session.stream(hostLockArgv(options), (line) => {
-    if (line.trim() === ACQUIRED) resolveAcquired();
+    const m = new RegExp(`^${ACQUIRED} (\\d+)$`).exec(line.trim());
+    if (!m) return;
+    group = Number(m[1]);
+    resolveAcquired();
   });
   let releasing = false;
   let lost = false;
@@ -114,9 +121,16 @@ export async function acquireHostLock(session: HostSession, options: HostLockOpt
         return lost;
       },
       async release() {
+        const stillHeld = !lost;
         releasing = true;
+        // The group is ours and alive until `ended`; after that its id is not touched again.
+        if (stillHeld && group && group > 1) {
+          await session.run(["kill", "-s", "TERM", "--", `-${group}`], { timeoutMs: 10_000 }).catch(() => undefined);
+        }
         // Bounded: over a dead connection the channel may never report its close.
-        await Promise.race([stream.stop().catch(() => undefined), ended, new Promise((r) => setTimeout(r, 5_000))]);
+        const bound = () => new Promise((r) => setTimeout(r, 5_000));
+        await Promise.race([ended, bound()]);
+        await Promise.race([stream.stop().catch(() => undefined), bound()]);
       },
     };
   }

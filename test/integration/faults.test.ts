@@ -3,9 +3,10 @@
 // appliers racing for one host. Every verdict is taken on the host (sha256, PIDs, systemd), over
 // `docker exec`, independent of the SSH session under test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_GROUP_VERSION, type DDIHost, type DhcpFailoverPeer, dhcpFailoverPeerSpecSchema } from '../../src/api/index.js';
+import { API_GROUP_VERSION, type DDIHost, type DhcpFailoverPeer, type HAPair, dhcpFailoverPeerSpecSchema, haPairSpecSchema } from '../../src/api/index.js';
 import { type ApplyResult, applyHostFiles } from '../../src/apply/index.js';
 import { ensureIncludeLine, generateOmapiKey, removeIncludeLine, renderDhcpFailover } from '../../src/daemons/dhcpd/index.js';
+import { renderKeepalivedPair } from '../../src/daemons/keepalived/index.js';
 import type { HostSession } from '../../src/exec/host-io.js';
 import type { RenderedFile } from '../../src/render/types.js';
 import { SshTransport } from '../../src/ssh/index.js';
@@ -82,6 +83,42 @@ describe('a config the daemon rejects never reaches the live file', () => {
     expect({ include: await hostSha256(h1, include.path), main: await hostSha256(h1, main.path), pid: await dhcpdPid(h1) }).toEqual(before);
     expect((await h1.exec(['kill', '-0', String(before.pid)])).exitCode).toBe(0);
     expect(await noLeftovers(h1)).toBe('');
+  });
+  it('keepalived: a VRID out of range in the pair file leaves every keepalived file byte-identical and keepalived running', async () => {
+    const hosts = new Map<string, DDIHost>(env.ddiHosts.map((h) => [h.metadata.name, h]));
+    const pair: HAPair = {
+      apiVersion: API_GROUP_VERSION,
+      kind: 'HAPair',
+      metadata: { name: 'faults-vip', namespace: 'lab' },
+      spec: haPairSpecSchema.parse({
+        primary: { host: h2.name, interface: h2.interface },
+        secondary: { host: h1.name, interface: h1.interface },
+        virtualIP: `${env.lab.network.spare(30)}/24`,
+        virtualRouterID: 61,
+        services: {},
+      }),
+    };
+    const files = renderKeepalivedPair(pair, hosts).filter((f) => f.host === h2.name);
+    const s2 = env.sessions[1]!;
+    const good = await applyHostFiles(s2, files);
+    expect(good, JSON.stringify(good)).toMatchObject({ ok: true, reloaded: ['keepalived.service'] });
+    const before = { unit: await unitSnapshot(h2, 'keepalived.service'), sha: await Promise.all(files.map((f) => hostSha256(h2, f.path))) };
+    expect(before.unit.MainPID).toBeGreaterThan(0);
+
+    const own = files.find((f) => f.ownership === 'owned')!;
+    expect(own.content).toMatch(/virtual_router_id 61/);
+    const broken = files.map((f) => (f === own ? { ...f, content: f.content.replace('virtual_router_id 61', 'virtual_router_id 999') } : f));
+    const result = await applyHostFiles(s2, broken);
+
+    expect(result.ok).toBe(false);
+    expect(result.failure).toMatchObject({ stage: 'validate', path: own.path, service: 'keepalived.service' });
+    expect(result.failure!.message).toContain(own.path);
+    expect(result.failure!.message).toMatch(/virtual_router_id|999/);
+    expect(result.reloaded).toEqual([]);
+    const after = { unit: await unitSnapshot(h2, 'keepalived.service'), sha: await Promise.all(files.map((f) => hostSha256(h2, f.path))) };
+    expect(after).toEqual(before);
+    expect(await hostSha256(h2, `${own.path}.ddi-ha-new`)).toBe('absent');
+    expect((await h2.run(['sh', '-c', 'ls -d /run/.ddi-ha-check.* 2>/dev/null; true'])).trim()).toBe('');
   });
 });
 
