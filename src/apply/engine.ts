@@ -371,6 +371,11 @@ class ApplyRun {
       this.stageNow = "reload";
       const before = this.before.get(unit)!;
       const action = chooseServiceAction(unit, before);
+      if (action === "start" && this.onlyRemovals(unit)) {
+        // Removing our files from a daemon that is not running needs no reload, and must not start it.
+        this.notes.push(`${unit} on DDIHost ${this.host} is not running; the removal needs no reload`);
+        continue;
+      }
       let enabledByUs = false;
       if (action === "start") {
         if (!(await isEnabled(this.session, unit))) {
@@ -417,6 +422,11 @@ class ApplyRun {
       }
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  private onlyRemovals(unit: ServiceUnit): boolean {
+    const mine = this.plan!.changes.filter((c) => c.service === unit);
+    return mine.length > 0 && mine.every((c) => c.action === "delete" || c.forRemoval);
   }
 
   private pathOf(unit: ServiceUnit): { path?: string } {

@@ -148,4 +148,17 @@ describe('two HAPairs on the same hosts', () => {
     const [again] = await applyPair(pairB, true);
     expect(again).toMatchObject({ ok: true, removed: [], reloaded: [], unchanged: [fileB1.path] });
   });
+
+  it('removing a pair from a host whose keepalived is stopped deletes the file and does not start keepalived', async () => {
+    const fileA2 = renderKeepalivedPair(pairA, hosts).find((f) => f.host === h2.name && f.ownership === 'owned')!;
+    await h2.stopService('keepalived.service');
+    const removals = keepalivedPairRemovals(pairA)
+      .filter((r) => r.host === h2.name)
+      .map(({ host: _host, ...r }): RemovedFile => r);
+    const result = await applyHostFiles(env.sessions[1]!, [], { remove: removals });
+    expect(result, JSON.stringify(result)).toMatchObject({ ok: true, removed: [fileA2.path], reloaded: [] });
+    expect(result.notes.join(' ')).toMatch(/keepalived\.service .* is not running; the removal needs no reload/);
+    expect(await hostSha256(h2, fileA2.path)).toBe('absent');
+    expect((await unitSnapshot(h2, 'keepalived.service')).ActiveState).toBe('inactive');
+  });
 });
