@@ -1,8 +1,9 @@
 // The apply engine end to end on real lab hosts through the real SSH transport: keepalived HAPairs
 // rendered by the keepalived module, applied to both hosts, observed on the hosts themselves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_GROUP_VERSION, type DDIHost, type HAPair, haPairSpecSchema } from '../../src/api/index.js';
+import { API_GROUP_VERSION, type DDIHost, type HAPair, type KeaHACluster, haPairSpecSchema, keaHAClusterSpecSchema } from '../../src/api/index.js';
 import { applyHostFiles, type ApplyResult, type RemovedFile } from '../../src/apply/index.js';
+import { renderKeaCluster } from '../../src/daemons/kea/index.js';
 import { keepalivedPairRemovals, renderKeepalivedPair } from '../../src/daemons/keepalived/index.js';
 import type { RenderedFile } from '../../src/render/types.js';
 import type { LabHost } from '../lab/lab.js';
@@ -160,5 +161,39 @@ describe('two HAPairs on the same hosts', () => {
     expect(result.notes.join(' ')).toMatch(/keepalived\.service .* is not running; the removal needs no reload/);
     expect(await hostSha256(h2, fileA2.path)).toBe('absent');
     expect((await unitSnapshot(h2, 'keepalived.service')).ActiveState).toBe('inactive');
+  });
+});
+
+describe('a KeaHACluster (the same protocol, Kea\'s checker with its scratch server)', () => {
+  it('restarts kea-dhcp4 and the agent on both peers, and a second apply changes nothing', async () => {
+    const cluster: KeaHACluster = {
+      apiVersion: API_GROUP_VERSION,
+      kind: 'KeaHACluster',
+      metadata: { name: 'kea', namespace: 'lab' },
+      spec: keaHAClusterSpecSchema.parse({
+        mode: 'hot-standby',
+        peers: [
+          { name: 'server1', host: h1.name, role: 'primary' },
+          { name: 'server2', host: h2.name, role: 'standby' },
+        ],
+      }),
+    };
+    const files = renderKeaCluster(cluster, hosts);
+    const apply = () => Promise.all([h1, h2].map((h, i) => applyHostFiles(env.sessions[i]!, filesFor(files, h))));
+    const first = await apply();
+    for (const [i, h] of [h1, h2].entries()) {
+      expect(first[i], JSON.stringify(first[i])).toMatchObject({ ok: true, reloaded: ['kea-dhcp4-server.service', 'kea-ctrl-agent.service'] });
+      expect(first[i]!.changed).toEqual(['/etc/kea/kea-ctrl-agent.conf', '/etc/kea/kea-dhcp4.conf']);
+      for (const unit of ['kea-dhcp4-server.service', 'kea-ctrl-agent.service'] as const) {
+        expect(await unitSnapshot(h, unit)).toMatchObject({ ActiveState: 'active', SubState: 'running', NRestarts: 0 });
+      }
+    }
+    const pids = await Promise.all([h1, h2].map((h) => unitSnapshot(h, 'kea-dhcp4-server.service')));
+    const again = await apply();
+    expect(again.map((r) => [r.ok, r.changed, r.reloaded])).toEqual([
+      [true, [], []],
+      [true, [], []],
+    ]);
+    expect(await Promise.all([h1, h2].map((h) => unitSnapshot(h, 'kea-dhcp4-server.service')))).toEqual(pids);
   });
 });
