@@ -180,7 +180,12 @@ const messageOf = (err: unknown): string => (err instanceof Error ? err.message 
 
 async function ddiHostStatus(host: DDIHost, sessionOf: SessionProvider, previous: DDIHostStatus | undefined, now: Date): Promise<DDIHostStatus> {
   const generation = host.metadata.generation ?? 0;
-  const fingerprint = host.spec.hostKey ? fingerprintOf(host.spec.hostKey) : undefined;
+  let fingerprint: string | undefined;
+  try {
+    fingerprint = host.spec.hostKey ? fingerprintOf(host.spec.hostKey) : undefined;
+  } catch {
+    // A key line the transport cannot parse fails the connection below, with the reason.
+  }
   try {
     const facts = await observeHostFacts(await sessionOf(host));
     return computeDDIHostStatus({ host: host.metadata.name, reachable: true, facts, ...(fingerprint ? { hostKeyFingerprint: fingerprint } : {}) }, previous, generation, now);

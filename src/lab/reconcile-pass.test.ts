@@ -1,0 +1,70 @@
+// The pass's bookkeeping without hosts: every session fails as an unreachable host would, so
+// what is left to check is which resource gets which verdict.
+import { describe, expect, it } from "vitest";
+import type { DDIHost } from "../api/index.js";
+import { parseManifestText } from "../manifests/load.js";
+import { HostUnreachableError } from "../ssh/index.js";
+import { findCondition } from "../status/index.js";
+import { validateManifests } from "../validation/validate.js";
+import { defaultLabManifests, labManifestYaml } from "./default-manifests.js";
+import { newPassMemory, reconcilePass } from "./reconcile-pass.js";
+
+function labSet() {
+  const files = defaultLabManifests({
+    subnet: "198.18.7.0/24",
+    gateway: "198.18.7.1",
+    vip: "198.18.7.200",
+    hosts: [11, 12, 13, 14].map((i) => ({ address: `198.18.7.${i}`, interface: "eth0", hostKeyLine: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" })),
+    privateKey: "unused",
+    omapiSecret: Buffer.alloc(32, 1).toString("base64"),
+  });
+  const { set, problems } = validateManifests(files.flatMap((f) => parseManifestText(labManifestYaml(f), f.name)));
+  expect(problems).toEqual([]);
+  return set;
+}
+
+const unreachable = async (host: DDIHost): Promise<never> => {
+  throw new HostUnreachableError({ host: host.metadata.name, address: host.spec.address, port: 22, user: "root" }, "connect ETIMEDOUT");
+};
+
+describe("reconcilePass with every host unreachable", () => {
+  it("stalls only the resource with a spec problem, and reports the others' apply as HostUnreachable", async () => {
+    const set = labSet();
+    const now = new Date("2026-11-22T08:00:00Z");
+    const result = await reconcilePass(set, unreachable, {
+      apply: true,
+      problems: [{ severity: "error", resource: "HAPair ddi-ha-lab/lab-vip", path: "spec.virtualRouterID", message: "collides with HAPair other" }],
+      now: () => now,
+    });
+    const statusOf = (kind: string, name: string) => result.statuses.find((s) => s.resource.kind === kind && s.resource.metadata.name === name)!.status;
+
+    expect(result.applied.get("HAPair/ddi-ha-lab/lab-vip")?.outcome).toEqual({ specProblems: ["spec.virtualRouterID: collides with HAPair other"] });
+    const hap = statusOf("HAPair", "lab-vip");
+    expect(findCondition(hap.conditions, "Stalled")).toMatchObject({ status: "True", reason: "InvalidSpec" });
+    expect(findCondition(hap.conditions, "Ready")).toMatchObject({ status: "False", reason: "InvalidSpec" });
+
+    for (const [kind, name] of [["DhcpFailoverPeer", "lab-dhcp"], ["KeaHACluster", "lab-kea"]] as const) {
+      const status = statusOf(kind, name);
+      expect(findCondition(status.conditions, "ConfigApplied"), kind).toMatchObject({ status: "False", reason: "HostUnreachable" });
+      expect(findCondition(status.conditions, "Stalled"), kind).toBeUndefined();
+      expect(findCondition(status.conditions, "Ready")?.status, kind).toBe("False");
+    }
+    const h1 = statusOf("DDIHost", "h1");
+    expect(findCondition(h1.conditions, "Reachable")).toMatchObject({ status: "False", reason: "HostUnreachable" });
+    expect(findCondition(h1.conditions, "Reachable")?.message).toContain("connect ETIMEDOUT");
+    expect(result.statuses.every((s) => s.status.observedGeneration === 0)).toBe(true);
+  });
+
+  it("observes only, when told not to apply: no apply outcome, ConfigApplied absent", async () => {
+    const result = await reconcilePass(labSet(), unreachable, { apply: false, memory: newPassMemory() });
+    expect(result.applied.size).toBe(0);
+    const hap = result.statuses.find((s) => s.resource.kind === "HAPair")!.status;
+    expect(findCondition(hap.conditions, "ConfigApplied")).toBeUndefined();
+    expect(findCondition(hap.conditions, "Ready")).toMatchObject({ status: "False", reason: "HostUnreachable" });
+  });
+
+  it("applies only what the predicate picks", async () => {
+    const result = await reconcilePass(labSet(), unreachable, { apply: (r) => r.kind === "KeaHACluster" });
+    expect([...result.applied.keys()]).toEqual(["KeaHACluster/ddi-ha-lab/lab-kea"]);
+  });
+});
