@@ -6,8 +6,9 @@ import { applyHostFiles, type ApplyResult, type RemovedFile } from '../../src/ap
 import { renderKeaCluster } from '../../src/daemons/kea/index.js';
 import { keepalivedPairRemovals, renderKeepalivedPair } from '../../src/daemons/keepalived/index.js';
 import type { RenderedFile } from '../../src/render/types.js';
+import { SshTransport } from '../../src/ssh/index.js';
 import type { LabHost } from '../lab/lab.js';
-import { type ApplyLab, eventually, hostFileStamp, hostSha256, interfaceAddresses, startApplyLab, unitSnapshot } from './apply-lab.js';
+import { type ApplyLab, eventually, hostFileStamp, hostSha256, interfaceAddresses, labDDIHost, startApplyLab, unitSnapshot } from './apply-lab.js';
 
 let env: ApplyLab;
 let h1: LabHost;
@@ -161,6 +162,29 @@ describe('two HAPairs on the same hosts', () => {
     expect(result.notes.join(' ')).toMatch(/keepalived\.service .* is not running; the removal needs no reload/);
     expect(await hostSha256(h2, fileA2.path)).toBe('absent');
     expect((await unitSnapshot(h2, 'keepalived.service')).ActiveState).toBe('inactive');
+  });
+});
+
+describe('through sudo', () => {
+  it('a non-root user with sudo -n applies the same way: root-owned files, the lock released, a no-op after', async () => {
+    const transport = new SshTransport();
+    try {
+      const viaSudo = labDDIHost(h1);
+      viaSudo.spec = { ...viaSudo.spec, user: env.lab.users.sudo, sudo: true };
+      const session = await transport.session(viaSudo, { privateKey: env.lab.privateKey });
+      const files = filesFor(renderKeepalivedPair(pairA, hosts), h1);
+      const own = files.find((f) => f.ownership === 'owned')!;
+      const changed = files.map((f) => (f === own ? { ...f, content: `${f.content}# applied through sudo\n` } : f));
+      const result = await applyHostFiles(session, changed);
+      expect(result, JSON.stringify(result)).toMatchObject({ ok: true, changed: [own.path], reloaded: ['keepalived.service'] });
+      expect((await h1.run(['stat', '-c', '%U:%G %a', '--', own.path])).trim()).toBe('root:root 644');
+      expect(await applyHostFiles(session, changed)).toMatchObject({ ok: true, changed: [], reloaded: [] });
+      // The lock holder (flock, timeout, sh) is gone once the apply returns.
+      expect((await h1.exec(['pgrep', '-f', 'ddi-ha-lock'])).stdout.trim()).toBe('');
+      expect(await holds(h1, vipA)).toBe(true);
+    } finally {
+      await transport.closeAll();
+    }
   });
 });
 
