@@ -55,7 +55,7 @@ describe("applyHostFiles on this machine", () => {
     const result = await applyHostFiles(session, [broken], options());
     expect(result.ok).toBe(false);
     expect(result.failure).toMatchObject({ stage: "validate", path: file.path, service: "isc-dhcp-server.service" });
-    expect(result.failure!.message).toMatch(/dhcpd -t .* refused .*ddi-ha\.conf for default\/dhcp on DDIHost local: .*line 4/);
+    expect(result.failure!.message).toMatch(/dhcpd -t .* refused .*ddi-ha\.conf \(isc-dhcp-server\.service\) for default\/dhcp on DDIHost local: .*line 4/);
     expect(result.failure!.checkerOutput).toMatch(/line 4/);
     expect(result.changed).toEqual([]);
     expect(sha(await readFile(file.path, "utf8"))).toBe(sha(GOOD));

@@ -288,7 +288,7 @@ class ApplyRun {
           throw new StageFailure({
             stage: "validate",
             ...(changedHere ? { path: changedHere.path, service: changedHere.service } : {}),
-            message: `${verdict.tool} refused ${paths} for ${owners} on DDIHost ${this.host}: ${verdict.problems.join("; ")}`,
+            message: `${verdict.tool} refused ${paths} (${[...new Set(group.map((f) => f.service))].join(", ")}) for ${owners} on DDIHost ${this.host}: ${verdict.problems.join("; ")}`,
             checkerOutput: verdict.output,
           });
         }
