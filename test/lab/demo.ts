@@ -205,7 +205,7 @@ async function main(): Promise<void> {
     const kubectl = new Kubectl({ binary: binaries.kubectl, kubeconfig, cacheDir: join(dir, 'kube-cache') });
     console.error(`==> installing the CRDs and applying the default set (kubectl apply --server-side -f ${relative(process.cwd(), join(dir, 'manifests'))})`);
     demo = await prepareLabDemo({ lab, kubectl, dir });
-    console.error(`==> applying to the hosts over SSH, observing, writing status (until every resource is Ready)`);
+    console.error(`==> applying to the hosts over SSH, observing, writing status (until every resource is Ready; at ${seconds()})`);
     let previous = new Map<string, string>();
     const settle = await reconcileUntilSettled(demo, {
       onPass: (r) => {
@@ -224,6 +224,7 @@ async function main(): Promise<void> {
     console.log(`try:        ${binaries.kubectl} --kubeconfig ${kubeconfig} get hap -n ${demo.namespace} -o yaml`);
     console.log(`manifests:  ${relative(process.cwd(), demo.manifestsDir)}   (re-apply: npx ddi-ha apply -f ${relative(process.cwd(), demo.manifestsDir)})`);
     console.log(`hosts:      ssh -F ${relative(process.cwd(), join(dir, 'ssh_config'))} h1`);
+    if (values.once && !values.keep) console.log('(--once without --keep: all of this is removed now; add --keep to keep it, or leave out --once to watch)');
     if (!values.once) {
       console.error(`\n==> watching: observe + status every ${intervalMs / 1000} s; changes are printed. Ctrl-C stops${values.keep ? '' : ' and removes everything'}.`);
       console.error(`    try: docker exec ${lab.hosts[0]!.name} systemctl stop keepalived   (the VIP moves to h2)`);
