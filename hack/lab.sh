@@ -36,13 +36,22 @@ source hack/setup.sh
 setup_packages
 setup_lab_tools
 
+# Exit status of the demo when it stopped before keeping anything (the lab name is taken, the lab
+# did not start): then the control plane started below for --keep is stopped again.
+nothing_kept=3
+
 if $keep; then
+  pidfile=".lab/$name/control-plane.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "hack/lab.sh: a kept lab \"$name\" is still running; remove it first:" >&2
+    echo "  kill \$(cat $pidfile) && npx tsx test/lab/cli.ts down --name $name      (or pass --name)" >&2
+    exit 1
+  fi
   # A control plane that outlives this script: its own session, so Ctrl-C here does not reach
   # it, and its own process, since the harness stops etcd and kube-apiserver when its Node exits.
   step "control plane that stays (--keep)"
   mkdir -p ".lab/$name"
   log=".lab/$name/control-plane.log"
-  pidfile=".lab/$name/control-plane.pid"
   setsid node --import tsx test/harness/control-plane.ts >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   kubeconfig=""
@@ -55,6 +64,15 @@ if $keep; then
   [ -n "$kubeconfig" ] || { echo "hack/lab.sh: the control plane did not start; see $log" >&2; exit 1; }
   echo "    $(head -n 1 "$log")" >&2
   demo_args+=(--kubeconfig "$kubeconfig")
+
+  step "lab"
+  rc=0
+  node --import tsx test/lab/demo.ts "${demo_args[@]}" || rc=$?
+  if [ "$rc" -eq "$nothing_kept" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile" "$log"
+  fi
+  exit "$rc"
 fi
 
 step "lab"

@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const seconds = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   if (await labExists(name)) {
-    throw new Error(`a lab named "${name}" exists already; remove it with: npx tsx test/lab/cli.ts down --name ${name} (or pass --name)`);
+    throw new NothingKeptError(`a lab named "${name}" exists already; remove it with: npx tsx test/lab/cli.ts down --name ${name} (or pass --name)`);
   }
 
   let cp: ControlPlane | undefined;
@@ -184,8 +184,9 @@ async function main(): Promise<void> {
     stopping = true;
     await demo?.transport.closeAll().catch(() => undefined);
     if (values.keep) {
-      printKeepInstructions(name, kubeconfig!, binaries.kubectl, !cp);
-      if (cp) console.error('note: this control plane was started by this process and stops with it; hack/lab.sh --keep starts one that stays.');
+      // Nothing to keep when the lab never started; hack/lab.sh stops its control plane then.
+      if (lab) printKeepInstructions(name, kubeconfig!, binaries.kubectl, !cp);
+      if (lab && cp) console.error('note: this control plane was started by this process and stops with it; hack/lab.sh --keep starts one that stays.');
     } else {
       console.error(`==> removing lab "${name}" and stopping the control plane`);
       await lab?.stop().catch((err: unknown) => console.error(`lab stop: ${String(err)}`));
@@ -198,7 +199,11 @@ async function main(): Promise<void> {
 
   try {
     console.error(`==> starting lab "${name}" (${hosts} systemd hosts on a 198.18.0.0/15 docker network)`);
-    lab = await startLab({ hosts, name, persistent: values.keep });
+    try {
+      lab = await startLab({ hosts, name, persistent: values.keep });
+    } catch (err) {
+      throw new NothingKeptError(`the lab did not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
     console.error(`    up after ${seconds()}: ${lab.hosts.map((h, i) => `${labHostName(i)}=${h.address}`).join(' ')}`);
     const dir = join(repoRoot, '.lab', name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -231,23 +236,32 @@ async function main(): Promise<void> {
       for (;;) {
         await new Promise((r) => setTimeout(r, intervalMs));
         if (stopping) return;
-        const r = await runLabPass({
-          kubectl,
-          namespace: demo.namespace,
-          transport: demo.transport,
-          knownHostsPath: join(dir, 'pinned-host-keys.json'),
-          memory: demo.memory,
-          // A spec someone changed (kubectl apply, kubectl edit) is applied; so is a failed apply.
-          apply: 'needed',
-        });
-        printChanges(previous, r);
-        previous = r.summary;
+        try {
+          const r = await runLabPass({
+            kubectl,
+            namespace: demo.namespace,
+            transport: demo.transport,
+            knownHostsPath: join(dir, 'pinned-host-keys.json'),
+            memory: demo.memory,
+            // A spec someone changed (kubectl apply, kubectl edit) is applied; so is a failed apply.
+            apply: 'needed',
+          });
+          printChanges(previous, r);
+          previous = r.summary;
+        } catch (err) {
+          // The API server or kubectl failed this pass; the next one tries again.
+          if (!stopping) console.log(`${stamp()}  pass failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
     }
   } finally {
     await teardown();
   }
 }
+
+/** The demo stopped before it kept anything; hack/lab.sh then stops the control plane it started. */
+class NothingKeptError extends Error {}
+const NOTHING_KEPT_EXIT = 3;
 
 function printKeepInstructions(name: string, kubeconfig: string, kubectl: string, external: boolean): void {
   console.error(`\n==> kept: lab "${name}"${external ? ' and the control plane' : ''}`);
@@ -263,7 +277,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     () => process.exit(0),
     (err: unknown) => {
       console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
+      process.exit(err instanceof NothingKeptError ? NOTHING_KEPT_EXIT : 1);
     },
   );
 }
