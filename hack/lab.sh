@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=true; demo_args+=(--keep) ;;
     --hosts) [ $# -ge 2 ] || { echo "hack/lab.sh: --hosts needs a number" >&2; exit 2; }; demo_args+=(--hosts "$2"); shift ;;
     --name) [ $# -ge 2 ] || { echo "hack/lab.sh: --name needs a value" >&2; exit 2; }; name="$2"; demo_args+=(--name "$2"); shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: hack/lab.sh [--once] [--keep] [--hosts N] [--name NAME]" >&2; exit 2 ;;
   esac
   shift

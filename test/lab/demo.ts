@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     });
     console.error(
       settle.settled
-        ? `    every resource Ready after ${seconds()} (${settle.passes} ${settle.passes === 1 ? "pass" : "passes"})`
+        ? `    every resource Ready after ${seconds()} (${settle.passes} ${settle.passes === 1 ? 'pass' : 'passes'})`
         : `    not every resource is Ready after ${seconds()}; see the Ready reasons above`,
     );
     console.log(`\n$ kubectl get ddi-ha -n ${demo.namespace} -o wide`);
