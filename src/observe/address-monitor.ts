@@ -62,6 +62,7 @@ export interface AddressWatch {
 
 const MONITOR_ARGV = ["ip", "-o", "monitor", "address"] as const;
 const HEALTHY_RUN_MS = 30_000;
+const STOP_WAIT_MS = 5_000;
 
 /**
  * Streams address changes of one host to `onEvent` until stopped, restarting the monitor with
@@ -127,8 +128,16 @@ export function watchAddresses(session: HostSession, onEvent: (event: AddressEve
       stopped = true;
       if (timer) clearTimeout(timer);
       wake?.();
-      await current?.stop();
-      await running;
+      // A channel on a connection that died silently may never report its close: give up
+      // waiting after a while rather than hang the caller's shutdown.
+      let giveUp: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([current?.stop().catch(() => undefined), running]),
+        new Promise<void>((resolve) => {
+          giveUp = setTimeout(resolve, STOP_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(giveUp);
     },
     get restarts() {
       return restarts;

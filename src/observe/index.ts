@@ -40,7 +40,6 @@ export {
   type HAPairNodeObservation,
   type HAPairNodeTarget,
   type PairRole,
-  VRRP_STATE_DIR,
   type VipObservation,
   type VrrpState,
   interfaceHoldsAddress,
@@ -48,7 +47,6 @@ export {
   observeVip,
   parseVrrpStateRecord,
   summarizePair,
-  vrrpStateFilePath,
 } from "./keepalived.js";
 export {
   DHCPD_LEASES_FILES,

@@ -8,8 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { CommandStream, HostSession } from "../exec/host-io.js";
 import type { CommandResult } from "../exec/runner.js";
 import { type AddressEvent, parseAddressMonitorLine, sameAddress, watchAddresses } from "./address-monitor.js";
-import { KEEPALIVED_STATE_DIR } from "../daemons/keepalived/render.js";
-import { VRRP_STATE_DIR, interfaceHoldsAddress, observeHAPairNode, parseVrrpStateRecord, summarizePair, vrrpStateFilePath } from "./keepalived.js";
+import { interfaceHoldsAddress, observeHAPairNode, parseVrrpStateRecord, summarizePair } from "./keepalived.js";
 
 const testdata = (name: string) => readFileSync(join(import.meta.dirname, "testdata", name), "utf8");
 
@@ -67,14 +66,6 @@ describe("parseVrrpStateRecord", () => {
     expect(parseVrrpStateRecord(text, instance)).toEqual(expected);
   });
 
-  it("reads the same directory the keepalived module's notify hook writes", () => {
-    expect(VRRP_STATE_DIR).toBe(KEEPALIVED_STATE_DIR);
-  });
-
-  it("refuses an instance name that would leave the state directory", () => {
-    expect(vrrpStateFilePath("hap-dns")).toBe("/run/ddi-ha/keepalived/hap-dns.state");
-    expect(() => vrrpStateFilePath("../etc/passwd")).toThrow(/not a plain identifier/);
-  });
 });
 
 describe("interfaceHoldsAddress", () => {

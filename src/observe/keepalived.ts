@@ -3,28 +3,25 @@
 // truth about the VIP; keepalived's notify channel adds why (MASTER/BACKUP/FAULT).
 import type { HAPairStatus } from "../api/index.js";
 import type { HostSession } from "../exec/host-io.js";
+import { keepalivedStateFilePath, parseKeepalivedStateFile } from "../daemons/keepalived/index.js";
 import { sameAddress } from "./address-monitor.js";
 
 export type VrrpState = NonNullable<HAPairStatus["nodes"]>[number]["vrrpState"];
 export type PairRole = "primary" | "secondary";
 export type ActiveNode = NonNullable<HAPairStatus["activeNode"]>;
 
-/** Where keepalived's notify hook leaves each instance's last state on the host (the keepalived module's KEEPALIVED_STATE_DIR). */
-export const VRRP_STATE_DIR = "/run/ddi-ha/keepalived";
-export function vrrpStateFilePath(instance: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(instance)) throw new Error(`VRRP instance name ${JSON.stringify(instance)} is not a plain identifier`);
-  return `${VRRP_STATE_DIR}/${instance}.state`;
-}
-
 const VRRP_STATES = new Set(["MASTER", "BACKUP", "FAULT", "STOP", "INIT"]);
 
 /**
- * The state in a notify-channel record. Accepts what the keepalived module's notify hook leaves
- * in `<instance>.state` (`MASTER 150 1795335150.123456789`: state, priority, when), what keepalived
- * itself writes to a `vrrp_notify_fifo` (`INSTANCE "VI_1" MASTER 100`) and a bare `MASTER`; the
- * last record wins. Anything else is UNKNOWN.
+ * The state in a notify-channel text. The keepalived module's notify hook leaves one record
+ * `MASTER 150 1795335150.123456789` (state, priority, when) in `<instance>.state`, read with the
+ * module's own parser; this also accepts what keepalived itself writes to a `vrrp_notify_fifo`
+ * (`INSTANCE "VI_1" MASTER 100`) and a bare `MASTER`, the last record winning, for hosts whose
+ * channel was set up by hand. Anything else is UNKNOWN.
  */
 export function parseVrrpStateRecord(text: string, instance?: string): { state: VrrpState; priority?: number; since?: Date } {
+  const record = parseKeepalivedStateFile(text);
+  if (record) return { state: record.state, priority: record.priority, since: new Date(Math.floor(record.epochSeconds * 1000)) };
   const lines = text.split("\n").map((l) => l.trim()).filter(Boolean);
   for (let i = lines.length - 1; i >= 0; i--) {
     const line = lines[i]!;
@@ -109,7 +106,7 @@ export async function observeHAPairNode(session: HostSession, target: HAPairNode
   try {
     const [active, record, vip] = await Promise.all([
       session.run(["systemctl", "is-active", "--", "keepalived.service"], { timeoutMs: 15_000 }),
-      session.readFile(vrrpStateFilePath(target.instance)),
+      session.readFile(keepalivedStateFilePath(target.instance)),
       observeVip(session, target.interface, target.vip),
     ]);
     const keepalivedActive = active.stdout.trim() === "active";
