@@ -58,7 +58,7 @@ describe("DhcpFailoverPeer, observed", () => {
   it("applies the pair: both sides reach normal, read through OMAPI, with the pool balance", async () => {
     applied = await applyAll(ol.sessions, renderDhcpFailover(peer, ol.hostMap, key));
     for (const r of applied) expect(r, JSON.stringify(r.failure)).toMatchObject({ ok: true });
-    let last: { primary: DhcpFailoverSideObservation; secondary: DhcpFailoverSideObservation } | undefined;
+    let last: { primary: DhcpFailoverSideObservation; secondary: DhcpFailoverSideObservation; status: DhcpFailoverPeerStatus } | undefined;
     const seen = await eventually(
       "both sides in normal",
       async () => {
