@@ -1,10 +1,14 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { stringify } from "yaml";
-import { applyManifestSet, type SessionProvider, type SetApplyOutcome } from "../engine/apply-set.js";
+import { configAppliedFromDrift, configDrift } from "../engine/drift.js";
+import { type ReconcilePassResult, reconcilePass } from "../engine/reconcile-pass.js";
+import type { SessionProvider } from "../engine/render-inputs.js";
 import { manifestSessionProvider, PinnedHostKeys } from "../engine/sessions.js";
 import { loadManifests, ManifestLoadError } from "../manifests/load.js";
 import { SshTransport } from "../ssh/index.js";
+import type { ApplyOutcome } from "../status/index.js";
+import { summarizeStatus } from "../status/summary.js";
 import type { ManifestSet } from "../validation/model.js";
 import { renderManifestSet } from "../render/render-set.js";
 import { formatProblem, validateManifests } from "../validation/validate.js";
@@ -72,33 +76,12 @@ export interface EngineOptions {
   output?: "table" | "json" | "yaml";
 }
 
-function describeApply(outcome: SetApplyOutcome): string {
-  const lines: string[] = [];
-  for (const h of outcome.hosts) {
-    if (h.error) {
-      lines.push(`${h.host}: not applied: ${h.error}`);
-      continue;
-    }
-    const r = h.result!;
-    const parts = [
-      r.changed.length ? `changed ${r.changed.join(", ")}` : "",
-      r.removed.length ? `removed ${r.removed.join(", ")}` : "",
-      r.reloaded.length ? `reloaded ${r.reloaded.join(", ")}` : "",
-    ].filter(Boolean);
-    lines.push(`${h.host}: ${r.ok ? "ok" : "FAILED"}${parts.length ? `: ${parts.join("; ")}` : ": unchanged"}`);
-    if (r.failure) lines.push(`  ${r.failure.stage}: ${r.failure.message}`);
-    if (r.rolledBack) lines.push(`  rollback: ${r.rolledBack.ok ? "ok" : "FAILED"}: ${r.rolledBack.message}`);
-  }
-  for (const f of outcome.renderFailures) lines.push(`${f.resource}: not rendered: ${f.message}`);
-  return `${lines.join("\n")}\n`;
-}
-
-async function withEngine<T>(paths: string[], err: Output, options: EngineOptions, use: (set: ManifestSet, sessionOf: SessionProvider) => Promise<T>): Promise<T | undefined> {
+async function withSessions<T>(paths: string[], err: Output, options: EngineOptions, use: (set: ManifestSet, sessionOf: SessionProvider) => Promise<T>): Promise<T | undefined> {
   const loaded = await loadAndValidate(paths, err);
   if (!loaded) return undefined;
   for (const p of loaded.problems) err.write(`${formatProblem(p)}\n`);
   if (loaded.problems.some((p) => p.severity === "error")) {
-    err.write("nothing applied: fix the errors above first\n");
+    err.write("nothing done: fix the errors above first\n");
     return undefined;
   }
   const transport = new SshTransport();
@@ -110,10 +93,66 @@ async function withEngine<T>(paths: string[], err: Output, options: EngineOption
   }
 }
 
+/** The statuses in the API contract's shapes, keyed like `kubectl get` names them. */
+function statusDocument(result: ReconcilePassResult) {
+  return result.statuses.map(({ resource, status }) => ({
+    kind: resource.kind,
+    namespace: resource.metadata.namespace,
+    name: resource.metadata.name,
+    status,
+  }));
+}
+
+function describePass(result: ReconcilePassResult): string {
+  const lines: string[] = [];
+  for (const { resource, outcome } of result.applied.values()) {
+    const parts = (outcome.results ?? []).map((r) => {
+      const what = [r.changed.length ? `changed ${r.changed.join(", ")}` : "", r.reloaded.length ? `reloaded ${r.reloaded.join(", ")}` : ""].filter(Boolean).join("; ");
+      return `  ${r.host}: ${r.ok ? "ok" : "FAILED"}${what ? `: ${what}` : ": unchanged"}${r.failure ? `\n    ${r.failure.stage}: ${r.failure.message}` : ""}${r.rolledBack ? `\n    rollback ${r.rolledBack.ok ? "ok" : "FAILED"}: ${r.rolledBack.message}` : ""}`;
+    });
+    const failures = [...(outcome.errors ?? []).map((e) => `  ${e.host}: not applied: ${e.message}`), ...(outcome.specProblems ?? []).map((p) => `  ${p}`)];
+    lines.push(`${resource.kind} ${resource.metadata.namespace}/${resource.metadata.name}:`, ...parts, ...failures);
+  }
+  for (const { resource, status } of result.statuses) {
+    lines.push(`${resource.kind.padEnd(16)} ${`${resource.metadata.namespace}/${resource.metadata.name}`.padEnd(36)} ${summarizeStatus(resource.kind, status as Record<string, unknown>)}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function printPass(result: ReconcilePassResult, out: Output, format: EngineOptions["output"]): void {
+  if (format === "json") out.write(`${JSON.stringify(statusDocument(result), null, 2)}\n`);
+  else if (format === "yaml") out.write(stringify(statusDocument(result)));
+  else out.write(describePass(result));
+}
+
+const applySucceeded = (o: ApplyOutcome) => (o.results ?? []).every((r) => r.ok) && !o.errors?.length && !o.specProblems?.length;
+
+const isReady = (status: { conditions?: { type: string; status: string }[] }) => status.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+
+/** `ddi-ha apply`: the safe apply on every host, then one observation; exit 0 only when all is Ready. */
 export async function runApply(paths: string[], out: Output, err: Output, options: EngineOptions = {}): Promise<number> {
-  const outcome = await withEngine(paths, err, options, (set, sessionOf) => applyManifestSet(set, sessionOf));
-  if (!outcome) return 1;
-  for (const note of outcome.notes) err.write(`note: ${note}\n`);
-  out.write(options.output === "json" ? `${JSON.stringify(outcome, null, 2)}\n` : options.output === "yaml" ? stringify(outcome) : describeApply(outcome));
-  return outcome.ok ? 0 : 1;
+  const result = await withSessions(paths, err, options, (set, sessionOf) => reconcilePass(set, sessionOf, { apply: true }));
+  if (!result) return 1;
+  printPass(result, out, options.output);
+  const applyFailed = [...result.applied.values()].some(({ outcome }) => !applySucceeded(outcome));
+  return applyFailed ? 1 : result.statuses.every(({ status }) => isReady(status)) ? 0 : 2;
+}
+
+/** `ddi-ha status`: observe only; exit 0 when every resource is Ready, 2 otherwise. */
+export async function runStatus(paths: string[], out: Output, err: Output, options: EngineOptions = {}): Promise<number> {
+  const result = await withSessions(paths, err, options, async (set, sessionOf) => {
+    // Without a stored status, "applied" means: the hosts hold what the spec renders now.
+    const now = new Date();
+    const relationships = [...set.haPairs, ...set.failoverPeers, ...set.keaClusters];
+    const applied = new Map(
+      await Promise.all(relationships.map(async (r) => [r, configAppliedFromDrift(await configDrift(set, r, sessionOf), r.metadata.generation ?? 0, now)] as const)),
+    );
+    return reconcilePass(set, sessionOf, {
+      apply: false,
+      previousStatus: (r) => (applied.has(r as never) ? { conditions: [applied.get(r as never)!] } : undefined),
+    });
+  });
+  if (!result) return 1;
+  printPass(result, out, options.output);
+  return result.statuses.every(({ status }) => isReady(status)) ? 0 : 2;
 }

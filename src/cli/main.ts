@@ -1,7 +1,7 @@
 // `ddi-ha`: the operator's engine without Kubernetes. validate and render need no I/O beyond
 // reading manifests and writing the output directory.
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { runApply, runRender, runValidate } from "./commands.js";
+import { runApply, runRender, runStatus, runValidate } from "./commands.js";
 
 const program = new Command()
   .name("ddi-ha")
@@ -35,12 +35,22 @@ const outputFormat = (value: string) => {
 
 program
   .command("apply")
-  .description("Apply manifests to their hosts over SSH, without Kubernetes: stage, check, swap, reload, verify, roll back.")
+  .description("Apply manifests to their hosts over SSH, without Kubernetes (stage, check, swap, reload, verify, roll back), then print each resource's status. Exit 1 when an apply failed, 2 when not all Ready yet.")
   .requiredOption("-f, --filename <path>", "file or directory with the resources and their Secrets; repeatable", files)
   .option("-o, --output <format>", "table, json or yaml", outputFormat, "table")
   .option("--known-hosts <file>", "where TrustOnFirstUse host keys are pinned", undefined)
   .action(async (opts: { filename: string[]; output: "table" | "json" | "yaml"; knownHosts?: string }) => {
     process.exitCode = await runApply(opts.filename, process.stdout, process.stderr, opts);
+  });
+
+program
+  .command("status")
+  .description("Observe the hosts of the manifests over SSH and print each resource's status (exit 2 when not all Ready).")
+  .requiredOption("-f, --filename <path>", "file or directory with the resources and their Secrets; repeatable", files)
+  .option("-o, --output <format>", "table, json or yaml", outputFormat, "table")
+  .option("--known-hosts <file>", "where TrustOnFirstUse host keys are pinned", undefined)
+  .action(async (opts: { filename: string[]; output: "table" | "json" | "yaml"; knownHosts?: string }) => {
+    process.exitCode = await runStatus(opts.filename, process.stdout, process.stderr, opts);
   });
 
 try {

@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import type { DDIHost } from "../api/index.js";
 import type { SshTransport } from "../ssh/index.js";
 import { describeResource, type ManifestSet, objectKey } from "../validation/model.js";
-import type { SessionProvider } from "./apply-set.js";
+import type { SessionProvider } from "./render-inputs.js";
 
 export const DEFAULT_KNOWN_HOSTS = join(homedir(), ".config", "ddi-ha", "known_hosts.json");
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { statusMergePatch } from "./kubectl.js";
-import { needsApply, summarizeStatus } from "./lab-pass.js";
+import { summarizeStatus } from "../status/summary.js";
+import { needsApply } from "./lab-pass.js";
 
 const cond = (type: string, status: string, reason = "R", message = "m") => ({ type, status, reason, message });
 

@@ -6,7 +6,8 @@ import { manifestSessionProvider, PinnedHostKeys } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { formatProblem, validateManifests } from "../validation/validate.js";
 import { type KubeItem, Kubectl, itemsAsDocuments, statusMergePatch } from "./kubectl.js";
-import { type ComputedStatus, type PassMemory, reconcilePass } from "./reconcile-pass.js";
+import { type ComputedStatus, type PassMemory, reconcilePass } from "../engine/reconcile-pass.js";
+import { summarizeStatus } from "../status/summary.js";
 
 export interface LabPassOptions {
   kubectl: Kubectl;
@@ -44,27 +45,6 @@ export interface LabPassResult {
 }
 
 const SHORT: Record<string, string> = { DDIHost: "ddihost", HAPair: "hapair", KeaHACluster: "keahacluster", DhcpFailoverPeer: "dhcpfailoverpeer" };
-
-/** A one-line summary of a computed status, for the lab's "what changed" output. */
-export function summarizeStatus(kind: string, status: Record<string, unknown>): string {
-  const conditions = (status.conditions ?? []) as { type: string; status: string; reason: string; message: string }[];
-  const ready = conditions.find((c) => c.type === "Ready");
-  const flags = conditions.filter((c) => c.type !== "Ready" && c.status === "True" && ["Reconciling", "Stalled", "SplitBrain", "PartnerDown", "CommunicationsInterrupted"].includes(c.type));
-  const parts = [`Ready=${ready?.status ?? "Unknown"}${ready ? ` (${ready.reason})` : ""}`];
-  if (kind === "HAPair") {
-    const nodes = (status.nodes ?? []) as { host: string; vrrpState: string; holdsVIP: boolean }[];
-    parts.push(`active=${String(status.activeNode)}`, nodes.map((n) => `${n.host}:${n.vrrpState}${n.holdsVIP ? "+VIP" : ""}`).join(" "));
-  } else if (kind === "DhcpFailoverPeer") {
-    parts.push(`primary=${String(status.primaryState)} secondary=${String(status.secondaryState)}`);
-  } else if (kind === "KeaHACluster") {
-    const peers = (status.peers ?? []) as { name: string; state: string }[];
-    parts.push(`health=${String(status.health)}`, peers.map((p) => `${p.name}:${p.state}`).join(" "));
-  }
-  if (flags.length) parts.push(flags.map((c) => c.type).join(","));
-  // Why it is not Ready, in the status's own words (they name the host and the fix).
-  if (ready && ready.status !== "True") parts.push(`\n      ${ready.message.length > 400 ? `${ready.message.slice(0, 399)}…` : ready.message}`);
-  return parts.join("  ");
-}
 
 export async function runLabPass(options: LabPassOptions): Promise<LabPassResult> {
   const { kubectl, namespace } = options;

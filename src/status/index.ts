@@ -19,3 +19,4 @@ export { type HAPairNodeInput, type HAPairObservation, type ServiceState, comput
 export { type DhcpFailoverPeerObservation, computeDhcpFailoverPeerStatus } from "./dhcpfailoverpeer.js";
 export { type KeaHAClusterObservation, computeKeaHAClusterStatus } from "./keahacluster.js";
 export { DEFAULT_MAX_CLOCK_OFFSET_SECONDS, type DDIHostObservation, type DDIHostStatusOptions, computeDDIHostStatus } from "./ddihost.js";
+export { summarizeStatus } from "./summary.js";

@@ -14,7 +14,7 @@ import { generateOmapiKey } from '../../src/daemons/dhcpd/index.js';
 import { defaultLabManifests, LAB_NAMESPACE, labHostName, labManifestYaml } from '../../src/lab/default-manifests.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { type LabPassResult, runLabPass } from '../../src/lab/lab-pass.js';
-import { newPassMemory, type PassMemory } from '../../src/lab/reconcile-pass.js';
+import { newPassMemory, type PassMemory } from '../../src/engine/reconcile-pass.js';
 import { SshTransport } from '../../src/ssh/index.js';
 import { type ControlPlane, findTestBinaries, startControlPlane } from '../harness/control-plane.js';
 import { type Lab, LAB_LABEL, startLab } from './lab.js';

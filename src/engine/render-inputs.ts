@@ -1,31 +1,15 @@
-// Applies a whole manifest set to its hosts: read what rendering needs from the hosts, render,
-// then run the safe apply protocol on every host at once. The CLI's `ddi-ha apply` and the lab
-// use it; the controller will call the same pieces one resource at a time.
+// What rendering needs from the hosts themselves: the Kea primary's config (the source of truth
+// under PrimaryIsSourceOfTruth) and the OMAPI keys already in place.
 import type { DDIHost } from "../api/index.js";
-import { applyHostFiles, type ApplyOptions, type ApplyResult } from "../apply/index.js";
 import { type DhcpdOmapiKey, failoverPeerName, includeFilePath } from "../daemons/dhcpd/index.js";
 import { type Dhcp4Settings, parseKeaConfigText } from "../daemons/kea/index.js";
 import type { HostSession } from "../exec/host-io.js";
-import { omapiKeyFromSet, omapiKeyName, type RenderInputs, renderManifestSet, resourceKey } from "../render/render-set.js";
+import { omapiKeyFromSet, omapiKeyName, type RenderInputs, resourceKey } from "../render/render-set.js";
 import type { RenderedFile } from "../render/types.js";
-import { describeResource, type ManifestSet, objectKey } from "../validation/model.js";
+import { type ManifestSet, objectKey } from "../validation/model.js";
 
 /** Opens (or returns the pooled) session of a DDIHost. */
 export type SessionProvider = (host: DDIHost) => Promise<HostSession>;
-
-export interface HostApplyOutcome {
-  host: string;
-  result?: ApplyResult;
-  /** The host could not be reached or a render input could not be read. */
-  error?: string;
-}
-
-export interface SetApplyOutcome {
-  hosts: HostApplyOutcome[];
-  renderFailures: { resource: string; message: string }[];
-  notes: string[];
-  ok: boolean;
-}
 
 function hostOf(set: ManifestSet, namespace: string, name: string): DDIHost {
   const host = set.hosts.get(objectKey(namespace, name));
@@ -93,28 +77,4 @@ export function groupByHost(files: readonly RenderedFile[]): Map<string, Rendere
     byHost.set(key, [...(byHost.get(key) ?? []), file]);
   }
   return byHost;
-}
-
-export async function applyManifestSet(set: ManifestSet, sessionOf: SessionProvider, options: ApplyOptions = {}): Promise<SetApplyOutcome> {
-  let inputs: RenderInputs;
-  try {
-    inputs = await gatherRenderInputs(set, sessionOf);
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    return { hosts: [], renderFailures: [{ resource: "(render inputs)", message }], notes: [], ok: false };
-  }
-  const rendered = renderManifestSet(set, inputs);
-  const outcomes = await Promise.all(
-    [...groupByHost(rendered.files).entries()].map(async ([hostName, files]): Promise<HostApplyOutcome> => {
-      const host = set.hosts.get(hostName)!;
-      try {
-        const session = await sessionOf(host);
-        return { host: hostName, result: await applyHostFiles(session, files, { ...options, lockKey: `${host.spec.address}:${host.spec.port}` }) };
-      } catch (err) {
-        return { host: hostName, error: `${describeResource(host)}: ${err instanceof Error ? err.message : String(err)}` };
-      }
-    }),
-  );
-  const ok = rendered.failures.length === 0 && outcomes.every((o) => o.result?.ok === true);
-  return { hosts: outcomes, renderFailures: rendered.failures, notes: rendered.notes, ok };
 }

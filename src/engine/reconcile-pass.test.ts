@@ -6,7 +6,7 @@ import { parseManifestText } from "../manifests/load.js";
 import { HostUnreachableError } from "../ssh/index.js";
 import { findCondition } from "../status/index.js";
 import { validateManifests } from "../validation/validate.js";
-import { defaultLabManifests, labManifestYaml } from "./default-manifests.js";
+import { defaultLabManifests, labManifestYaml } from "../lab/default-manifests.js";
 import { newPassMemory, reconcilePass } from "./reconcile-pass.js";
 
 function labSet() {

@@ -18,7 +18,8 @@ import { type ApplyOptions, type ApplyResult, applyHostFiles } from "../apply/in
 import { type DhcpdOmapiKey, failoverPeerName, includeFilePath } from "../daemons/dhcpd/index.js";
 import { peerUrl } from "../daemons/kea/index.js";
 import { keepalivedInstanceNames } from "../daemons/keepalived/index.js";
-import { gatherRenderInputs, groupByHost, omapiKeyFromIncludeFile, type SessionProvider } from "../engine/apply-set.js";
+import { withOnly } from "./drift.js";
+import { gatherRenderInputs, groupByHost, omapiKeyFromIncludeFile, type SessionProvider } from "./render-inputs.js";
 import type { HostSession } from "../exec/host-io.js";
 import {
   type DhcpFailoverSideObservation,
@@ -93,15 +94,6 @@ function hostByName(set: ManifestSet, namespace: string, name: string): DDIHost 
   return set.hosts.get(objectKey(namespace, name));
 }
 
-/** The set with only `resource` among the relationships: rendering it yields exactly its files. */
-function onlyResource(set: ManifestSet, resource: RelationshipResource): ManifestSet {
-  return {
-    ...set,
-    haPairs: resource.kind === "HAPair" ? [resource] : [],
-    failoverPeers: resource.kind === "DhcpFailoverPeer" ? [resource] : [],
-    keaClusters: resource.kind === "KeaHACluster" ? [resource] : [],
-  };
-}
 
 /**
  * Applies every relationship on its own (its files only, on each of its hosts at once), so that
@@ -142,7 +134,7 @@ async function applyRelationships(
           applied.set(kindKey(resource), { resource, outcome: { errors: [{ host: "(render inputs)", message: inputsError }] } });
           return;
         }
-        const rendered = renderManifestSet(onlyResource(set, resource), inputs);
+        const rendered = renderManifestSet(withOnly(set, resource), inputs);
         if (rendered.failures.length > 0) {
           applied.set(kindKey(resource), { resource, outcome: { specProblems: rendered.failures.map((f) => f.message) } });
           return;
