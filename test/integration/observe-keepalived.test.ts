@@ -97,6 +97,16 @@ describe("DDIHost facts from a lab host", () => {
     expect(findCondition(status.conditions, "Ready")).toMatchObject({ status: "True", reason: "HostReady" });
   });
 
+  it("reads the same facts as a sudo user (the batched script runs under sudo -n)", async () => {
+    const base = ol.ddiHosts[0]!;
+    const asSudo = { ...base, metadata: { name: `${base.metadata.name}-sudo`, namespace: "lab" }, spec: { ...base.spec, user: ol.lab.users.sudo, sudo: true } };
+    const session = await ol.transport.session(asSudo, { privateKey: ol.lab.privateKey });
+    const [viaSudo, asRoot] = await Promise.all([observeHostFacts(session), observeHostFacts(pSession)]);
+    expect(viaSudo.services).toEqual(asRoot.services);
+    expect(viaSudo.interfaces).toEqual(asRoot.interfaces);
+    expect(viaSudo.os).toBe(asRoot.os);
+  });
+
   it("turns a refused host key into a Stalled DDIHost", async () => {
     const other = ol.ddiHosts[1]!;
     const wrongKey = { ...ol.ddiHosts[0]!, metadata: { name: "wrong-key", namespace: "lab" }, spec: { ...ol.ddiHosts[0]!.spec, hostKey: other.spec.hostKey } };
