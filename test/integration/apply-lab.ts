@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { API_GROUP_VERSION, type DDIHost, ddiHostSpecSchema } from '../../src/api/index.js';
 import type { HostSession } from '../../src/exec/host-io.js';
 import type { ServiceUnit } from '../../src/render/types.js';
-import { SshTransport } from '../../src/ssh/index.js';
+import { SshTransport, type SshTransportOptions } from '../../src/ssh/index.js';
 import { type Lab, type LabHost, startLab } from '../lab/lab.js';
 
 export interface ApplyLab {
@@ -30,9 +30,10 @@ export function labDDIHost(h: LabHost, namespace = 'lab'): DDIHost {
   };
 }
 
-export async function startApplyLab(hosts: number): Promise<ApplyLab> {
+/** A lab of `hosts` hosts with a session to each through the real SSH transport. */
+export async function startApplyLab(hosts: number, transportOptions: SshTransportOptions = {}): Promise<ApplyLab> {
   const lab = await startLab({ hosts });
-  const transport = new SshTransport();
+  const transport = new SshTransport(transportOptions);
   try {
     const ddiHosts = lab.hosts.map((h) => labDDIHost(h));
     const sessions = await Promise.all(ddiHosts.map((h) => transport.session(h, { privateKey: lab.privateKey })));
@@ -42,7 +43,8 @@ export async function startApplyLab(hosts: number): Promise<ApplyLab> {
       ddiHosts,
       sessions,
       async stop() {
-        await transport.closeAll();
+        // A stream on a silently dead connection may never report its close: bound the wait.
+        await withTimeout('closing the SSH transport', transport.closeAll(), 15_000).catch((err: Error) => console.warn(err.message));
         await lab.stop();
       },
     };
@@ -51,6 +53,17 @@ export async function startApplyLab(hosts: number): Promise<ApplyLab> {
     await lab.stop();
     throw err;
   }
+}
+
+/** Rejects when `p` takes longer than `ms`, naming what hung. */
+export function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** sha256 of a file on the host, or "absent". */

@@ -1,57 +1,25 @@
 // Shared by the observe-*.test.ts integration tests: a host lab, the real SSH transport to it,
 // DDIHost objects for its hosts, the real apply engine, and a way to wait for streamed events.
 import { randomInt } from "node:crypto";
-import { API_GROUP_VERSION, type DDIHost, ddiHostSpecSchema } from "../../src/api/index.js";
+import type { DDIHost } from "../../src/api/index.js";
 import { type ApplyResult, applyHostFiles } from "../../src/apply/index.js";
 import type { HostSession } from "../../src/exec/host-io.js";
 import type { RenderedFile } from "../../src/render/types.js";
-import { SshTransport } from "../../src/ssh/index.js";
-import { type Lab, type LabHost, startLab } from "../lab/lab.js";
+import type { LabHost } from "../lab/lab.js";
+import { type ApplyLab, startApplyLab, withTimeout } from "./apply-lab.js";
 
-export interface ObserveLab {
-  lab: Lab;
-  transport: SshTransport;
+export { withTimeout };
+
+export interface ObserveLab extends ApplyLab {
   hosts: LabHost[];
-  ddiHosts: DDIHost[];
   /** name → DDIHost, as the renderers want it. */
   hostMap: Map<string, DDIHost>;
-  sessions: HostSession[];
-  stop(): Promise<void>;
-}
-
-export function ddiHostOf(h: LabHost): DDIHost {
-  return {
-    apiVersion: API_GROUP_VERSION,
-    kind: "DDIHost",
-    metadata: { name: h.name, namespace: "lab" },
-    spec: ddiHostSpecSchema.parse({ address: h.sshHost, port: h.sshPort, credentialsSecretRef: { name: "lab-ssh" }, hostKey: h.hostKeyLine }),
-  };
 }
 
 export async function startObserveLab(hostCount: number): Promise<ObserveLab> {
-  const lab = await startLab({ hosts: hostCount });
   // Short timeouts: a paused host must show up as unreachable within seconds, not minutes.
-  const transport = new SshTransport({ connectTimeoutMs: 5_000, commandTimeoutMs: 20_000, keepaliveIntervalMs: 2_000, keepaliveCountMax: 2 });
-  try {
-    const ddiHosts = lab.hosts.map(ddiHostOf);
-    const sessions = await Promise.all(ddiHosts.map((h) => transport.session(h, { privateKey: lab.privateKey })));
-    return {
-      lab,
-      transport,
-      hosts: lab.hosts,
-      ddiHosts,
-      hostMap: new Map(ddiHosts.map((h) => [h.metadata.name, h])),
-      sessions,
-      async stop() {
-        await withTimeout("closing the SSH transport", transport.closeAll(), 15_000).catch((err: Error) => console.warn(err.message));
-        await lab.stop();
-      },
-    };
-  } catch (err) {
-    await transport.closeAll();
-    await lab.stop();
-    throw err;
-  }
+  const env = await startApplyLab(hostCount, { connectTimeoutMs: 5_000, commandTimeoutMs: 20_000, keepaliveIntervalMs: 2_000, keepaliveCountMax: 2 });
+  return { ...env, hosts: env.lab.hosts, hostMap: new Map(env.ddiHosts.map((h) => [h.metadata.name, h])) };
 }
 
 /** The rendered files of each host through the real apply engine, all hosts at once. */
@@ -85,13 +53,3 @@ export function waitForItem<T>(items: T[], match: (item: T) => boolean, timeoutM
   return eventually(what, async () => items.slice(from).find(match), timeoutMs, 20);
 }
 
-/** Rejects when `p` takes longer than `ms`, naming what hung. */
-export function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
