@@ -2,31 +2,20 @@
 // `ddi-ha validate` does it, and a spec builder for table tests.
 import { fileURLToPath } from "node:url";
 import type { DDIHost, DhcpFailoverPeer } from "../../api/index.js";
-import { dhcpFailoverPeerSpecSchema, ddiHostSpecSchema } from "../../api/index.js";
-import { loadManifests } from "../../manifests/load.js";
-import { validateManifests } from "../../validation/validate.js";
+import { dhcpFailoverPeerSpecSchema } from "../../api/index.js";
+import { exampleDir, hostsOf, loadExampleSet, testHost } from "../../testing/support.js";
 
-export const EXAMPLE_DIR = fileURLToPath(new URL("../../../examples/isc-dhcpd-failover/", import.meta.url));
+export const EXAMPLE_DIR = exampleDir("isc-dhcpd-failover");
 export const TESTDATA_DIR = fileURLToPath(new URL("./testdata/", import.meta.url));
 
 export async function loadExample(): Promise<{ peer: DhcpFailoverPeer; hosts: Map<string, DDIHost> }> {
-  const { set, problems } = validateManifests(await loadManifests([EXAMPLE_DIR]));
-  const errors = problems.filter((p) => p.severity === "error");
-  if (errors.length > 0) throw new Error(`the example does not validate: ${JSON.stringify(errors)}`);
+  const set = await loadExampleSet("isc-dhcpd-failover");
   const peer = set.failoverPeers[0];
   if (!peer || set.failoverPeers.length !== 1) throw new Error("the example must hold exactly one DhcpFailoverPeer");
-  const hosts = new Map([...set.hosts.values()].filter((h) => h.metadata.namespace === peer.metadata.namespace).map((h) => [h.metadata.name, h]));
-  return { peer, hosts };
+  return { peer, hosts: hostsOf(set, peer.metadata.namespace!) };
 }
 
-export function host(name: string, address: string, namespace = "lab"): DDIHost {
-  return {
-    apiVersion: "ddi-ha.io/v1alpha1",
-    kind: "DDIHost",
-    metadata: { name, namespace },
-    spec: ddiHostSpecSchema.parse({ address, credentialsSecretRef: { name: "ssh" }, hostKeyPolicy: "TrustOnFirstUse" }),
-  };
-}
+export const host = testHost;
 
 /** A validated DhcpFailoverPeer on the 198.18.0.0/15 test network, with overrides. */
 export function failoverPeer(overrides: Record<string, unknown> = {}, name = "lab-failover", namespace = "lab"): DhcpFailoverPeer {

@@ -4,6 +4,7 @@
 // (HA traffic goes through the agents, bound to the peer addresses), that the observation
 // parsers read what Kea says, and measures the failover the spec's timings give.
 // Needs root (network namespaces); CI runs as root.
+import { waitFor as waitForEvery } from "../../testing/support.js";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection } from "node:net";
@@ -45,15 +46,8 @@ function statusGet(socketPath: string): Promise<StatusGetResult | undefined> {
   });
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+
+const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>) => waitForEvery(what, timeoutMs, probe, 200);
 
 describe.skipIf(!isRoot)("rendered Kea HA configs on three real kea-dhcp4 + kea-ctrl-agent pairs", () => {
   let dir = "";

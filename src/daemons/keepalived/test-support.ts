@@ -3,34 +3,23 @@
 // namespace holding the interfaces the config names (keepalived -t exits 5 when one is missing).
 import { fileURLToPath } from "node:url";
 import type { DDIHost, HAPair } from "../../api/index.js";
-import { ddiHostSpecSchema, haPairSpecSchema } from "../../api/index.js";
+import { haPairSpecSchema } from "../../api/index.js";
 import { type HostIO, localHostIO } from "../../exec/host-io.js";
 import type { RenderedFile } from "../../render/types.js";
 import { renderKeepalivedPair } from "./render.js";
-import { loadManifests } from "../../manifests/load.js";
-import { validateManifests } from "../../validation/validate.js";
+import { exampleDir, hostsOf, loadExampleSet, testHost } from "../../testing/support.js";
 
-export const EXAMPLE_DIR = fileURLToPath(new URL("../../../examples/ddi-central-keepalived/", import.meta.url));
+export const EXAMPLE_DIR = exampleDir("ddi-central-keepalived");
 export const TESTDATA_DIR = fileURLToPath(new URL("./testdata/", import.meta.url));
 
 export async function loadExample(): Promise<{ pair: HAPair; hosts: Map<string, DDIHost> }> {
-  const { set, problems } = validateManifests(await loadManifests([EXAMPLE_DIR]));
-  const errors = problems.filter((p) => p.severity === "error");
-  if (errors.length > 0) throw new Error(`the example does not validate: ${JSON.stringify(errors)}`);
+  const set = await loadExampleSet("ddi-central-keepalived");
   const pair = set.haPairs[0];
   if (!pair || set.haPairs.length !== 1) throw new Error("the example must hold exactly one HAPair");
-  const hosts = new Map([...set.hosts.values()].filter((h) => h.metadata.namespace === pair.metadata.namespace).map((h) => [h.metadata.name, h]));
-  return { pair, hosts };
+  return { pair, hosts: hostsOf(set, pair.metadata.namespace!) };
 }
 
-export function host(name: string, address: string, namespace = "lab"): DDIHost {
-  return {
-    apiVersion: "ddi-ha.io/v1alpha1",
-    kind: "DDIHost",
-    metadata: { name, namespace },
-    spec: ddiHostSpecSchema.parse({ address, credentialsSecretRef: { name: "ssh" }, hostKeyPolicy: "TrustOnFirstUse" }),
-  };
-}
+export const host = testHost;
 
 /** Two hosts on the 198.18.0.0/15 test network, plus one reached by DNS name. */
 export function labHosts(): Map<string, DDIHost> {

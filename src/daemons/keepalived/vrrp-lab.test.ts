@@ -4,6 +4,7 @@
 // Proves that the rendered pair elects the primary, fails over and preempts back, that the notify
 // hook's records follow, and that removing the pair's file and reloading drops only that pair.
 // Needs root (network namespaces); CI runs as root.
+import { waitFor as waitForEvery } from "../../testing/support.js";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -38,15 +39,8 @@ async function sh(argv: string[]): Promise<string> {
   return r.stdout;
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+
+const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>) => waitForEvery(what, timeoutMs, probe, 50);
 
 describe.skipIf(!isRoot)("a rendered HAPair on two real keepalived 2.2.7 nodes", () => {
   let dir = "";

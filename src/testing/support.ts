@@ -1,0 +1,45 @@
+// Helpers shared by the tests of several modules (never imported by product code).
+import { fileURLToPath } from "node:url";
+import { type DDIHost, ddiHostSpecSchema } from "../api/index.js";
+import { loadManifests } from "../manifests/load.js";
+import type { ManifestSet } from "../validation/model.js";
+import { validateManifests } from "../validation/validate.js";
+
+/** Absolute path of `examples/<name>/`. */
+export function exampleDir(name: string): string {
+  return fileURLToPath(new URL(`../../examples/${name}/`, import.meta.url));
+}
+
+/** An example manifest set, loaded and validated the way `ddi-ha validate` does it; throws on errors. */
+export async function loadExampleSet(name: string): Promise<ManifestSet> {
+  const { set, problems } = validateManifests(await loadManifests([exampleDir(name)]));
+  const errors = problems.filter((p) => p.severity === "error");
+  if (errors.length > 0) throw new Error(`examples/${name} does not validate: ${JSON.stringify(errors)}`);
+  return set;
+}
+
+/** The DDIHosts of one namespace of a set, by name, as the renderers take them. */
+export function hostsOf(set: ManifestSet, namespace: string): Map<string, DDIHost> {
+  return new Map([...set.hosts.values()].filter((h) => h.metadata.namespace === namespace).map((h) => [h.metadata.name, h]));
+}
+
+/** A DDIHost with defaults filled in, for table tests. */
+export function testHost(name: string, address: string, namespace = "lab"): DDIHost {
+  return {
+    apiVersion: "ddi-ha.io/v1alpha1",
+    kind: "DDIHost",
+    metadata: { name, namespace },
+    spec: ddiHostSpecSchema.parse({ address, credentialsSecretRef: { name: "ssh" }, hostKeyPolicy: "TrustOnFirstUse" }),
+  };
+}
+
+/** Polls `probe` until it returns something other than undefined. */
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
