@@ -7,7 +7,8 @@
 // `up` writes .lab/<name>/ in the repository (gitignored): id_ed25519 (0600), known_hosts,
 // ssh_config and inventory.json. Then: ssh -F .lab/<name>/ssh_config h1
 
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { writeLabSshFiles } from './ssh-files.js';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -30,31 +31,7 @@ async function up(hosts: number, name: string): Promise<void> {
   const dir = join(repoRoot, '.lab', name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const keyPath = join(dir, 'id_ed25519');
-  writeFileSync(keyPath, lab.privateKey, { mode: 0o600 });
-  chmodSync(keyPath, 0o600);
-  writeFileSync(join(dir, 'id_ed25519.pub'), `${lab.publicKeyLine}\n`);
-  const knownHostsPath = join(dir, 'known_hosts');
-  writeFileSync(knownHostsPath, lab.knownHosts);
-  const sshConfigPath = join(dir, 'ssh_config');
-  writeFileSync(
-    sshConfigPath,
-    lab.hosts
-      .map((h, i) =>
-        [
-          `Host h${i + 1} ${h.name} ${h.address}`,
-          `  HostName ${h.sshHost}`,
-          `  Port ${h.sshPort}`,
-          '  User root',
-          `  IdentityFile ${keyPath}`,
-          '  IdentitiesOnly yes',
-          `  UserKnownHostsFile ${knownHostsPath}`,
-          '  StrictHostKeyChecking yes',
-          '',
-        ].join('\n'),
-      )
-      .join('\n'),
-  );
+  const { keyPath, knownHostsPath, sshConfigPath } = writeLabSshFiles(lab, dir);
   const inventory = {
     name: lab.name,
     image: lab.image,

@@ -6,7 +6,8 @@
 // Use hack/lab.sh, which installs and builds what this needs first. The pieces a test needs
 // (prepareLabDemo, reconcileUntilSettled) are exported; test/integration/lab-demo.test.ts uses them.
 
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { writeLabSshFiles } from './ssh-files.js';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -55,7 +56,7 @@ export async function prepareLabDemo(opts: { lab: Lab; kubectl: Kubectl; dir: st
     { namespace },
   );
   for (const f of files) writeFileSync(join(manifestsDir, f.name), labManifestYaml(f), { mode: 0o600 });
-  writeSshConfig(lab, dir);
+  writeLabSshFiles(lab, dir);
 
   await kubectl.applyServerSide([join(repoRoot, 'crds')]);
   await kubectl.waitForCrds();
@@ -63,27 +64,6 @@ export async function prepareLabDemo(opts: { lab: Lab; kubectl: Kubectl; dir: st
   return { lab, kubectl, namespace, dir, manifestsDir, transport: new SshTransport(), memory: newPassMemory() };
 }
 
-function writeSshConfig(lab: Lab, dir: string): void {
-  const keyPath = join(dir, 'id_ed25519');
-  writeFileSync(keyPath, lab.privateKey, { mode: 0o600 });
-  chmodSync(keyPath, 0o600);
-  const knownHostsPath = join(dir, 'known_hosts');
-  writeFileSync(knownHostsPath, lab.knownHosts);
-  const config = lab.hosts.map((h, i) =>
-    [
-      `Host ${labHostName(i)} ${h.name} ${h.address}`,
-      `  HostName ${h.sshHost}`,
-      `  Port ${h.sshPort}`,
-      '  User root',
-      `  IdentityFile ${keyPath}`,
-      '  IdentitiesOnly yes',
-      `  UserKnownHostsFile ${knownHostsPath}`,
-      '  StrictHostKeyChecking yes',
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(join(dir, 'ssh_config'), config.join('\n'));
-}
 
 const allReady = (r: LabPassResult): boolean =>
   r.statuses.every(({ status }) => (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'));

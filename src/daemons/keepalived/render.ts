@@ -2,7 +2,7 @@
 // Layout (docs/adr/0004-keepalived-file-ownership.md): each pair owns one file in a directory
 // beside the node's configPath; the main file only holds host-neutral global_defs and an include
 // of that directory, so it is identical whichever pair renders it and pairs come and go alone.
-import { isIP, isIPv4, isIPv6 } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 import { posix } from "node:path";
 import { type DDIHost, type HAPair, type HAPairNodeSpec, type HAPairSpec, durationToMs } from "../../api/index.js";
 import type { RenderedFile } from "../../render/types.js";

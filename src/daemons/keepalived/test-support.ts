@@ -4,7 +4,7 @@
 import { fileURLToPath } from "node:url";
 import type { DDIHost, HAPair } from "../../api/index.js";
 import { haPairSpecSchema } from "../../api/index.js";
-import { type HostIO, localHostIO } from "../../exec/host-io.js";
+import type { HostIO } from "../../exec/host-io.js";
 import type { RenderedFile } from "../../render/types.js";
 import { renderKeepalivedPair } from "./render.js";
 import { exampleDir, hostsOf, loadExampleSet, testHost } from "../../testing/support.js";
