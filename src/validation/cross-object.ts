@@ -43,6 +43,8 @@ function expandIPv6(ip: string): bigint {
   return groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || "0", 16)), 0n);
 }
 
+const DEFAULT_KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf";
+
 export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
   const problems: ValidationProblem[] = [];
   const all: DDIResource[] = [...set.haPairs, ...set.keaClusters, ...set.failoverPeers];
@@ -113,6 +115,21 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
         }
       }
     });
+  }
+
+  // Debian's keepalived unit reads only the default file; another path needs -f in its defaults file.
+  for (const pair of set.haPairs) {
+    for (const role of ["primary", "secondary"] as const) {
+      const path = pair.spec[role].configPath;
+      if (path !== DEFAULT_KEEPALIVED_CONF) {
+        error(
+          pair,
+          `spec.${role}.configPath`,
+          `${path} is not ${DEFAULT_KEEPALIVED_CONF}, the only file Debian's and RHEL's keepalived units read: add "-f ${path}" to KEEPALIVED_OPTIONS in /etc/default/keepalived (or /etc/sysconfig/keepalived) on DDIHost "${pair.spec[role].host}"`,
+          "warning",
+        );
+      }
+    }
   }
 
   // Unicast VRRP needs each node's own IP; a DNS name cannot go into unicast_src_ip.

@@ -169,6 +169,12 @@ describe("validateManifests", () => {
     expect(problems).toEqual([expect.objectContaining({ severity: "warning", path: "spec.credentialsSecretRef.name" })]);
   });
 
+  it("warns that a non-default keepalived config path needs -f in the unit's defaults file", () => {
+    const docs = [...hosts, haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/keepalived/ddi.conf" } })].map((object) => ({ source: "t", object: object as Record<string, unknown> }));
+    const { problems } = validateManifests(docs);
+    expect(problems).toEqual([expect.objectContaining({ severity: "warning", path: "spec.primary.configPath", message: expect.stringContaining("KEEPALIVED_OPTIONS") })]);
+  });
+
   it("refuses a resource defined twice", () => {
     expect(problemsOf([...hosts, haPair(), haPair()]).join("\n")).toContain("defined twice");
   });
