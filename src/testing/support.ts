@@ -1,5 +1,8 @@
 // Helpers shared by the tests of several modules (never imported by product code).
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 import { type DDIHost, ddiHostSpecSchema } from "../api/index.js";
 import { loadManifests } from "../manifests/load.js";
 import type { ManifestSet } from "../validation/model.js";
@@ -42,4 +45,16 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * Compares rendered text with a reviewed golden file. To accept a deliberate change:
+ * UPDATE_GOLDEN=1 npx vitest run <folder>, then review the diff before committing.
+ */
+export function expectGolden(actual: string, path: string): void {
+  if (process.env.UPDATE_GOLDEN === "1") {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, actual);
+  }
+  expect(actual).toBe(readFileSync(path, "utf8"));
 }

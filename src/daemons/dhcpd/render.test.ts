@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { expectGolden as expectGoldenFile } from "../../testing/support.js";
 import { describe, expect, it } from "vitest";
 import {
   DEBIAN_DEFAULT_DHCPD_CONF,
@@ -11,15 +11,8 @@ import {
 } from "./index.js";
 import { SECRET_PLACEHOLDER, TESTDATA_DIR, failoverPeer, labHosts, loadExample } from "./test-support.js";
 
-// Goldens hold SECRET_PLACEHOLDER where the runtime-generated key goes. To regenerate after a
-// deliberate change: UPDATE_GOLDEN=1 npx vitest run src/daemons/dhcpd, then review the diff.
 function expectGolden(actual: string, relPath: string): void {
-  const path = join(TESTDATA_DIR, relPath);
-  if (process.env.UPDATE_GOLDEN === "1") {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, actual);
-  }
-  expect(actual).toBe(readFileSync(path, "utf8"));
+  expectGoldenFile(actual, join(TESTDATA_DIR, relPath));
 }
 
 describe("renderDhcpFailover on examples/isc-dhcpd-failover", async () => {

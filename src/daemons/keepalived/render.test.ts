@@ -1,6 +1,6 @@
 import type { HAPair } from "../../api/index.js";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { expectGolden as expectGoldenFile } from "../../testing/support.js";
 import { describe, expect, it } from "vitest";
 import type { RenderedFile } from "../../render/types.js";
 import {
@@ -17,15 +17,8 @@ import {
 } from "./index.js";
 import { TESTDATA_DIR, VARIANTS, haPair, host, labHosts, loadExample } from "./test-support.js";
 
-// To regenerate after a deliberate change: UPDATE_GOLDEN=1 npx vitest run src/daemons/keepalived,
-// then review the diff of testdata/ like any other code change.
 function expectGolden(actual: string, relPath: string): void {
-  const path = join(TESTDATA_DIR, relPath);
-  if (process.env.UPDATE_GOLDEN === "1") {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, actual);
-  }
-  expect(actual).toBe(readFileSync(path, "utf8"));
+  expectGoldenFile(actual, join(TESTDATA_DIR, relPath));
 }
 
 const pairFile = (files: RenderedFile[], hostName: string) => files.find((f) => f.host === hostName && f.ownership === "owned")!;
