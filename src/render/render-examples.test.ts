@@ -10,11 +10,12 @@ import { withNetnsInterfaces } from "../daemons/keepalived/test-support.js";
 import { localHostIO } from "../exec/host-io.js";
 import { loadManifests } from "../manifests/load.js";
 import { validateManifests } from "../validation/validate.js";
+import { rootForRealDaemons } from "../testing/support.js";
 import { renderManifestSet } from "./render-set.js";
 import type { RenderedFile } from "./types.js";
 
 const examplesDir = join(import.meta.dirname, "..", "..", "examples");
-const isRoot = process.getuid?.() === 0;
+const isRoot = rootForRealDaemons();
 
 const { set, problems } = validateManifests(await loadManifests([examplesDir]));
 const rendered = renderManifestSet(set, {

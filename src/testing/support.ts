@@ -58,3 +58,16 @@ export function expectGolden(actual: string, path: string): void {
   }
   expect(actual).toBe(readFileSync(path, "utf8"));
 }
+
+/**
+ * Whether this process may run the tests that need root (network namespaces for the real
+ * daemons). They skip themselves visibly for a developer without root; under CI a skip would
+ * hide that the real checkers never ran, so there it is an error.
+ */
+export function rootForRealDaemons(): boolean {
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot && process.env.CI) {
+    throw new Error("CI is set but this process is not root: the tests of the real daemons need root for network namespaces (run CI as root)");
+  }
+  return isRoot;
+}

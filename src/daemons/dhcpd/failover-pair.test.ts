@@ -18,9 +18,10 @@ import {
   parsePoolBalanceLog,
   renderDhcpFailover,
 } from "./index.js";
+import { rootForRealDaemons } from "../../testing/support.js";
 import { failoverPeer, labHosts } from "./test-support.js";
 
-const isRoot = process.getuid?.() === 0;
+const isRoot = rootForRealDaemons();
 const tag = String(process.pid % 100000);
 const sides = [
   { host: "dhcp-a", ns: `ddiha-dfa-${tag}`, iface: `dfa${tag}`, address: "198.18.0.2" },

@@ -4,7 +4,7 @@
 // (HA traffic goes through the agents, bound to the peer addresses), that the observation
 // parsers read what Kea says, and measures the failover the spec's timings give.
 // Needs root (network namespaces); CI runs as root.
-import { waitFor as waitForEvery } from "../../testing/support.js";
+import { rootForRealDaemons, waitFor as waitForEvery } from "../../testing/support.js";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection } from "node:net";
@@ -19,7 +19,7 @@ import { type KeaPeerObservation, type StatusGetResult, aggregateKeaHealth, pars
 import { renderKeaCluster } from "./render.js";
 import { testCluster, testHost } from "./test-fixtures.js";
 
-const isRoot = process.getuid?.() === 0;
+const isRoot = rootForRealDaemons();
 const tag = String(process.pid % 100000);
 const PEERS = [
   { name: "server1", host: "kea-lab1", role: "primary", address: "198.18.78.1" },

@@ -4,7 +4,7 @@
 // Proves that the rendered pair elects the primary, fails over and preempts back, that the notify
 // hook's records follow, and that removing the pair's file and reloading drops only that pair.
 // Needs root (network namespaces); CI runs as root.
-import { waitFor as waitForEvery } from "../../testing/support.js";
+import { rootForRealDaemons, waitFor as waitForEvery } from "../../testing/support.js";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -25,7 +25,7 @@ import {
 } from "./index.js";
 import { haPair, host } from "./test-support.js";
 
-const isRoot = process.getuid?.() === 0;
+const isRoot = rootForRealDaemons();
 const tag = String(process.pid % 100000);
 const NODES = [
   { host: "ka-a", ns: `ka-lab-${tag}-a`, iface: "eth0", address: "198.18.79.2" },
