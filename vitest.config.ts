@@ -17,6 +17,7 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/harness/global-setup.ts"],
+          setupFiles: ["test/harness/log-on-failure.ts"],
           testTimeout: 300_000,
           hookTimeout: 600_000,
           fileParallelism: false,

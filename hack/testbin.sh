@@ -37,8 +37,15 @@ cache_root="${DDI_HA_TESTBIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ddi-ha-opera
 bin_dir="$cache_root/$version"
 mkdir -p "$bin_dir"
 
-# Everything that decides the binaries' content. A changed wrapper means a rebuild.
-inputs_hash="$(cd "$module_dir" && cat go.mod go.sum cmd/etcd/main.go | sha256sum | cut -d' ' -f1)"
+version_pkgs=(k8s.io/component-base/version k8s.io/client-go/pkg/version)
+ldflags="-s -w"
+for p in "${version_pkgs[@]}"; do
+  ldflags+=" -X $p.gitVersion=$version -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+done
+
+# Everything that decides the binaries' content: the wrapper module and the link flags. A change
+# to either means a rebuild.
+inputs_hash="$( (cd "$module_dir" && cat go.mod go.sum cmd/etcd/main.go; printf '%s\n' "$ldflags") | sha256sum | cut -d' ' -f1)"
 
 print_paths() {
   printf 'DDI_HA_TESTBIN_DIR=%q\n' "$bin_dir"
@@ -69,12 +76,6 @@ if [[ "$(cat "$bin_dir/.inputs" 2>/dev/null)" == "$inputs_hash" ]]; then
 else
   missing=("${binaries[@]}")
 fi
-
-version_pkgs=(k8s.io/component-base/version k8s.io/client-go/pkg/version)
-ldflags="-s -w"
-for p in "${version_pkgs[@]}"; do
-  ldflags+=" -X $p.gitVersion=$version -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-done
 
 rm -rf "$bin_dir"/.build.* # left by a build that was killed outright; we hold the lock
 tmp="$(mktemp -d "$bin_dir/.build.XXXXXX")"

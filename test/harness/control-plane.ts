@@ -48,7 +48,8 @@ export interface ControlPlane {
   logDir: string;
   workDir: string;
   binaries: TestBinaries;
-  stop(): Promise<void>;
+  /** Stops both processes; `keepWorkDir` keeps certificates, logs and etcd data this once. */
+  stop(options?: { keepWorkDir?: boolean }): Promise<void>;
 }
 
 /**
@@ -147,7 +148,7 @@ async function startOnce(binaries: TestBinaries, opts: ControlPlaneOptions): Pro
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const stop = async (): Promise<void> => {
+  const stop = async (options: { keepWorkDir?: boolean } = {}): Promise<void> => {
     if (stopped) return;
     stopped = true;
     // apiserver first, so it does not log a storm of etcd errors while shutting down.
@@ -155,7 +156,7 @@ async function startOnce(binaries: TestBinaries, opts: ControlPlaneOptions): Pro
     process.off('exit', onExit);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (!keepWorkDir) rmSync(workDir, { recursive: true, force: true });
+    if (!(options.keepWorkDir ?? keepWorkDir)) rmSync(workDir, { recursive: true, force: true });
   };
 
   try {
@@ -423,7 +424,7 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-function tailFile(path: string, lines: number): string {
+export function tailFile(path: string, lines: number): string {
   try {
     return readFileSync(path, 'utf8').split('\n').slice(-lines - 1).join('\n');
   } catch (err) {
