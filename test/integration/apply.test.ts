@@ -151,6 +151,23 @@ describe('two HAPairs on the same hosts', () => {
     expect(again).toMatchObject({ ok: true, removed: [], reloaded: [], unchanged: [fileB1.path] });
   });
 
+  it('deleting a pair with deletionPolicy Retain leaves its instance on the hosts: the VIP stays', async () => {
+    const vipC = env.lab.network.spare(2);
+    const pairC = haPair('vip-c', 53, vipC);
+    pairC.spec = { ...pairC.spec, deletionPolicy: 'Retain' };
+    const [added1, added2] = await applyPair(pairC);
+    expect([added1.ok, added2.ok], JSON.stringify([added1, added2])).toEqual([true, true]);
+    expect(await eventually(() => holds(h1, vipC), 20_000)).toBe(true);
+    const fileC1 = renderKeepalivedPair(pairC, hosts).find((f) => f.host === h1.name && f.ownership === 'owned')!;
+    const shaC = await hostSha256(h1, fileC1.path);
+
+    const [r1, r2] = await applyPair(pairC, true);
+
+    for (const r of [r1, r2]) expect(r, JSON.stringify(r)).toMatchObject({ ok: true, changed: [], removed: [], reloaded: [] });
+    expect(await hostSha256(h1, fileC1.path)).toBe(shaC);
+    expect(await holds(h1, vipC)).toBe(true);
+  });
+
   it('removing a pair from a host whose keepalived is stopped deletes the file and does not start keepalived', async () => {
     const fileA2 = renderKeepalivedPair(pairA, hosts).find((f) => f.host === h2.name && f.ownership === 'owned')!;
     await h2.stopService('keepalived.service');

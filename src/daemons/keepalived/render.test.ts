@@ -93,6 +93,7 @@ describe("renderKeepalivedPair on examples/ddi-central-keepalived (seed 000)", a
       ["ddi-central-primary", "/etc/keepalived/ddi-ha.d/ddi-ha-examples_ddi-central.conf", "owned"],
       ["ddi-central-secondary", "/etc/keepalived/ddi-ha.d/ddi-ha-examples_ddi-central.conf", "owned"],
     ]);
+    expect(keepalivedPairRemovals({ ...pair, spec: { ...pair.spec, deletionPolicy: "Retain" } })).toEqual([]);
   });
 });
 

@@ -63,8 +63,12 @@ export function keepalivedPairFilePath(pair: HAPair, role: PairRole): string {
   return posix.join(keepalivedPairDir(node.configPath), `${pair.metadata.namespace ?? "default"}_${pair.metadata.name}.conf`);
 }
 
-/** What deleting a pair (deletionPolicy Remove) removes: its own file on each node; shared files stay. */
+/**
+ * What deleting a pair removes from its nodes: under deletionPolicy Remove its own file on each
+ * node (the shared main file stays for the other pairs); under Retain nothing.
+ */
 export function keepalivedPairRemovals(pair: HAPair): { host: string; path: string; service: typeof SERVICE; ownership: "owned"; owner: string }[] {
+  if (pair.spec.deletionPolicy === "Retain") return [];
   return (["primary", "secondary"] as const).map((role) => ({
     host: pair.spec[role].host,
     path: keepalivedPairFilePath(pair, role),
