@@ -75,6 +75,24 @@ describe("checkDhcpdFiles with the real dhcpd -t", async () => {
     expect(result.problems).toContain('/etc/dhcp/ddi-ha/lab-failover.conf line 21: failover peer "lab-failover" is secondary but sets split; remove it (only the primary sets split or hba)');
   });
 
+  // dhcpd quotes the rejected line under its error: on the key's secret line that is the OMAPI key.
+  it.each([
+    ["junk after the quoted secret", (s: string) => `  algorithm hmac-sha256;\n  secret "${s}" junk;`],
+    ["an unquoted secret with junk", (s: string) => `  algorithm hmac-sha256;\n  secret ${s}junk;`],
+    ["a long line, which dhcpd cuts short inside the quote", (s: string) => `  algorithm hmac-sha256;${" ".repeat(24)}secret "${s}" junk;`],
+  ])("never quotes the OMAPI secret when dhcpd rejects its line: %s", async (_label, brokenKeyBody) => {
+    const [include, main] = forHost(renderDhcpFailover(failoverPeer(), labHosts(), key), "dhcp-a");
+    const keyBody = `  algorithm ${key.algorithm};\n  secret "${key.secret}";`;
+    expect(include!.content).toContain(keyBody);
+    const broken = { ...include!, content: include!.content.replace(keyBody, brokenKeyBody(key.secret)) };
+    const result = await checkDhcpdFiles([broken, main!], localHostIO, await workDir());
+    expect(result.ok).toBe(false);
+    const reported = [...result.problems, result.output].join("\n");
+    expect(reported).toMatch(/lab-failover\.conf line \d+: .*\(at: .*secret "<redacted>"/);
+    // Not even the start of the key, which is all dhcpd shows of a line it cuts short.
+    expect(reported).not.toContain(key.secret.slice(0, 12));
+  });
+
   it("reports an include file the host lacks (a user's include line) as dhcpd does", async () => {
     const [include, main] = forHost(renderDhcpFailover(failoverPeer(), labHosts(), key), "dhcp-a");
     const userMain = { ...main!, content: main!.content.replace("ddns-update-style none;", 'ddns-update-style none;\ninclude "/nonexistent/ddi-ha-test/user.conf";') };

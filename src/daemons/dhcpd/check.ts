@@ -32,6 +32,23 @@ const BOILERPLATE = [
 ];
 
 /**
+ * Hides key material in checker output. dhcpd quotes the line it rejects under its error, and
+ * when that is an OMAPI key's `secret "…";` line the key would reach logs, status and CLI
+ * messages. dhcpd cuts a long quoted line short, so a secret may lack its closing quote; the
+ * known secrets are also replaced wherever else they appear.
+ */
+export function redactSecrets(text: string, knownSecrets: readonly string[] = []): string {
+  let redacted = text.replace(/\bsecret(\s+)(?:"[^"\n]*"?|[^\s;"]+)/gi, 'secret$1"<redacted>"');
+  for (const secret of knownSecrets) redacted = redacted.split(secret).join("<redacted>");
+  return redacted;
+}
+
+/** The `secret "…"` values of the key statements in dhcpd config text. */
+function secretsIn(text: string): string[] {
+  return [...text.matchAll(/\bsecret\s+"([^"\n]+)"/g)].map((m) => m[1]!);
+}
+
+/**
  * The problems in dhcpd's output: `FILE line N: message` errors (with the offending text dhcpd
  * quotes under them), `Can't open …`, and warnings. Staged paths are shown as the real paths.
  */
@@ -90,7 +107,9 @@ export async function checkDhcpdFiles(files: RenderedFile[], io: HostIO, workDir
   // Staged paths mirror the real ones under this prefix, so dropping it restores them, even in
   // the context lines where dhcpd cuts a long path short.
   const stagingRoot = stagedPath(workDir, "/").replace(/\/$/, "");
-  const unstage = (text: string) => text.split(stagingRoot).join("");
+  // Everything quoted from dhcpd's output goes through here, so no OMAPI secret leaves the check.
+  const secrets = dhcpdFiles.flatMap((f) => secretsIn(f.content));
+  const unstage = (text: string) => redactSecrets(text.split(stagingRoot).join(""), secrets);
   const argv = [DHCPD_BINARY, "-t", "-cf", candidate, "-lf", posix.join(workDir, "dhcpd.leases"), "-pf", posix.join(workDir, "dhcpd.pid")];
   const tool = `dhcpd -t -cf ${main?.path ?? includes[0]!.path} (staged in ${workDir}) + ddi-ha dhcpd failover lint`;
   const problems: string[] = [];
