@@ -3,11 +3,13 @@
 import { describe, expect, it } from "vitest";
 import type { DDIHost } from "../api/index.js";
 import { parseManifestText } from "../manifests/load.js";
-import { HostUnreachableError } from "../ssh/index.js";
+import type { HostSession } from "../exec/host-io.js";
+import { HostUnreachableError, fingerprintOf } from "../ssh/index.js";
 import { findCondition } from "../status/index.js";
 import { validateManifests } from "../validation/validate.js";
 import { defaultLabManifests, labManifestYaml } from "../lab/default-manifests.js";
 import { newPassMemory, reconcilePass } from "./reconcile-pass.js";
+import type { VerifiedHostKey } from "./render-inputs.js";
 
 function labSet() {
   const files = defaultLabManifests({
@@ -66,5 +68,59 @@ describe("reconcilePass with every host unreachable", () => {
   it("applies only what the predicate picks", async () => {
     const result = await reconcilePass(labSet(), unreachable, { apply: (r) => r.kind === "KeaHACluster" });
     expect([...result.applied.keys()]).toEqual(["KeaHACluster/ddi-ha-lab/lab-kea"]);
+  });
+});
+
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+/** A DDIHost under TrustOnFirstUse (no spec.hostKey) and its Secret. */
+function tofuHostSet() {
+  const yaml = `apiVersion: v1
+kind: Secret
+metadata: {name: ssh, namespace: lab}
+stringData: {privateKey: unused}
+---
+apiVersion: ddi-ha.io/v1alpha1
+kind: DDIHost
+metadata: {name: tofu, namespace: lab}
+spec: {address: 198.18.7.21, credentialsSecretRef: {name: ssh}, hostKeyPolicy: TrustOnFirstUse}
+`;
+  const { set, problems } = validateManifests(parseManifestText(yaml, "tofu.yaml"));
+  expect(problems).toEqual([]);
+  return set;
+}
+
+/** A session that answers every command with empty output, and says which key it verified. */
+function verifiedSession(name: string, keyLine: string, run: HostSession["run"] = async () => ({ code: 0, stdout: "", stderr: "" })): HostSession & VerifiedHostKey {
+  return {
+    hostName: name,
+    observedHostKey: keyLine,
+    hostKeyFingerprint: fingerprintOf(keyLine),
+    run,
+    readFile: async () => undefined,
+    writeFile: async () => undefined,
+    stream: async () => {
+      throw new Error("no streams here");
+    },
+    forward: async () => {
+      throw new Error("no forwards here");
+    },
+  };
+}
+
+describe("reconcilePass: the DDIHost's host key in status", () => {
+  it("reports the fingerprint of the key the session verified, also under TrustOnFirstUse (no spec.hostKey)", async () => {
+    const result = await reconcilePass(tofuHostSet(), async (h) => verifiedSession(h.metadata.name, HOST_KEY), { apply: false });
+    const status = result.statuses.find((s) => s.resource.kind === "DDIHost")!.status;
+    expect(findCondition(status.conditions, "Reachable")?.status).toBe("True");
+    expect(status).toMatchObject({ hostKeyFingerprint: fingerprintOf(HOST_KEY) });
+  });
+
+  it("keeps that fingerprint when the session connected but the observation failed", async () => {
+    const failing = verifiedSession("tofu", HOST_KEY, async () => ({ code: 1, stdout: "", stderr: "sh: broken" }));
+    const result = await reconcilePass(tofuHostSet(), async () => failing, { apply: false });
+    const status = result.statuses.find((s) => s.resource.kind === "DDIHost")!.status;
+    expect(findCondition(status.conditions, "Reachable")).toMatchObject({ status: "False", reason: "ObservationFailed" });
+    expect(status).toMatchObject({ hostKeyFingerprint: fingerprintOf(HOST_KEY) });
   });
 });

@@ -19,7 +19,7 @@ import { type DhcpdOmapiKey, failoverPeerName, includeFilePath } from "../daemon
 import { peerUrl } from "../daemons/kea/index.js";
 import { keepalivedInstanceNames } from "../daemons/keepalived/index.js";
 import { withOnly } from "./drift.js";
-import { gatherRenderInputs, groupByHost, omapiKeyFromIncludeFile, type SessionProvider } from "./render-inputs.js";
+import { gatherRenderInputs, groupByHost, omapiKeyFromIncludeFile, type SessionProvider, type VerifiedHostKey } from "./render-inputs.js";
 import type { HostSession } from "../exec/host-io.js";
 import {
   type DhcpFailoverSideObservation,
@@ -32,7 +32,6 @@ import {
   observeServiceStates,
 } from "../observe/index.js";
 import { hostsInNamespace, omapiKeyFromSet, omapiKeyName, type RenderInputs, renderManifestSet, resourceKey } from "../render/render-set.js";
-import { fingerprintOf } from "../ssh/index.js";
 import {
   type ApplyOutcome,
   type HAPairNodeInput,
@@ -172,17 +171,15 @@ const messageOf = (err: unknown): string => (err instanceof Error ? err.message 
 
 async function ddiHostStatus(host: DDIHost, sessionOf: SessionProvider, previous: DDIHostStatus | undefined, now: Date): Promise<DDIHostStatus> {
   const generation = host.metadata.generation ?? 0;
-  let fingerprint: string | undefined;
+  let session: (HostSession & VerifiedHostKey) | undefined;
+  // The key the session verified, not spec.hostKey: under TrustOnFirstUse there is none in the spec.
+  const verified = () => (session?.hostKeyFingerprint ? { hostKeyFingerprint: session.hostKeyFingerprint } : {});
   try {
-    fingerprint = host.spec.hostKey ? fingerprintOf(host.spec.hostKey) : undefined;
-  } catch {
-    // A key line the transport cannot parse fails the connection below, with the reason.
-  }
-  try {
-    const facts = await observeHostFacts(await sessionOf(host));
-    return computeDDIHostStatus({ host: host.metadata.name, reachable: true, facts, ...(fingerprint ? { hostKeyFingerprint: fingerprint } : {}) }, previous, generation, now);
+    session = await sessionOf(host);
+    const facts = await observeHostFacts(session);
+    return computeDDIHostStatus({ host: host.metadata.name, reachable: true, facts, ...verified() }, previous, generation, now);
   } catch (err) {
-    return computeDDIHostStatus({ host: host.metadata.name, reachable: false, failure: classifyHostFailure(err) }, previous, generation, now);
+    return computeDDIHostStatus({ host: host.metadata.name, reachable: false, failure: classifyHostFailure(err), ...verified() }, previous, generation, now);
   }
 }
 

@@ -8,8 +8,16 @@ import { omapiKeyFromSet, omapiKeyName, type RenderInputs, resourceKey } from ".
 import type { RenderedFile } from "../render/types.js";
 import { type ManifestSet, objectKey } from "../validation/model.js";
 
+/** What the SSH transport's sessions tell about the host key they verified (others may not). */
+export interface VerifiedHostKey {
+  /** The key line (no comment) the host presented and the session accepted. */
+  readonly observedHostKey?: string | undefined;
+  /** Its `SHA256:` fingerprint. */
+  readonly hostKeyFingerprint?: string | undefined;
+}
+
 /** Opens (or returns the pooled) session of a DDIHost. */
-export type SessionProvider = (host: DDIHost) => Promise<HostSession>;
+export type SessionProvider = (host: DDIHost) => Promise<HostSession & VerifiedHostKey>;
 
 function hostOf(set: ManifestSet, namespace: string, name: string): DDIHost {
   const host = set.hosts.get(objectKey(namespace, name));

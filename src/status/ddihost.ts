@@ -108,7 +108,8 @@ export function computeDDIHostStatus(
         ? { type: "Stalled", status: "True", reason: "HostKeyMismatch", message: observation.failure.message }
         : { type: "Stalled", status: "False", reason: "", message: "" },
     );
-    status = { ...pickPrevious(previousStatus) };
+    // Connected, then failed (sudo, a command): the key was still verified on this pass.
+    status = { ...pickPrevious(previousStatus), ...(observation.hostKeyFingerprint ? { hostKeyFingerprint: observation.hostKeyFingerprint } : {}) };
   }
   conditions.push({ type: "Reconciling", status: "False", reason: "", message: "" });
   return {
