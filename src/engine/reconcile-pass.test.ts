@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { DDIHost } from "../api/index.js";
 import { parseManifestText } from "../manifests/load.js";
 import type { HostSession } from "../exec/host-io.js";
-import { HostUnreachableError, fingerprintOf } from "../ssh/index.js";
+import { HostKeyMismatchError, HostUnreachableError, fingerprintOf } from "../ssh/index.js";
 import { findCondition } from "../status/index.js";
 import { validateManifests } from "../validation/validate.js";
 import { defaultLabManifests, labManifestYaml } from "../lab/default-manifests.js";
@@ -73,8 +73,8 @@ describe("reconcilePass with every host unreachable", () => {
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
-/** A DDIHost under TrustOnFirstUse (no spec.hostKey) and its Secret. */
-function tofuHostSet() {
+/** A DDIHost under TrustOnFirstUse (no spec.hostKey, unless Pinned) and its Secret. */
+function tofuHostSet(policy: "TrustOnFirstUse" | "Pinned" = "TrustOnFirstUse") {
   const yaml = `apiVersion: v1
 kind: Secret
 metadata: {name: ssh, namespace: lab}
@@ -83,7 +83,7 @@ stringData: {privateKey: unused}
 apiVersion: ddi-ha.io/v1alpha1
 kind: DDIHost
 metadata: {name: tofu, namespace: lab}
-spec: {address: 198.18.7.21, credentialsSecretRef: {name: ssh}, hostKeyPolicy: TrustOnFirstUse}
+spec: {address: 198.18.7.21, credentialsSecretRef: {name: ssh}, hostKeyPolicy: ${policy}${policy === "Pinned" ? `, hostKey: "${HOST_KEY}"` : ""}}
 `;
   const { set, problems } = validateManifests(parseManifestText(yaml, "tofu.yaml"));
   expect(problems).toEqual([]);
@@ -116,11 +116,35 @@ describe("reconcilePass: the DDIHost's host key in status", () => {
     expect(status).toMatchObject({ hostKeyFingerprint: fingerprintOf(HOST_KEY) });
   });
 
+  it("TrustOnFirstUse: records the verified key in status.observedHostKey, which pins it from then on", async () => {
+    const result = await reconcilePass(tofuHostSet(), async (h) => verifiedSession(h.metadata.name, HOST_KEY), { apply: false });
+    expect(result.statuses.find((s) => s.resource.kind === "DDIHost")!.status).toMatchObject({ observedHostKey: HOST_KEY });
+  });
+
+  it("Pinned: status.observedHostKey stays unset (spec.hostKey is the pin)", async () => {
+    const result = await reconcilePass(tofuHostSet("Pinned"), async (h) => verifiedSession(h.metadata.name, HOST_KEY), { apply: false });
+    const status = result.statuses.find((s) => s.resource.kind === "DDIHost")!.status;
+    expect(status).toMatchObject({ hostKeyFingerprint: fingerprintOf(HOST_KEY) });
+    expect(status).not.toHaveProperty("observedHostKey");
+  });
+
+  it("a changed host key keeps the recorded pin in status", async () => {
+    const refused = async (h: DDIHost): Promise<never> => {
+      const ref = { host: h.metadata.name, address: h.spec.address, port: 22, user: "root" };
+      throw new HostKeyMismatchError(ref, fingerprintOf(HOST_KEY), "SHA256:other", "ssh-ed25519 AAAA", "status.observedHostKey");
+    };
+    const previous = { observedHostKey: HOST_KEY, hostKeyFingerprint: fingerprintOf(HOST_KEY) };
+    const result = await reconcilePass(tofuHostSet(), refused, { apply: false, previousStatus: () => previous });
+    const status = result.statuses.find((s) => s.resource.kind === "DDIHost")!.status;
+    expect(findCondition(status.conditions, "Stalled")).toMatchObject({ status: "True", reason: "HostKeyMismatch" });
+    expect(status).toMatchObject(previous);
+  });
+
   it("keeps that fingerprint when the session connected but the observation failed", async () => {
     const failing = verifiedSession("tofu", HOST_KEY, async () => ({ code: 1, stdout: "", stderr: "sh: broken" }));
     const result = await reconcilePass(tofuHostSet(), async () => failing, { apply: false });
     const status = result.statuses.find((s) => s.resource.kind === "DDIHost")!.status;
     expect(findCondition(status.conditions, "Reachable")).toMatchObject({ status: "False", reason: "ObservationFailed" });
-    expect(status).toMatchObject({ hostKeyFingerprint: fingerprintOf(HOST_KEY) });
+    expect(status).toMatchObject({ hostKeyFingerprint: fingerprintOf(HOST_KEY), observedHostKey: HOST_KEY });
   });
 });

@@ -172,8 +172,12 @@ const messageOf = (err: unknown): string => (err instanceof Error ? err.message 
 async function ddiHostStatus(host: DDIHost, sessionOf: SessionProvider, previous: DDIHostStatus | undefined, now: Date): Promise<DDIHostStatus> {
   const generation = host.metadata.generation ?? 0;
   let session: (HostSession & VerifiedHostKey) | undefined;
-  // The key the session verified, not spec.hostKey: under TrustOnFirstUse there is none in the spec.
-  const verified = () => (session?.hostKeyFingerprint ? { hostKeyFingerprint: session.hostKeyFingerprint } : {});
+  // The key the session verified, not spec.hostKey: under TrustOnFirstUse there is none in the
+  // spec, and recording it in status.observedHostKey is what pins it (see statusHostKeyPins).
+  const verified = () => ({
+    ...(session?.hostKeyFingerprint ? { hostKeyFingerprint: session.hostKeyFingerprint } : {}),
+    ...(session?.observedHostKey && host.spec.hostKeyPolicy === "TrustOnFirstUse" ? { observedHostKey: session.observedHostKey } : {}),
+  });
   try {
     session = await sessionOf(host);
     const facts = await observeHostFacts(session);

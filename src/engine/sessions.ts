@@ -1,5 +1,6 @@
-// Sessions for a manifest set without Kubernetes: credentials come from the Secrets in the same
-// manifest set, and TrustOnFirstUse pins are kept in a small known-hosts file of our own.
+// Sessions for a manifest set: credentials come from the Secrets in the same manifest set, and
+// TrustOnFirstUse pins from each DDIHost's status (with a cluster) or a small known-hosts file of
+// our own (the CLI without one).
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
@@ -10,10 +11,28 @@ import type { SessionProvider } from "./render-inputs.js";
 
 export const DEFAULT_KNOWN_HOSTS = join(homedir(), ".config", "ddi-ha", "known_hosts.json");
 
-/** TrustOnFirstUse pins by `address:port`, as `ssh-ed25519 AAAA…` lines. */
-export class PinnedHostKeys {
+/** Where TrustOnFirstUse keys are pinned. spec.hostKey, when set, wins over any pin. */
+export interface HostKeyPins {
+  /** Names the store in messages: "status.observedHostKey", or the file's path. */
+  readonly location: string;
+  get(host: DDIHost): string | undefined;
+  /** Records a key accepted on first use. */
+  pin(host: DDIHost, keyLine: string): Promise<void>;
+}
+
+/**
+ * Pins kept where the API contract puts them, in each DDIHost's status.observedHostKey. Nothing
+ * to write here: the reconcile pass records the key each session verified in the new status.
+ */
+export function statusHostKeyPins(observedHostKeyOf: (host: DDIHost) => string | undefined): HostKeyPins {
+  return { location: "status.observedHostKey", get: observedHostKeyOf, pin: async () => undefined };
+}
+
+/** TrustOnFirstUse pins by `address:port`, as `ssh-ed25519 AAAA…` lines, in a file (the CLI without a cluster). */
+export class PinnedHostKeys implements HostKeyPins {
   private constructor(
-    private readonly path: string,
+    /** The file's path. */
+    readonly location: string,
     private readonly keys: Record<string, string>,
   ) {}
 
@@ -32,15 +51,15 @@ export class PinnedHostKeys {
 
   async pin(host: DDIHost, keyLine: string): Promise<void> {
     this.keys[`${host.spec.address}:${host.spec.port}`] = keyLine;
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.tmp-${process.pid}`;
+    await mkdir(dirname(this.location), { recursive: true, mode: 0o700 });
+    const tmp = `${this.location}.tmp-${process.pid}`;
     await writeFile(tmp, `${JSON.stringify(this.keys, null, 2)}\n`, { mode: 0o600 });
-    await rename(tmp, this.path);
+    await rename(tmp, this.location);
   }
 }
 
 /** A SessionProvider over one SshTransport, reading each host's credentials from the set. */
-export function manifestSessionProvider(set: ManifestSet, transport: SshTransport, pins: PinnedHostKeys): SessionProvider {
+export function manifestSessionProvider(set: ManifestSet, transport: Pick<SshTransport, "session">, pins: HostKeyPins): SessionProvider {
   return async (host) => {
     const ref = host.spec.credentialsSecretRef.name;
     const secret = set.secrets.get(objectKey(host.metadata.namespace, ref));
@@ -56,6 +75,7 @@ export function manifestSessionProvider(set: ManifestSet, transport: SshTranspor
       { privateKey, ...(secret.values.passphrase ? { passphrase: secret.values.passphrase } : {}) },
       {
         ...(pinned ? { pinnedHostKey: pinned } : {}),
+        pinnedHostKeyStore: pins.location,
         onHostKeyPinned: (keyLine) => pins.pin(host, keyLine),
       },
     );

@@ -1,8 +1,8 @@
 // The lab's reconcile loop body: read the namespace from the API server, validate it as the CLI
 // does, run one reconcile pass over SSH, and write every status to the /status subresource.
 import { isDeepStrictEqual } from "node:util";
-import type { DDIResource } from "../api/index.js";
-import { manifestSessionProvider, PinnedHostKeys } from "../engine/sessions.js";
+import type { DDIHostStatus, DDIResource } from "../api/index.js";
+import { manifestSessionProvider, statusHostKeyPins } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { formatProblem, validateManifests } from "../validation/validate.js";
 import { type KubeItem, Kubectl, itemsAsDocuments, statusMergePatch } from "./kubectl.js";
@@ -13,8 +13,6 @@ export interface LabPassOptions {
   kubectl: Kubectl;
   namespace: string;
   transport: SshTransport;
-  /** Where TrustOnFirstUse keys would be pinned (the default set pins every key in the spec). */
-  knownHostsPath: string;
   memory: PassMemory;
   /**
    * true: apply every relationship; false: observe only; "needed": apply what the operator would
@@ -52,7 +50,8 @@ export async function runLabPass(options: LabPassOptions): Promise<LabPassResult
   const { set, problems } = validateManifests(itemsAsDocuments(items, "kube-apiserver"));
   const itemOf = new Map<string, KubeItem>(items.map((i) => [`${i.kind}/${i.metadata.namespace}/${i.metadata.name}`, i]));
   const keyOf = (r: DDIResource) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
-  const pins = await PinnedHostKeys.open(options.knownHostsPath);
+  // TrustOnFirstUse pins live in status.observedHostKey, which this pass reads and writes.
+  const pins = statusHostKeyPins((host) => (itemOf.get(keyOf(host))?.status as DDIHostStatus | undefined)?.observedHostKey);
   const result = await reconcilePass(set, manifestSessionProvider(set, options.transport, pins), {
     apply: options.apply === "needed" ? (r) => needsApply(itemOf.get(keyOf(r))) : options.apply,
     problems,

@@ -31,12 +31,15 @@ export class HostKeyMismatchError extends SshError {
     readonly expectedFingerprint: string,
     readonly seenFingerprint: string,
     readonly seenKeyLine: string,
-    readonly policy: "Pinned" | "TrustOnFirstUse",
+    /** Where the expected key is kept: "spec.hostKey", or a TrustOnFirstUse pin store (status.observedHostKey, a known-hosts file). */
+    readonly pinnedIn: string,
   ) {
     super(
-      `host key of ${where(hostRef)} has changed: expected ${expectedFingerprint}, the host presented ${seenFingerprint}. ` +
-        `Connection refused. If the host was reinstalled, check the new key on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and ` +
-        (policy === "Pinned" ? "put it in spec.hostKey." : "clear status.observedHostKey (or pin the key in spec.hostKey)."),
+      `host key of ${where(hostRef)} has changed: expected ${expectedFingerprint}, the host presented ${seenFingerprint}. Connection refused. ` +
+        `If the host was reinstalled, verify its new key out of band (on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and ` +
+        (pinnedIn === "spec.hostKey"
+          ? "put it in spec.hostKey."
+          : `set spec.hostKey to it: the expected key was pinned on first use in ${pinnedIn}, and spec.hostKey takes precedence over that pin.`),
       hostRef,
     );
   }

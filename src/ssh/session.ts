@@ -52,8 +52,10 @@ export interface SessionTarget extends HostRef {
   name: string;
   sudo: boolean;
   hostKeyPolicy: HostKeyPolicy;
-  /** The key to accept: spec.hostKey (Pinned), or the key pinned earlier (TrustOnFirstUse). */
+  /** The key to accept: spec.hostKey, else (TrustOnFirstUse) the key pinned earlier. */
   expectedHostKey?: string;
+  /** Where the accepted key is kept, for the changed-key message: "spec.hostKey" or the TrustOnFirstUse pin store. */
+  hostKeyPinnedIn: string;
 }
 
 export interface SessionTunables {
@@ -235,7 +237,7 @@ export class SshHostSession implements HostSession {
         }
         const want = expected ?? seen;
         if (want && !want.blob.equals(key.blob)) {
-          mismatch = new HostKeyMismatchError(this.hostRef, fingerprintOf(want), fingerprintOf(key), keyLineOf(key), target.hostKeyPolicy);
+          mismatch = new HostKeyMismatchError(this.hostRef, fingerprintOf(want), fingerprintOf(key), keyLineOf(key), target.hostKeyPinnedIn);
           return false;
         }
         seen = key;
@@ -253,7 +255,7 @@ export class SshHostSession implements HostSession {
         // We offered only the pinned key's type and the host has none: a reinstalled host with a
         // new key type is a changed key. Fetch that key to report it like any other mismatch.
         const other = await this.probeHostKey();
-        if (other) mismatch = new HostKeyMismatchError(this.hostRef, fingerprintOf(expected), fingerprintOf(other), keyLineOf(other), target.hostKeyPolicy);
+        if (other) mismatch = new HostKeyMismatchError(this.hostRef, fingerprintOf(expected), fingerprintOf(other), keyLineOf(other), target.hostKeyPinnedIn);
       }
       throw this.classifyConnectError(err, mismatch);
     }

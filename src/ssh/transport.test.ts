@@ -2,7 +2,8 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { DDIHost } from "../api/index.js";
-import { LOG_REDACT_PATHS, SshTransport } from "./transport.js";
+import { HostKeyMismatchError } from "./errors.js";
+import { LOG_REDACT_PATHS, SshTransport, hostKeyToExpect } from "./transport.js";
 
 describe("LOG_REDACT_PATHS", () => {
   it("censors credentials however they are nested in a log object", () => {
@@ -39,5 +40,43 @@ describe("SshTransport.session", () => {
     const t = new SshTransport();
     await t.closeAll();
     await expect(t.session(host({ hostKeyPolicy: "TrustOnFirstUse" }), { privateKey: "x" })).rejects.toThrow(/closed/);
+  });
+});
+
+describe("hostKeyToExpect", () => {
+  const SPEC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+  const PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvNVOdVqhkxYGqMXqKkq0gx3QR0ANkp0TkG4sRjLq8j";
+
+  it("prefers spec.hostKey over a TrustOnFirstUse pin, so a key re-pinned in the spec after a reinstall is used", () => {
+    expect(hostKeyToExpect({ hostKey: SPEC_KEY }, { pinnedHostKey: PINNED, pinnedHostKeyStore: "/k.json" })).toEqual({
+      expectedHostKey: SPEC_KEY,
+      hostKeyPinnedIn: "spec.hostKey",
+    });
+  });
+
+  it("uses the pin without spec.hostKey, naming where it is kept (status by default)", () => {
+    expect(hostKeyToExpect({}, { pinnedHostKey: PINNED, pinnedHostKeyStore: "/k.json" })).toEqual({ expectedHostKey: PINNED, hostKeyPinnedIn: "/k.json" });
+    expect(hostKeyToExpect({}, { pinnedHostKey: PINNED })).toEqual({ expectedHostKey: PINNED, hostKeyPinnedIn: "status.observedHostKey" });
+    expect(hostKeyToExpect({}, {})).toEqual({ hostKeyPinnedIn: "status.observedHostKey" });
+  });
+});
+
+describe("HostKeyMismatchError", () => {
+  const ref = { host: "ns/h1", address: "198.18.0.2", port: 22, user: "root" };
+
+  it("names where a TrustOnFirstUse pin lives and says to set spec.hostKey to the key verified out of band", () => {
+    for (const store of ["status.observedHostKey", "/root/.config/ddi-ha/known_hosts.json"]) {
+      const { message } = new HostKeyMismatchError(ref, "SHA256:old", "SHA256:new", "ssh-ed25519 AAAA", store);
+      expect(message).toContain("expected SHA256:old, the host presented SHA256:new");
+      expect(message).toContain(`pinned on first use in ${store}`);
+      expect(message).toMatch(/verify its new key out of band .* and set spec\.hostKey to it/);
+      expect(message).not.toMatch(/clear/);
+    }
+  });
+
+  it("says to put the new key in spec.hostKey when that is where the expected key came from", () => {
+    const { message } = new HostKeyMismatchError(ref, "SHA256:old", "SHA256:new", "ssh-ed25519 AAAA", "spec.hostKey");
+    expect(message).toMatch(/put it in spec\.hostKey\.$/);
+    expect(message).not.toContain("first use");
   });
 });

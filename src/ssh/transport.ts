@@ -42,12 +42,27 @@ export interface SshTransportOptions {
 }
 
 export interface SshSessionOptions {
-  /** TrustOnFirstUse: the key pinned earlier (status.observedHostKey); any other key is refused. */
+  /** TrustOnFirstUse: the key pinned earlier; any other key is refused. spec.hostKey, if set, wins. */
   pinnedHostKey?: string;
+  /** TrustOnFirstUse: where pins are kept, named in the changed-key message. Default "status.observedHostKey". */
+  pinnedHostKeyStore?: string;
   /** TrustOnFirstUse: called when a key is accepted for the first time, to record and pin it. */
   onHostKeyPinned?: (keyLine: string, fingerprint: string) => void | Promise<void>;
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
+}
+
+/**
+ * The key a session accepts, and where it is kept. spec.hostKey wins over a TrustOnFirstUse pin,
+ * so that after a reinstall the new key, verified out of band, can be set in the spec.
+ */
+export function hostKeyToExpect(
+  spec: Pick<DDIHost["spec"], "hostKey">,
+  opts: Pick<SshSessionOptions, "pinnedHostKey" | "pinnedHostKeyStore">,
+): { expectedHostKey?: string; hostKeyPinnedIn: string } {
+  if (spec.hostKey) return { expectedHostKey: spec.hostKey, hostKeyPinnedIn: "spec.hostKey" };
+  const hostKeyPinnedIn = opts.pinnedHostKeyStore ?? "status.observedHostKey";
+  return opts.pinnedHostKey ? { expectedHostKey: opts.pinnedHostKey, hostKeyPinnedIn } : { hostKeyPinnedIn };
 }
 
 export class SshTransport {
@@ -78,7 +93,7 @@ export class SshTransport {
     if (spec.hostKeyPolicy === "Pinned" && !spec.hostKey) {
       throw new Error(`DDIHost ${key}: hostKeyPolicy Pinned needs spec.hostKey`);
     }
-    const expectedHostKey = spec.hostKeyPolicy === "Pinned" ? spec.hostKey : (opts.pinnedHostKey ?? spec.hostKey);
+    const { expectedHostKey, hostKeyPinnedIn } = hostKeyToExpect(spec, opts);
     const target: SessionTarget = {
       host: key,
       name: metadata.name,
@@ -88,6 +103,7 @@ export class SshTransport {
       sudo: spec.sudo,
       hostKeyPolicy: spec.hostKeyPolicy,
       ...(expectedHostKey ? { expectedHostKey } : {}),
+      hostKeyPinnedIn,
     };
     // Credentials enter the identity only as a hash; the pool never keeps them in a key.
     const identity = createHash("sha256")

@@ -8,7 +8,7 @@ import { type ConditionInput, setConditions } from "./conditions.js";
 
 export type DDIHostObservation = { /** DDIHost name, for messages. */ host: string } & (
   | { reachable: true; facts: HostFacts; hostKeyFingerprint?: string; observedHostKey?: string }
-  | { reachable: false; failure: HostFailure; hostKeyFingerprint?: string }
+  | { reachable: false; failure: HostFailure; hostKeyFingerprint?: string; observedHostKey?: string }
 );
 
 export interface DDIHostStatusOptions {
@@ -88,8 +88,7 @@ export function computeDDIHostStatus(
     conditions.push({ type: "Stalled", status: "False", reason: "", message: "" });
     status = {
       ...pickPrevious(previousStatus),
-      ...(observation.hostKeyFingerprint ? { hostKeyFingerprint: observation.hostKeyFingerprint } : {}),
-      ...(observation.observedHostKey ? { observedHostKey: observation.observedHostKey } : {}),
+      ...hostKeyFields(observation),
       ...(f.os !== undefined ? { os: f.os } : {}),
       ...(f.kernel !== undefined ? { kernel: f.kernel } : {}),
       ...(f.clockOffsetSeconds !== undefined ? { clockOffsetSeconds: f.clockOffsetSeconds } : {}),
@@ -109,13 +108,21 @@ export function computeDDIHostStatus(
         : { type: "Stalled", status: "False", reason: "", message: "" },
     );
     // Connected, then failed (sudo, a command): the key was still verified on this pass.
-    status = { ...pickPrevious(previousStatus), ...(observation.hostKeyFingerprint ? { hostKeyFingerprint: observation.hostKeyFingerprint } : {}) };
+    status = { ...pickPrevious(previousStatus), ...hostKeyFields(observation) };
   }
   conditions.push({ type: "Reconciling", status: "False", reason: "", message: "" });
   return {
     ...status,
     observedGeneration: generation,
     conditions: setConditions(previousStatus?.conditions, conditions, generation, now),
+  };
+}
+
+/** The verified host key's fields, when the pass connected. */
+function hostKeyFields(o: { hostKeyFingerprint?: string; observedHostKey?: string }): Pick<DDIHostStatus, "hostKeyFingerprint" | "observedHostKey"> {
+  return {
+    ...(o.hostKeyFingerprint ? { hostKeyFingerprint: o.hostKeyFingerprint } : {}),
+    ...(o.observedHostKey ? { observedHostKey: o.observedHostKey } : {}),
   };
 }
 

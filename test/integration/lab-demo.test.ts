@@ -14,6 +14,7 @@ import { runLabPass } from '../../src/lab/lab-pass.js';
 import { validateManifests } from '../../src/validation/validate.js';
 import { type Lab, startLab } from '../lab/lab.js';
 import { type LabDemo, prepareLabDemo, reconcileUntilSettled } from '../lab/demo.js';
+import { generateEd25519KeyPair } from '../lab/ssh-keys.js';
 
 const provided = inject('ddiHaControlPlane');
 // Each run gets its own namespace: without a controller-manager, namespaces never finish deleting.
@@ -136,7 +137,7 @@ describe('hack/lab.sh --once on a real kube-apiserver and four lab hosts', () =>
       const deadline = Date.now() + 30_000;
       let hap = await getJson(`hap/${LAB_HAPAIR}`);
       while (hap.status.activeNode !== 'secondary' && Date.now() < deadline) {
-        await runLabPass({ kubectl, namespace, transport: demo!.transport, knownHostsPath: join(dir, 'pins.json'), memory: demo!.memory, apply: 'needed' });
+        await runLabPass({ kubectl, namespace, transport: demo!.transport, memory: demo!.memory, apply: 'needed' });
         hap = await getJson(`hap/${LAB_HAPAIR}`);
       }
       expect(hap.status).toMatchObject({ activeNode: 'secondary', failoverCount: 1, nodes: [{ vrrpState: 'STOP', holdsVIP: false }, { vrrpState: 'MASTER', holdsVIP: true }] });
@@ -144,6 +145,43 @@ describe('hack/lab.sh --once on a real kube-apiserver and four lab hosts', () =>
       expect(condition(hap.status, 'Ready')!.message).toContain('keepalived is not running on h1');
     } finally {
       await lab.hosts[0]!.startService('keepalived');
+    }
+  });
+
+  it('TrustOnFirstUse pins through status.observedHostKey: recorded on first use, a changed key refused, spec.hostKey re-pins', async () => {
+    const h4 = lab.hosts[3]!;
+    const bareKey = h4.hostKeyLine.split(' ').slice(0, 2).join(' ');
+    const ddih = { kind: 'DDIHost', metadata: { name: 'h4', namespace } };
+    const pass = () => runLabPass({ kubectl, namespace, transport: demo!.transport, memory: demo!.memory, apply: false });
+    const patchSpec = (patch: object, type = 'merge') => kubectl.run(['patch', 'ddih', 'h4', '-n', namespace, `--type=${type}`, '-p', JSON.stringify(patch)]);
+    try {
+      // As a user would set it up: no key in the spec.
+      await patchSpec([{ op: 'remove', path: '/spec/hostKey' }, { op: 'replace', path: '/spec/hostKeyPolicy', value: 'TrustOnFirstUse' }], 'json');
+      await pass();
+      let host = await getJson('ddih/h4');
+      expect(host.spec.hostKey).toBeUndefined();
+      expect(host.status).toMatchObject({ observedHostKey: bareKey, hostKeyFingerprint: h4.hostKeyFingerprint });
+      expect(condition(host.status, 'Reachable')).toMatchObject({ status: 'True' });
+
+      // The pin recorded in status is what the next pass expects: another key there means the host's key changed.
+      const other = generateEd25519KeyPair('before-reinstall').publicKeyLine.split(' ').slice(0, 2).join(' ');
+      await kubectl.patchStatus(ddih, { status: { observedHostKey: other } });
+      await pass();
+      host = await getJson('ddih/h4');
+      expect(condition(host.status, 'Reachable')).toMatchObject({ status: 'False', reason: 'HostKeyMismatch' });
+      expect(condition(host.status, 'Stalled')).toMatchObject({ status: 'True', reason: 'HostKeyMismatch' });
+      expect(condition(host.status, 'Reachable')!.message).toContain('pinned on first use in status.observedHostKey');
+      expect(condition(host.status, 'Reachable')!.message).toContain('set spec.hostKey to it');
+      expect(host.status.observedHostKey).toBe(other);
+
+      // The key verified out of band, set in the spec: it wins over the recorded pin, which follows it.
+      await patchSpec({ spec: { hostKey: h4.hostKeyLine } });
+      await pass();
+      host = await getJson('ddih/h4');
+      expect(condition(host.status, 'Reachable')).toMatchObject({ status: 'True' });
+      expect(host.status).toMatchObject({ observedHostKey: bareKey, hostKeyFingerprint: h4.hostKeyFingerprint });
+    } finally {
+      await patchSpec({ spec: { hostKeyPolicy: 'Pinned', hostKey: h4.hostKeyLine } });
     }
   });
 });

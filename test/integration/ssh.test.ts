@@ -168,7 +168,14 @@ describe('host key verification', () => {
     expect(error).toBeInstanceOf(HostKeyMismatchError);
     expect((error as HostKeyMismatchError).expectedFingerprint).toBe(fingerprintOf(earlier));
     expect((error as HostKeyMismatchError).seenFingerprint).toBe(b.hostKeyFingerprint);
-    expect((error as Error).message).toMatch(/observedHostKey/);
+    expect((error as Error).message).toContain('pinned on first use in status.observedHostKey');
+    expect((error as Error).message).toMatch(/set spec\.hostKey to it/);
+
+    // Re-pinned in the spec after verifying the key out of band: spec.hostKey wins over the old pin.
+    const repinned = ddiHost(b, { hostKeyPolicy: 'TrustOnFirstUse' }, 'tofu');
+    const again = await transport.session(repinned, creds(), { pinnedHostKey: earlier, pinnedHostKeyStore: '/nonexistent/known_hosts.json' });
+    expect(again.hostKeyFingerprint).toBe(b.hostKeyFingerprint);
+    expect((await again.run(['hostname'])).stdout.trim()).toBe(b.name);
   });
 });
 

@@ -92,7 +92,6 @@ export async function reconcileUntilSettled(
       kubectl: demo.kubectl,
       namespace: demo.namespace,
       transport: demo.transport,
-      knownHostsPath: join(demo.dir, 'pinned-host-keys.json'),
       memory: demo.memory,
       // The first pass applies everything; later ones retry what failed, as the operator would.
       apply: passes === 0 ? true : 'needed',
@@ -221,7 +220,6 @@ async function main(): Promise<void> {
             kubectl,
             namespace: demo.namespace,
             transport: demo.transport,
-            knownHostsPath: join(dir, 'pinned-host-keys.json'),
             memory: demo.memory,
             // A spec someone changed (kubectl apply, kubectl edit) is applied; so is a failed apply.
             apply: 'needed',

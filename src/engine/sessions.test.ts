@@ -1,0 +1,73 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { DDIHost } from "../api/index.js";
+import { parseManifestText } from "../manifests/load.js";
+import type { SshSessionOptions, SshTransport } from "../ssh/index.js";
+import { validateManifests } from "../validation/validate.js";
+import { manifestSessionProvider, PinnedHostKeys, statusHostKeyPins } from "./sessions.js";
+
+const RECORDED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+function hostSet(policy: "Pinned" | "TrustOnFirstUse") {
+  const hostKey = policy === "Pinned" ? `, hostKey: "${RECORDED}"` : "";
+  const yaml = `apiVersion: v1
+kind: Secret
+metadata: {name: ssh, namespace: lab}
+stringData: {privateKey: the-key}
+---
+apiVersion: ddi-ha.io/v1alpha1
+kind: DDIHost
+metadata: {name: h1, namespace: lab}
+spec: {address: 198.18.7.21, credentialsSecretRef: {name: ssh}, hostKeyPolicy: ${policy}${hostKey}}
+`;
+  const { set, problems } = validateManifests(parseManifestText(yaml, "h1.yaml"));
+  expect(problems).toEqual([]);
+  return { set, host: [...set.hosts.values()][0]! };
+}
+
+/** A transport that records what each session was asked for. */
+function recordingTransport() {
+  const calls: SshSessionOptions[] = [];
+  const transport: Pick<SshTransport, "session"> = {
+    session: async (_host, _creds, opts = {}) => {
+      calls.push(opts);
+      return {} as Awaited<ReturnType<SshTransport["session"]>>;
+    },
+  };
+  return { transport, calls };
+}
+
+describe("manifestSessionProvider", () => {
+  it("TrustOnFirstUse: pins the key recorded in status.observedHostKey, and names status as the store", async () => {
+    const { set, host } = hostSet("TrustOnFirstUse");
+    const { transport, calls } = recordingTransport();
+    const observed = new Map<DDIHost, string>([[host, RECORDED]]);
+    await manifestSessionProvider(set, transport, statusHostKeyPins((h) => observed.get(h)))(host);
+    expect(calls).toEqual([expect.objectContaining({ pinnedHostKey: RECORDED, pinnedHostKeyStore: "status.observedHostKey" })]);
+  });
+
+  it("TrustOnFirstUse without a recorded key: no pin (the first key is accepted); the CLI's file names itself", async () => {
+    const { set, host } = hostSet("TrustOnFirstUse");
+    const { transport, calls } = recordingTransport();
+    const dir = await mkdtemp(join(tmpdir(), "ddi-ha-pins-"));
+    dirs.push(dir);
+    const pins = await PinnedHostKeys.open(join(dir, "known_hosts.json"));
+    await manifestSessionProvider(set, transport, pins)(host);
+    expect(calls[0]).not.toHaveProperty("pinnedHostKey");
+    expect(calls[0]).toMatchObject({ pinnedHostKeyStore: join(dir, "known_hosts.json") });
+  });
+
+  it("Pinned: ignores any recorded key", async () => {
+    const { set, host } = hostSet("Pinned");
+    const { transport, calls } = recordingTransport();
+    await manifestSessionProvider(set, transport, statusHostKeyPins(() => "ssh-ed25519 AAAAother"))(host);
+    expect(calls[0]).not.toHaveProperty("pinnedHostKey");
+  });
+});
