@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,6 +11,11 @@ import { manifestSessionProvider, PinnedHostKeys, statusHostKeyPins } from "./se
 const RECORDED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
 const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "ddi-ha-pins-"));
+  dirs.push(dir);
+  return dir;
+}
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
@@ -56,8 +61,7 @@ describe("manifestSessionProvider", () => {
   it("TrustOnFirstUse without a recorded key: no pin (the first key is accepted); the CLI's file names itself", async () => {
     const { set, host } = hostSet("TrustOnFirstUse");
     const { transport, calls } = recordingTransport();
-    const dir = await mkdtemp(join(tmpdir(), "ddi-ha-pins-"));
-    dirs.push(dir);
+    const dir = await tempDir();
     const pins = await PinnedHostKeys.open(join(dir, "known_hosts.json"));
     await manifestSessionProvider(set, transport, pins)(host);
     expect(calls[0]).not.toHaveProperty("pinnedHostKey");
@@ -69,5 +73,22 @@ describe("manifestSessionProvider", () => {
     const { transport, calls } = recordingTransport();
     await manifestSessionProvider(set, transport, statusHostKeyPins(() => "ssh-ed25519 AAAAother"))(host);
     expect(calls[0]).not.toHaveProperty("pinnedHostKey");
+  });
+});
+
+describe("PinnedHostKeys", () => {
+  const { host } = hostSet("TrustOnFirstUse");
+  const hostAt = (address: string): DDIHost => ({ ...host, spec: { ...host.spec, address } });
+
+  it("keeps every pin when many hosts are first seen at once, also through two instances on one file", async () => {
+    const path = join(await tempDir(), "sub", "known_hosts.json");
+    const [one, two] = await Promise.all([PinnedHostKeys.open(path), PinnedHostKeys.open(path)]);
+    const addresses = Array.from({ length: 24 }, (_, i) => `198.18.9.${i + 1}`);
+    await Promise.all(addresses.map((a, i) => (i % 2 ? one : two).pin(hostAt(a), `${RECORDED.slice(0, -2)}${i}`)));
+    const onDisk = JSON.parse(await readFile(path, "utf8")) as Record<string, string>;
+    expect(Object.keys(onDisk).sort()).toEqual(addresses.map((a) => `${a}:22`).sort());
+    expect(await readdir(join(path, ".."))).toEqual(["known_hosts.json"]);
+    const reopened = await PinnedHostKeys.open(path);
+    expect(reopened.get(hostAt("198.18.9.24"))).toBe(`${RECORDED.slice(0, -2)}23`);
   });
 });

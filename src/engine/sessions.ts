@@ -1,6 +1,7 @@
 // Sessions for a manifest set: credentials come from the Secrets in the same manifest set, and
 // TrustOnFirstUse pins from each DDIHost's status (with a cluster) or a small known-hosts file of
 // our own (the CLI without one).
+import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
@@ -28,6 +29,18 @@ export function statusHostKeyPins(observedHostKeyOf: (host: DDIHost) => string |
   return { location: "status.observedHostKey", get: observedHostKeyOf, pin: async () => undefined };
 }
 
+/** Pin-file writes in this process, one at a time per path (the tail of each path's queue). */
+const pinFileWrites = new Map<string, Promise<void>>();
+
+async function readPinFile(path: string): Promise<Record<string, string>> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as Record<string, string>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return {};
+    throw new Error(`${path}: cannot read pinned host keys: ${(err as Error).message}`);
+  }
+}
+
 /** TrustOnFirstUse pins by `address:port`, as `ssh-ed25519 AAAA…` lines, in a file (the CLI without a cluster). */
 export class PinnedHostKeys implements HostKeyPins {
   private constructor(
@@ -37,12 +50,7 @@ export class PinnedHostKeys implements HostKeyPins {
   ) {}
 
   static async open(path: string = DEFAULT_KNOWN_HOSTS): Promise<PinnedHostKeys> {
-    try {
-      return new PinnedHostKeys(path, JSON.parse(await readFile(path, "utf8")) as Record<string, string>);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return new PinnedHostKeys(path, {});
-      throw new Error(`${path}: cannot read pinned host keys: ${(err as Error).message}`);
-    }
+    return new PinnedHostKeys(path, await readPinFile(path));
   }
 
   get(host: DDIHost): string | undefined {
@@ -51,8 +59,18 @@ export class PinnedHostKeys implements HostKeyPins {
 
   async pin(host: DDIHost, keyLine: string): Promise<void> {
     this.keys[`${host.spec.address}:${host.spec.port}`] = keyLine;
+    // Several hosts are first seen at once; queued, no write replaces the file with a stale copy.
+    const write = (pinFileWrites.get(this.location) ?? Promise.resolve()).catch(() => undefined).then(() => this.write());
+    pinFileWrites.set(this.location, write);
+    await write;
+  }
+
+  private async write(): Promise<void> {
     await mkdir(dirname(this.location), { recursive: true, mode: 0o700 });
-    const tmp = `${this.location}.tmp-${process.pid}`;
+    // Pins another PinnedHostKeys (or process) wrote to this file since we read it are kept.
+    Object.assign(this.keys, { ...(await readPinFile(this.location)), ...this.keys });
+    // A temp name of its own: a rename must never move another write's file, half written or gone.
+    const tmp = `${this.location}.tmp-${process.pid}-${randomUUID()}`;
     await writeFile(tmp, `${JSON.stringify(this.keys, null, 2)}\n`, { mode: 0o600 });
     await rename(tmp, this.location);
   }
