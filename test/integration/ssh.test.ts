@@ -25,6 +25,7 @@ import {
   SudoError,
   fingerprintOf,
 } from '../../src/ssh/index.js';
+import { generateOmapiKey } from '../../src/daemons/dhcpd/index.js';
 import { generateEd25519KeyPair } from '../lab/ssh-keys.js';
 import { startLab, type Lab, type LabHost } from '../lab/lab.js';
 
@@ -408,13 +409,29 @@ describe('streams and forwards', () => {
 });
 
 describe('hygiene', () => {
+  const omapiSecret = generateOmapiKey('hmac-sha256').secret;
+
+  it('an OMAPI key sent as file content and on stdin, also to commands that fail or time out, stays out of the logs', async () => {
+    const s = await transport.session(ddiHost(a), creds());
+    const keyBlock = `key "omapi" {\n  algorithm hmac-sha256;\n  secret "${omapiSecret}";\n}\n`;
+    await s.writeFile('/etc/ddi-ssh-test/omapi-key.conf', keyBlock, 0o600);
+    expect(await s.readFile('/etc/ddi-ssh-test/omapi-key.conf')).toBe(keyBlock);
+    // As the dhcpd observer feeds omshell: the key on stdin.
+    expect((await s.run(['sh', '-c', 'cat >/dev/null; exit 1'], { stdin: keyBlock })).code).toBe(1);
+    await expect(s.run(['sleep', '4444'], { stdin: keyBlock, timeoutMs: 500 })).rejects.toBeInstanceOf(CommandTimeoutError);
+  });
+
   it('logs carry the host and never a credential', () => {
     expect(logLines.length).toBeGreaterThan(0);
     const keyBody = lab.privateKey.split('\n')[1]!;
     for (const line of logLines) {
       expect(line).not.toContain('PRIVATE KEY');
       expect(line).not.toContain(keyBody);
+      // The passphrase of the passphrase test, and the OMAPI key of the test above.
+      expect(line).not.toContain('correct horse');
+      expect(line).not.toContain(omapiSecret);
     }
+    expect(logLines.some((l) => l.includes('command timed out') && l.includes('sleep 4444'))).toBe(true);
     expect(logLines.some((l) => l.includes('"host":"lab/') && l.includes('connect failed'))).toBe(true);
   });
 
