@@ -347,6 +347,31 @@ describe('bounded concurrency', () => {
   });
 });
 
+describe('bounded concurrency over all hosts', () => {
+  it('a transport with maxConcurrentCommands 2 runs at most 2 commands at once across two hosts', async () => {
+    const t = new SshTransport({ maxConcurrentCommands: 2 });
+    try {
+      const sessions = await Promise.all([t.session(ddiHost(a, {}, 'overall-a'), creds()), t.session(ddiHost(b, {}, 'overall-b'), creds())]);
+      // Start and end stamped on the hosts, which share the lab machine's kernel clock.
+      const stamped = ['sh', '-c', 'date +%s.%N; sleep 0.3; date +%s.%N'];
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => sessions[i % 2]!.run(stamped)));
+      const events = results.flatMap((r) => {
+        const [start, end] = r.stdout.trim().split('\n').map(Number);
+        return [{ at: start!, delta: 1 }, { at: end!, delta: -1 }];
+      });
+      // An end before a start at the same instant: the slot was free again.
+      events.sort((x, y) => x.at - y.at || x.delta - y.delta);
+      let running = 0;
+      let most = 0;
+      for (const e of events) most = Math.max(most, (running += e.delta));
+      // The per-host limit (4) alone would let all six run at once.
+      expect(most).toBe(2);
+    } finally {
+      await t.closeAll();
+    }
+  });
+});
+
 describe('latency', () => {
   it('a trivial command takes a few ms, not a Nagle delay (TCP_NODELAY)', async () => {
     const s = await transport.session(ddiHost(a), creds());
