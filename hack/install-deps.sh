@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   keepalived isc-dhcp-server kea-dhcp4-server kea-ctrl-agent # the daemons' own checkers
   iproute2 util-linux openssl openssh-client                 # unshare -n, ip, keys, ssh
+  nftables procps                                            # nft (dropping VRRP adverts in a netns), ps
   docker.io debootstrap                                      # the host lab
   etcd-server                                                # fallback etcd for the control plane
 )
