@@ -120,6 +120,23 @@ describe("DDIHost facts from a lab host", () => {
   });
 });
 
+describe("the address monitor stream", () => {
+  it("reports an address change on a host within about a second, without polling", async () => {
+    const probe = `${ol.lab.network.spare(9)}/32`;
+    const seen = (type: "add" | "delete") => (e: AddressEvent) => e.type === type && e.host === sSession.hostName && "address" in e && sameAddress(e.address, probe);
+    for (const type of ["add", "delete"] as const) {
+      const from = events.length;
+      const t0 = Date.now();
+      await ol.hosts[1]!.run(["ip", "addr", type === "add" ? "add" : "del", probe, "dev", "eth0"]);
+      const event = await waitForItem(events, seen(type), 10_000, `the ${type} of ${probe} on the secondary`, from);
+      const ms = event.receivedAt - t0;
+      console.log(`address ${type} on ${sSession.hostName} → monitor event after ${ms} ms (includes the docker exec that made it)`);
+      // A generous bound for a shared machine; a poll every few seconds would miss it.
+      expect(ms).toBeLessThan(2_500);
+    }
+  });
+});
+
 describe("HAPair failover, observed", () => {
   let status: HAPairStatus | undefined;
 
