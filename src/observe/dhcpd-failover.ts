@@ -1,16 +1,22 @@
-// One side of an ISC dhcpd failover relationship, read on the host itself: the failover state of
-// both partners through OMAPI (omshell against 127.0.0.1, so the OMAPI port never has to be
-// reachable from the operator), and the pool balance dhcpd logs. The parsing is the dhcpd
-// module's; this file only runs the commands.
-import type { HostSession } from "../exec/host-io.js";
+// One side of an ISC dhcpd failover relationship: the failover state of both partners through
+// dhcpd's OMAPI, and the pool balance dhcpd logs. OMAPI is spoken by the operator's own client
+// (src/observe/omapi-client.ts) through an SSH port forward to 127.0.0.1:omapi-port on the host,
+// so the port never has to be reachable from the operator and the host needs nothing but sshd.
+// When the forward cannot carry the connection (sshd's AllowTcpForwarding no), omshell runs on
+// the host instead; when OMAPI fails, the leases file tells the last recorded state.
+// The parsing is the dhcpd module's; this file only runs the commands and the forward.
+// See docs/adr/0010-omapi-over-ssh-forward.md.
+import type { HostSession, PortForward } from "../exec/host-io.js";
 import {
   type DhcpdOmapiKey,
+  type OmapiFailoverState,
   type PoolBalance,
   omshellFailoverScript,
   parseFailoverStateFromLeases,
   parseOmshellFailoverState,
   parsePoolBalanceLog,
 } from "../daemons/dhcpd/index.js";
+import { OmapiNoAnswerError, queryOmapiFailoverState } from "./omapi-client.js";
 
 /** Debian's and RHEL's default leases files; the first that exists is read. */
 export const DHCPD_LEASES_FILES = ["/var/lib/dhcp/dhcpd.leases", "/var/lib/dhcpd/dhcpd.leases"] as const;
@@ -23,6 +29,8 @@ export interface DhcpFailoverSideTarget {
   unit?: string;
   /** How many journal lines to scan for pool balance. Default 200. */
   journalLines?: number;
+  /** For the OMAPI connection and each of its answers. Default 10 s. */
+  omapiTimeoutMs?: number;
 }
 
 export interface PoolBalanceFact {
@@ -43,8 +51,16 @@ export interface DhcpFailoverSideObservation {
   source: "omapi" | "leases" | "none";
   localState?: string;
   partnerState?: string;
-  /** omshell's complaint when OMAPI did not answer (a wrong key, dhcpd not running). */
+  /**
+   * "forward" when the states were read by the operator's own OMAPI client through an SSH port
+   * forward to the host's 127.0.0.1. Absent with source "omapi" when omshell on the host read
+   * them, the fallback when the forward could not carry the connection (see forwardError).
+   */
+  omapiVia?: "forward";
+  /** Why OMAPI did not answer (a wrong key, dhcpd not running): dhcpd's own refusal when it has one. */
   omapiError?: string;
+  /** Set with omapiError when the SSH port forward could not reach dhcpd, so omshell was tried. */
+  forwardError?: string;
   dhcpdActive: boolean;
   pools: PoolBalanceFact[];
 }
@@ -64,38 +80,83 @@ export function latestPoolBalances(logText: string): PoolBalanceFact[] {
   return [...latest.values()].map((p) => ({ subnet: p.network, total: p.total, free: p.free, backup: p.backup, lts: p.lts }));
 }
 
+type ForwardedOmapi = { via: "forward"; state: OmapiFailoverState } | { via: "none"; forwardError: string };
+
 /**
- * Both partners' states as this side sees them, and its pool balance. Three argv commands in
- * parallel: omshell (script on stdin), `systemctl is-active`, and the journal tail. The leases
- * file is read only when OMAPI did not answer.
+ * The failover state through the operator's OMAPI client and a port forward to 127.0.0.1 on the
+ * host (dhcpd's OMAPI listens there; the forward's far end connects from the host itself).
+ * `via: "none"` when no OMAPI conversation took place: the forward did not open, or closed before
+ * dhcpd spoke (how a refused forward or a closed port looks from the local end).
+ */
+async function omapiThroughForward(session: HostSession, target: DhcpFailoverSideTarget): Promise<ForwardedOmapi> {
+  let forward: PortForward | undefined;
+  try {
+    forward = await session.forward("127.0.0.1", target.omapiPort);
+  } catch (err) {
+    return { via: "none", forwardError: `no SSH port forward to 127.0.0.1:${target.omapiPort} on ${session.hostName}: ${(err as Error).message}` };
+  }
+  try {
+    const state = await queryOmapiFailoverState({ port: forward.localPort, peerName: target.peerName, key: target.key, timeoutMs: target.omapiTimeoutMs ?? 10_000 });
+    return { via: "forward", state };
+  } catch (err) {
+    if (err instanceof OmapiNoAnswerError) {
+      return {
+        via: "none",
+        forwardError: `the SSH port forward to 127.0.0.1:${target.omapiPort} on ${session.hostName} closed before dhcpd answered (sshd refuses forwarding, e.g. AllowTcpForwarding no, or nothing listens on the port): ${err.message}`,
+      };
+    }
+    return { via: "forward", state: { ok: false, error: (err as Error).message } };
+  } finally {
+    await forward.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Both partners' states as this side sees them, and its pool balance. In parallel: OMAPI through
+ * a port forward, `systemctl is-active`, and the journal tail. omshell on the host runs only when
+ * the forward could not reach dhcpd; the leases file is read only when OMAPI did not answer.
  */
 export async function observeDhcpFailoverSide(session: HostSession, target: DhcpFailoverSideTarget): Promise<DhcpFailoverSideObservation> {
   const unit = target.unit ?? "isc-dhcp-server.service";
   const base = { host: session.hostName };
   try {
+    // Validates the peer and key names before anything runs (they go on omshell's stdin).
     const script = omshellFailoverScript(target.peerName, target.key, target.omapiPort);
-    const [omshell, active, journal] = await Promise.all([
-      session.run(["omshell"], { stdin: script, timeoutMs: 20_000 }),
+    const [forwarded, active, journal] = await Promise.all([
+      omapiThroughForward(session, target),
       session.run(["systemctl", "is-active", "--", unit], { timeoutMs: 15_000 }),
       session.run(["journalctl", "-u", unit, "-o", "cat", "-n", String(target.journalLines ?? 200), "--no-pager"], { timeoutMs: 20_000 }),
     ]);
     const dhcpdActive = active.stdout.trim() === "active";
     const pools = latestPoolBalances(journal.stdout);
-    const state = parseOmshellFailoverState(`${omshell.stdout}\n${omshell.stderr}`);
-    if (state.ok) {
-      return { ...base, reachable: true, source: "omapi", localState: state.localState, partnerState: state.partnerState, dhcpdActive, pools };
+    let omapiError: string;
+    let forwardError: string | undefined;
+    if (forwarded.via === "forward") {
+      const state = forwarded.state;
+      if (state.ok) {
+        return { ...base, reachable: true, source: "omapi", omapiVia: "forward", localState: state.localState, partnerState: state.partnerState, dhcpdActive, pools };
+      }
+      // dhcpd answered and refused (or broke the protocol): omshell would hear the same.
+      omapiError = state.error;
+    } else {
+      forwardError = forwarded.forwardError;
+      const omshell = await session.run(["omshell"], { stdin: script, timeoutMs: 20_000 });
+      const state = parseOmshellFailoverState(`${omshell.stdout}\n${omshell.stderr}`);
+      if (state.ok) {
+        return { ...base, reachable: true, source: "omapi", localState: state.localState, partnerState: state.partnerState, dhcpdActive, pools };
+      }
+      omapiError = omshell.code === 127 ? `omshell is not installed on ${session.hostName} (Debian ships it in isc-dhcp-server)` : state.error;
     }
-    const omapiError =
-      omshell.code === 127 ? `omshell is not installed on ${session.hostName} (Debian ships it in isc-dhcp-server)` : state.error;
+    const failure = { omapiError, ...(forwardError ? { forwardError } : {}) };
     for (const path of DHCPD_LEASES_FILES) {
       const leases = await session.readFile(path);
       if (leases === undefined) continue;
       const fromLeases = parseFailoverStateFromLeases(leases, target.peerName);
       if (fromLeases) {
-        return { ...base, reachable: true, source: "leases", localState: fromLeases.myState, partnerState: fromLeases.partnerState, omapiError, dhcpdActive, pools };
+        return { ...base, reachable: true, source: "leases", localState: fromLeases.myState, partnerState: fromLeases.partnerState, ...failure, dhcpdActive, pools };
       }
     }
-    return { ...base, reachable: true, source: "none", omapiError, dhcpdActive, pools };
+    return { ...base, reachable: true, source: "none", ...failure, dhcpdActive, pools };
   } catch (err) {
     return { ...base, reachable: false, error: (err as Error).message, source: "none", dhcpdActive: false, pools: [] };
   }

@@ -1,7 +1,8 @@
 // Observation of a real ISC dhcpd 4.4.3 failover pair on two lab hosts, over the real SSH
 // transport: the dhcpd module renders the files, the real apply engine puts them in place and
-// starts dhcpd, and the observer reads both partners' states through OMAPI (omshell run on each
-// host against 127.0.0.1) and the pool balance from the journal.
+// starts dhcpd, and the observer reads both partners' states through OMAPI (the operator's own
+// client, through an SSH port forward to each host's 127.0.0.1:omapi-port) and the pool balance
+// from the journal. With forwarding refused by sshd, omshell on the host still reads them.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP_VERSION, type DhcpFailoverPeer, type DhcpFailoverPeerStatus, dhcpFailoverPeerSpecSchema } from "../../src/api/index.js";
 import { type DhcpdOmapiKey, generateOmapiKey, renderDhcpFailover } from "../../src/daemons/dhcpd/index.js";
@@ -9,6 +10,7 @@ import type { HostSession } from "../../src/exec/host-io.js";
 import { type DhcpFailoverSideObservation, observeDhcpFailoverSide } from "../../src/observe/index.js";
 import { computeDhcpFailoverPeerStatus, findCondition } from "../../src/status/index.js";
 import type { ApplyResult } from "../../src/apply/index.js";
+import { cutSshConnections } from "./apply-lab.js";
 import { type ObserveLab, applyAll, eventually, startObserveLab } from "./observe-lab.js";
 
 let ol: ObserveLab;
@@ -71,8 +73,9 @@ describe("DhcpFailoverPeer, observed", () => {
       throw new Error(`${err.message}; last seen ${JSON.stringify(last)}`);
     });
     status = seen.status;
-    expect(seen.primary).toMatchObject({ source: "omapi", localState: "normal", partnerState: "normal", dhcpdActive: true });
-    expect(seen.secondary).toMatchObject({ source: "omapi", localState: "normal", partnerState: "normal", dhcpdActive: true });
+    // Through the native client and the forward, not omshell.
+    expect(seen.primary).toMatchObject({ source: "omapi", omapiVia: "forward", localState: "normal", partnerState: "normal", dhcpdActive: true });
+    expect(seen.secondary).toMatchObject({ source: "omapi", omapiVia: "forward", localState: "normal", partnerState: "normal", dhcpdActive: true });
     expect(status).toMatchObject({ primaryState: "normal", secondaryState: "normal" });
     expect(findCondition(status.conditions, "Ready")).toMatchObject({ status: "True", reason: "BothNormal" });
     // dhcpd logs the balance once both are normal; 50 addresses split between the partners.
@@ -93,6 +96,9 @@ describe("DhcpFailoverPeer, observed", () => {
       return o.primary.localState === "communications-interrupted" ? o : undefined;
     }, 60_000, 1_000);
     status = seen.status;
+    expect(seen.primary).toMatchObject({ source: "omapi", omapiVia: "forward" });
+    // Nothing listens on the stopped side's OMAPI port: the forward carries nothing, omshell fails too.
+    expect(seen.secondary).toMatchObject({ dhcpdActive: false, forwardError: expect.stringContaining("closed before dhcpd answered") });
     expect(status).toMatchObject({ primaryState: "communications-interrupted", secondaryState: "unknown" });
     expect(findCondition(status.conditions, "CommunicationsInterrupted")).toMatchObject({ status: "True" });
     expect(findCondition(status.conditions, "CommunicationsInterrupted")!.message).toContain(`the primary ${pSession.hostName} cannot reach its partner ${sSession.hostName}`);
@@ -108,5 +114,38 @@ describe("DhcpFailoverPeer, observed", () => {
     }, 90_000, 1_000);
     expect(findCondition(status.conditions, "CommunicationsInterrupted")).toBeUndefined();
     expect(findCondition(status.conditions, "Ready")).toMatchObject({ status: "True", reason: "BothNormal" });
+  });
+
+  it("forwarding refused by sshd (AllowTcpForwarding no): omshell on the host reads the states instead", async () => {
+    const host = ol.hosts[1]!;
+    const dropIn = "/etc/ssh/sshd_config.d/zz-ddi-ha-test-no-forwarding.conf";
+    const reconnectWith = async (forwarding: "off" | "on") => {
+      if (forwarding === "off") await host.run(["sh", "-c", `echo 'AllowTcpForwarding no' > ${dropIn}`]);
+      else await host.run(["rm", "-f", "--", dropIn]);
+      await host.run(["systemctl", "reload", "ssh"]);
+      // sshd applies the setting to new connections: drop the pooled one, the session reconnects.
+      await cutSshConnections(host);
+    };
+    await reconnectWith("off");
+    try {
+      const seen = await eventually("the secondary read through omshell", async () => {
+        const o = await observe(status);
+        return o.secondary.reachable && o.secondary.source === "omapi" && o.secondary.omapiVia === undefined ? o : undefined;
+      }, 60_000, 1_000);
+      expect(seen.secondary).toMatchObject({ source: "omapi", localState: "normal", partnerState: "normal", dhcpdActive: true });
+      // Not a one-off from the cut connection: every later pass on the new connection falls back too.
+      const again = await observe(status);
+      expect(again.secondary).toMatchObject({ source: "omapi", localState: "normal" });
+      expect(again.secondary.omapiVia).toBeUndefined();
+      expect(seen.primary).toMatchObject({ source: "omapi", omapiVia: "forward", localState: "normal" });
+      expect(findCondition(seen.status.conditions, "Ready")).toMatchObject({ status: "True", reason: "BothNormal" });
+    } finally {
+      await reconnectWith("on");
+    }
+    const back = await eventually("the secondary through the forward again", async () => {
+      const o = await observe(status);
+      return o.secondary.omapiVia === "forward" ? o : undefined;
+    }, 60_000, 1_000);
+    expect(back.secondary).toMatchObject({ source: "omapi", localState: "normal" });
   });
 });

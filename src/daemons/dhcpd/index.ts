@@ -28,3 +28,13 @@ export {
   parseOmshellFailoverState,
   parsePoolBalanceLog,
 } from "./observe.js";
+export {
+  OMAPI_OP,
+  OmapiFailoverConversation,
+  type OmapiFailoverState,
+  type OmapiMessage,
+  type OmapiStep,
+  decodeOmapiMessage,
+  encodeOmapiMessage,
+  omapiStatusText,
+} from "./omapi.js";
