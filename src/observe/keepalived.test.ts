@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { CommandStream, HostSession } from "../exec/host-io.js";
 import type { CommandResult } from "../exec/runner.js";
 import { type AddressEvent, parseAddressMonitorLine, sameAddress, watchAddresses } from "./address-monitor.js";
-import { interfaceHoldsAddress, observeHAPairNode, parseVrrpStateRecord, summarizePair } from "./keepalived.js";
+import { interfaceHoldsAddress, observeHAPairNode, parseVrrpStateRecord, summarizePair, vipInInterfaceSubnet } from "./keepalived.js";
 
 const testdata = (name: string) => readFileSync(join(import.meta.dirname, "testdata", name), "utf8");
 
@@ -82,6 +82,32 @@ describe("interfaceHoldsAddress", () => {
   });
 });
 
+describe("vipInInterfaceSubnet", () => {
+  const ipJson = JSON.stringify([
+    {
+      ifname: "eth0",
+      addr_info: [
+        { family: "inet", local: "198.18.137.11", prefixlen: 24 },
+        { family: "inet", local: "198.18.137.200", prefixlen: 24 },
+        { family: "inet6", local: "fe80::1", prefixlen: 64 },
+      ],
+    },
+  ]);
+  it.each([
+    ["198.18.137.200/24", true, ["198.18.137.11/24"]],
+    ["198.18.138.200/24", false, ["198.18.137.11/24", "198.18.137.200/24"]],
+    ["fe80::99/64", true, ["fe80::1/64"]],
+    ["2001:db8::5/64", false, ["fe80::1/64"]],
+  ])("%s → %s", (vip, inSubnet, addresses) => {
+    expect(vipInInterfaceSubnet(ipJson, vip)).toEqual({ inSubnet, addresses });
+  });
+  it("is false for an interface without addresses of the VIP's family, or with only the VIP itself", () => {
+    expect(vipInInterfaceSubnet(JSON.stringify([{ ifname: "eth0", addr_info: [] }]), "198.18.137.200/24")).toEqual({ inSubnet: false, addresses: [] });
+    const onlyVip = JSON.stringify([{ ifname: "eth0", addr_info: [{ family: "inet", local: "198.18.137.200", prefixlen: 24 }] }]);
+    expect(vipInInterfaceSubnet(onlyVip, "198.18.137.200/24")).toEqual({ inSubnet: false, addresses: [] });
+  });
+});
+
 describe("summarizePair", () => {
   const n = (role: "primary" | "secondary", holdsVIP: boolean, reachable = true) => ({ role, holdsVIP, reachable });
   it.each([
@@ -114,7 +140,9 @@ function fakeSession(over: Partial<HostSession>): HostSession {
 
 describe("observeHAPairNode", () => {
   const target = { role: "primary" as const, interface: "eth0", vip: "198.18.137.200/24", instance: "VI_obs" };
-  const ipJson = JSON.stringify([{ ifname: "eth0", addr_info: [{ local: "198.18.137.200", prefixlen: 24 }] }]);
+  const ipJson = JSON.stringify([
+    { ifname: "eth0", addr_info: [{ family: "inet", local: "198.18.137.11", prefixlen: 24 }, { family: "inet", local: "198.18.137.200", prefixlen: 24 }] },
+  ]);
 
   it("combines keepalived's unit, its notify record and the VIP", async () => {
     const session = fakeSession({
@@ -131,6 +159,8 @@ describe("observeHAPairNode", () => {
       priority: 150,
       holdsVIP: true,
       interfaceFound: true,
+      vipInSubnet: true,
+      interfaceAddresses: ["198.18.137.11/24"],
     });
   });
 

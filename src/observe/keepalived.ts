@@ -1,6 +1,7 @@
 // Who holds an HAPair's VIP and what keepalived says about itself, per node; and the pair's
 // summary (primary, secondary, none, or both = split brain). The kernel's address list is the
 // truth about the VIP; keepalived's notify channel adds why (MASTER/BACKUP/FAULT).
+import { BlockList, isIPv6 } from "node:net";
 import type { HAPairStatus } from "../api/index.js";
 import type { HostSession } from "../exec/host-io.js";
 import { keepalivedStateFilePath, parseKeepalivedStateFile } from "../daemons/keepalived/index.js";
@@ -40,25 +41,53 @@ export function parseVrrpStateRecord(text: string, instance?: string): { state: 
   return { state: "UNKNOWN" };
 }
 
-/** Whether `vip` (CIDR or bare) is among the addresses of `ip -j addr show dev IFACE`. */
-export function interfaceHoldsAddress(ipJson: string, vip: string): boolean {
+interface IpAddrInfo {
+  family?: unknown;
+  local?: unknown;
+  prefixlen?: unknown;
+}
+
+function addressesOf(ipJson: string): IpAddrInfo[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(ipJson);
   } catch {
-    return false;
+    return [];
   }
-  if (!Array.isArray(parsed)) return false;
-  return parsed.some(
-    (iface: { addr_info?: { local?: unknown }[] }) =>
-      Array.isArray(iface?.addr_info) && iface.addr_info.some((a) => typeof a.local === "string" && sameAddress(a.local, vip)),
+  if (!Array.isArray(parsed)) return [];
+  return parsed.flatMap((iface: { addr_info?: IpAddrInfo[] }) => (Array.isArray(iface?.addr_info) ? iface.addr_info : []));
+}
+
+/** Whether `vip` (CIDR or bare) is among the addresses of `ip -j addr show dev IFACE`. */
+export function interfaceHoldsAddress(ipJson: string, vip: string): boolean {
+  return addressesOf(ipJson).some((a) => typeof a.local === "string" && sameAddress(a.local, vip));
+}
+
+/**
+ * Whether `vip` lies in the subnet of one of the interface's own addresses (the VIP itself
+ * excluded), and those addresses. The seeds' rule: both servers and the VIP share one subnet;
+ * a VIP outside it is announced by gratuitous ARP where none of its clients are.
+ */
+export function vipInInterfaceSubnet(ipJson: string, vip: string): { inSubnet: boolean; addresses: string[] } {
+  const bare = vip.split("/")[0]!;
+  const family = isIPv6(bare) ? "ipv6" : "ipv4";
+  const own = addressesOf(ipJson).filter(
+    (a): a is { local: string; prefixlen: number } =>
+      typeof a.local === "string" && typeof a.prefixlen === "number" && (a.family === "inet6") === (family === "ipv6") && !sameAddress(a.local, vip),
   );
+  const subnets = new BlockList();
+  for (const a of own) subnets.addSubnet(a.local, a.prefixlen, family);
+  return { inSubnet: own.length > 0 && subnets.check(bare, family), addresses: own.map((a) => `${a.local}/${a.prefixlen}`) };
 }
 
 export interface VipObservation {
   holdsVIP: boolean;
   /** False when the interface does not exist on the host (a spec error, or a renamed NIC). */
   interfaceFound: boolean;
+  /** Whether the VIP is in the subnet of an address of the interface; absent when the interface is missing. */
+  vipInSubnet?: boolean;
+  /** The interface's own addresses (CIDR), for the message when it is not. */
+  interfaceAddresses?: string[];
 }
 
 /** Whether the host has the VIP on `iface` right now (one `ip -j addr show dev IFACE`). */
@@ -68,7 +97,8 @@ export async function observeVip(session: HostSession, iface: string, vip: strin
     if (/does not exist|Cannot find device/i.test(res.stderr)) return { holdsVIP: false, interfaceFound: false };
     throw new Error(`ip addr show dev ${iface} on ${session.hostName} failed (exit ${res.code}): ${res.stderr.trim()}`);
   }
-  return { holdsVIP: interfaceHoldsAddress(res.stdout, vip), interfaceFound: true };
+  const subnet = vipInInterfaceSubnet(res.stdout, vip);
+  return { holdsVIP: interfaceHoldsAddress(res.stdout, vip), interfaceFound: true, vipInSubnet: subnet.inSubnet, interfaceAddresses: subnet.addresses };
 }
 
 export interface HAPairNodeTarget {
@@ -94,6 +124,9 @@ export interface HAPairNodeObservation {
   vrrpStateSince?: Date;
   holdsVIP: boolean;
   interfaceFound: boolean;
+  /** See VipObservation. */
+  vipInSubnet?: boolean;
+  interfaceAddresses?: string[];
 }
 
 /**
@@ -120,6 +153,7 @@ export async function observeHAPairNode(session: HostSession, target: HAPairNode
       ...(keepalivedActive && "since" in parsed && parsed.since ? { vrrpStateSince: parsed.since } : {}),
       holdsVIP: vip.holdsVIP,
       interfaceFound: vip.interfaceFound,
+      ...(vip.vipInSubnet === undefined ? {} : { vipInSubnet: vip.vipInSubnet, interfaceAddresses: vip.interfaceAddresses ?? [] }),
     };
   } catch (err) {
     return {

@@ -96,6 +96,12 @@ describe("computeHAPairStatus scenarios", () => {
       ready: ["False", "InterfaceNotFound"],
       message: /interface enp9s0 does not exist on ddi-central-secondary: set spec.secondary.interface/,
     },
+    {
+      name: "the VIP is outside the subnet of the secondary's interface",
+      obs: observe({ vipInSubnet: true, interfaceAddresses: ["10.71.17.85/24"] }, { vipInSubnet: false, interfaceAddresses: ["10.71.18.197/24"] }),
+      ready: ["False", "VIPNotInSubnet"],
+      message: "10.71.17.86/24 is not in the subnet of eth0 on ddi-central-secondary (10.71.18.197/24): its clients would never hear the VIP's ARP; choose spec.virtualIP in the hosts' subnet, or set spec.secondary.interface",
+    },
   ])("$name", ({ obs, ready, activeNode, present, message }) => {
     const status = computeHAPairStatus(obs, applied, undefined, 7, now);
     const cond = findCondition(status.conditions, "Ready")!;

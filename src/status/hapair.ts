@@ -180,6 +180,12 @@ export function computeHAPairStatus(
   for (const n of nodes.filter((x) => x.reachable)) {
     if (!n.interfaceFound) {
       problems.push({ reason: "InterfaceNotFound", message: `interface ${n.interface} does not exist on ${n.host}: set spec.${n.role}.interface to the NIC that carries the VIP's subnet` });
+    } else if (n.vipInSubnet === false) {
+      const own = n.interfaceAddresses?.length ? n.interfaceAddresses.join(", ") : "no address of the VIP's family";
+      problems.push({
+        reason: "VIPNotInSubnet",
+        message: `${observation.vip} is not in the subnet of ${n.interface} on ${n.host} (${own}): its clients would never hear the VIP's ARP; choose spec.virtualIP in the hosts' subnet, or set spec.${n.role}.interface to the NIC that carries it`,
+      });
     }
     if (!n.keepalivedActive) {
       problems.push({ reason: "KeepalivedNotRunning", message: `keepalived is not running on ${n.host}: the VIP cannot move there; see journalctl -u keepalived on ${n.host}` });
