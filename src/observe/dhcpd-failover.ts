@@ -18,6 +18,9 @@ import {
 } from "../daemons/dhcpd/index.js";
 import { OmapiNoAnswerError, queryOmapiFailoverState } from "./omapi-client.js";
 
+/** What `journalctl --grep` keeps: every form of dhcpd's pool-balance line (parsePoolBalanceLog). */
+export const POOL_LINE_PATTERN = "pool [0-9a-f]+ .*total +[0-9]+ +free +[0-9]+";
+
 /** Debian's and RHEL's default leases files; the first that exists is read. */
 export const DHCPD_LEASES_FILES = ["/var/lib/dhcp/dhcpd.leases", "/var/lib/dhcpd/dhcpd.leases"] as const;
 
@@ -27,7 +30,7 @@ export interface DhcpFailoverSideTarget {
   key: DhcpdOmapiKey;
   /** systemd unit whose journal carries the pool lines. Default isc-dhcp-server.service. */
   unit?: string;
-  /** How many journal lines to scan for pool balance. Default 200. */
+  /** How many of the newest pool-balance journal lines to read. Default 50. */
   journalLines?: number;
   /** For the OMAPI connection and each of its answers. Default 10 s. */
   omapiTimeoutMs?: number;
@@ -125,7 +128,9 @@ export async function observeDhcpFailoverSide(session: HostSession, target: Dhcp
     const [forwarded, active, journal] = await Promise.all([
       omapiThroughForward(session, target),
       session.run(["systemctl", "is-active", "--", unit], { timeoutMs: 15_000 }),
-      session.run(["journalctl", "-u", unit, "-o", "cat", "-n", String(target.journalLines ?? 200), "--no-pager"], { timeoutMs: 20_000 }),
+      // Only the pool lines: on a busy server a plain tail is all DHCPDISCOVER/OFFER, and the
+      // balance would go stale. (journalctl exits 1 when nothing matches; that is no pools.)
+      session.run(["journalctl", "-u", unit, "-o", "cat", "-n", String(target.journalLines ?? 50), "--grep", POOL_LINE_PATTERN, "--no-pager"], { timeoutMs: 20_000 }),
     ]);
     const dhcpdActive = active.stdout.trim() === "active";
     const pools = latestPoolBalances(journal.stdout);

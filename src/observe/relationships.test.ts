@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HostSession } from "../exec/host-io.js";
 import type { CommandResult, RunOptions } from "../exec/runner.js";
-import { latestPoolBalances, observeDhcpFailoverSide } from "./dhcpd-failover.js";
+import { POOL_LINE_PATTERN, latestPoolBalances, observeDhcpFailoverSide } from "./dhcpd-failover.js";
+import { parsePoolBalanceLog } from "../daemons/dhcpd/index.js";
 import { keaClusterHealth, observeKeaPeer, peerFromStatusGet } from "./kea-ha.js";
 
 const dhcpdCaptured = (name: string) => readFileSync(join(import.meta.dirname, "..", "daemons", "dhcpd", "testdata", "captured", name), "utf8");
@@ -38,6 +39,13 @@ const KEY = { name: "ddi-ha-omapi", algorithm: "hmac-sha256" as const, secret: "
 const target = { peerName: "p", omapiPort: 7911, key: KEY };
 
 describe("latestPoolBalances", () => {
+  it("reads exactly the lines journalctl --grep POOL_LINE_PATTERN keeps (dhcpd's real log)", () => {
+    const lines = [...dhcpdCaptured("primary.log").split("\n"), "IMBALANCED pool 55f7984fc050 198.18.0.0/24  total 100  free 90  backup 10  lts 40  max-misbal 15"];
+    const pattern = new RegExp(POOL_LINE_PATTERN);
+    const kept = lines.filter((l) => pattern.test(l));
+    expect(kept.length).toBeGreaterThan(1);
+    expect(lines.filter((l) => parsePoolBalanceLog(l) !== undefined)).toEqual(kept);
+  });
   it("keeps the last figures per subnet from dhcpd's real log", () => {
     expect(latestPoolBalances(dhcpdCaptured("primary.log"))).toEqual([{ subnet: "198.18.0.0/24", total: 100, free: 50, backup: 50, lts: 0 }]);
   });
@@ -77,7 +85,7 @@ describe("observeDhcpFailoverSide", () => {
     expect(omshell.stdin).toContain('set name = "p"');
     expect(omshell.stdin).toContain("key-algorithm hmac-sha256");
     expect(omshell.stdin).toContain("server 127.0.0.1");
-    expect(calls.find((c) => c.argv[0] === "journalctl")!.argv).toEqual(["journalctl", "-u", "isc-dhcp-server.service", "-o", "cat", "-n", "200", "--no-pager"]);
+    expect(calls.find((c) => c.argv[0] === "journalctl")!.argv).toEqual(["journalctl", "-u", "isc-dhcp-server.service", "-o", "cat", "-n", "50", "--grep", POOL_LINE_PATTERN, "--no-pager"]);
   });
 
   it("falls back to the leases file when OMAPI refuses the key, and keeps omshell's complaint", async () => {
