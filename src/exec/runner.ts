@@ -28,8 +28,12 @@ export const localRunner: CommandRunner = {
       let stderr = "";
       child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      let timedOut = false;
       const timer = options.timeoutMs
-        ? setTimeout(() => child.kill("SIGKILL"), options.timeoutMs)
+        ? setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGKILL");
+          }, options.timeoutMs)
         : undefined;
       child.on("error", (err) => {
         if (timer) clearTimeout(timer);
@@ -37,6 +41,8 @@ export const localRunner: CommandRunner = {
       });
       child.on("close", (code, signal) => {
         if (timer) clearTimeout(timer);
+        // Like the SSH runner: a timeout is an error, not an exit code a caller could mistake for the command's own.
+        if (timedOut) return reject(new Error(`command "${shellJoin(argv)}" did not finish within ${options.timeoutMs} ms; it was killed`));
         resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
       });
       // A command that exits without reading stdin (dhcpd -t) closes the pipe first: that EPIPE is not an error of the run.
