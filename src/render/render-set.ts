@@ -7,8 +7,6 @@ import { renderKeepalivedPair } from "../daemons/keepalived/index.js";
 import { describeResource, type ManifestSet, objectKey } from "../validation/model.js";
 import type { RenderedFile } from "./types.js";
 
-export class RenderConflictError extends Error {}
-
 /** What rendering needs beyond the manifests; at apply time it is read from the hosts. */
 export interface RenderInputs {
   /** OMAPI key per DhcpFailoverPeer (`namespace/name`). */
@@ -55,23 +53,12 @@ export function omapiKeyName(peer: DhcpFailoverPeer): string {
   return `omapi-${failoverPeerName(peer)}`;
 }
 
-/** Merges files from several resources: shared files must agree, owned files must not collide. */
-export function mergeRenderedFiles(files: readonly RenderedFile[]): RenderedFile[] {
-  const byTarget = new Map<string, RenderedFile>();
-  for (const file of files) {
-    const target = `${file.host}:${file.path}`;
-    const existing = byTarget.get(target);
-    if (!existing) {
-      byTarget.set(target, file);
-      continue;
-    }
-    if (existing.ownership === "shared" && file.ownership === "shared" && existing.content === file.content) continue;
-    throw new RenderConflictError(
-      `${file.path} on DDIHost ${file.host} is rendered by both ${existing.owner} and ${file.owner}: give them different config paths or hosts`,
-    );
-  }
-  return [...byTarget.values()].sort((a, b) => (a.host === b.host ? a.path.localeCompare(b.path) : a.host.localeCompare(b.host)));
+/** Two rendered files at one target that cannot both be written: shared files must agree, owned files must not collide. */
+function collides(a: RenderedFile, b: RenderedFile): boolean {
+  return !(a.ownership === "shared" && b.ownership === "shared" && a.content === b.content);
 }
+
+const byTarget = (a: RenderedFile, b: RenderedFile) => (a.host === b.host ? a.path.localeCompare(b.path) : a.host.localeCompare(b.host));
 
 function renderOne(set: ManifestSet, resource: DDIResource, inputs: RenderInputs, notes: string[]): RenderedFile[] {
   const hosts = hostsInNamespace(set, resource.metadata.namespace!);
@@ -100,13 +87,39 @@ function renderOne(set: ManifestSet, resource: DDIResource, inputs: RenderInputs
 export function renderManifestSet(set: ManifestSet, inputs: RenderInputs = {}): RenderedSet {
   const notes: string[] = [];
   const failures: RenderFailure[] = [];
-  const files: RenderedFile[] = [];
+  const rendered: { resource: DDIResource; files: RenderedFile[] }[] = [];
   for (const resource of [...set.haPairs, ...set.keaClusters, ...set.failoverPeers]) {
     try {
-      files.push(...renderOne(set, resource, inputs, notes));
+      rendered.push({ resource, files: renderOne(set, resource, inputs, notes) });
     } catch (err) {
       failures.push({ resource: describeResource(resource), message: err instanceof Error ? err.message : String(err) });
     }
   }
-  return { files: mergeRenderedFiles(files), failures, notes };
+  // A file two resources fight over fails both (whichever came first might overwrite the other's
+  // live file); the other resources are still rendered.
+  const claims = new Map<string, { resource: DDIResource; file: RenderedFile }>();
+  const conflicting = new Set<DDIResource>();
+  for (const { resource, files } of rendered) {
+    for (const file of files) {
+      const target = `${file.host}:${file.path}`;
+      const earlier = claims.get(target);
+      if (!earlier) {
+        claims.set(target, { resource, file });
+        continue;
+      }
+      if (!collides(earlier.file, file)) continue;
+      const both = earlier.resource === resource ? `twice by ${describeResource(resource)}` : `by both ${describeResource(earlier.resource)} and ${describeResource(resource)}`;
+      const message = `${file.path} on DDIHost ${file.host} is rendered ${both}: give them different config paths or hosts`;
+      for (const r of new Set([earlier.resource, resource])) {
+        if (!conflicting.has(r)) failures.push({ resource: describeResource(r), message });
+        conflicting.add(r);
+      }
+    }
+  }
+  const files = new Map<string, RenderedFile>();
+  for (const { resource, files: own } of rendered) {
+    if (conflicting.has(resource)) continue;
+    for (const file of own) if (!files.has(`${file.host}:${file.path}`)) files.set(`${file.host}:${file.path}`, file);
+  }
+  return { files: [...files.values()].sort(byTarget), failures, notes };
 }
