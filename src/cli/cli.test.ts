@@ -69,6 +69,23 @@ describe("ddi-ha validate", () => {
     expect(await runValidate([dir], collector(), err)).toBe(1);
     expect(err.text).toContain(`${join(dir, "bad.yaml")}:`);
   });
+
+  it("reports every YAML error together with the validation errors of the readable files", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddi-ha-cli-"));
+    writeFileSync(join(dir, "a-bad.yaml"), "kind: HAPair\nspec: [\n");
+    writeFileSync(join(dir, "b-broken.yaml"), BROKEN);
+    writeFileSync(join(dir, "c-bad.yaml"), "apiVersion: ddi-ha.io/v1alpha1\n---\n- not a mapping\n");
+    const err = collector();
+    expect(await runValidate([dir], collector(), err)).toBe(1);
+    expect(err.text).toContain(`${join(dir, "a-bad.yaml")}:`);
+    expect(err.text).toContain(`${join(dir, "c-bad.yaml")}#2: expected a Kubernetes object`);
+    expect(err.text).toContain("HAPair lab/broken: spec.virtualRouterID: must be at most 255");
+    expect(err.text).toMatch(/\b(\d+) error\(s\)/);
+    // Two load errors on top of the broken file's own.
+    const [, count] = /(\d+) error\(s\)/.exec(err.text)!;
+    const listed = err.text.trim().split("\n").filter((l) => !l.startsWith("warning:")).length - 1;
+    expect(Number(count)).toBe(listed);
+  });
 });
 
 describe("ddi-ha render", () => {

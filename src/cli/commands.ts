@@ -5,7 +5,7 @@ import { configAppliedFromDrift, configDrift } from "../engine/drift.js";
 import { type ReconcilePassResult, reconcilePass } from "../engine/reconcile-pass.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
 import { manifestSessionProvider, PinnedHostKeys } from "../engine/sessions.js";
-import { loadManifests, ManifestLoadError } from "../manifests/load.js";
+import { readManifests } from "../manifests/load.js";
 import { SshTransport } from "../ssh/index.js";
 import type { ApplyOutcome } from "../status/index.js";
 import { summarizeStatus } from "../status/summary.js";
@@ -17,25 +17,20 @@ interface Output {
   write(text: string): unknown;
 }
 
+/**
+ * Reads and validates everything readable, and prints every problem: files and documents that
+ * could not be read first, then what validation found in the rest. `errors` counts both.
+ */
 async function loadAndValidate(paths: string[], err: Output) {
-  try {
-    const documents = await loadManifests(paths);
-    return { documents, ...validateManifests(documents) };
-  } catch (e) {
-    if (e instanceof ManifestLoadError) {
-      err.write(`${e.message}\n`);
-      return undefined;
-    }
-    throw e;
-  }
+  const { documents, errors: loadErrors } = await readManifests(paths);
+  const { set, problems } = validateManifests(documents);
+  for (const e of loadErrors) err.write(`${e.message}\n`);
+  for (const p of problems) err.write(`${formatProblem(p)}\n`);
+  return { set, errors: loadErrors.length + problems.filter((p) => p.severity === "error").length };
 }
 
 export async function runValidate(paths: string[], out: Output, err: Output): Promise<number> {
-  const loaded = await loadAndValidate(paths, err);
-  if (!loaded) return 1;
-  const { set, problems } = loaded;
-  for (const p of problems) err.write(`${formatProblem(p)}\n`);
-  const errors = problems.filter((p) => p.severity === "error").length;
+  const { set, errors } = await loadAndValidate(paths, err);
   const count = set.hosts.size + set.haPairs.length + set.keaClusters.length + set.failoverPeers.length;
   if (errors > 0) {
     err.write(`${errors} error(s) in ${paths.join(", ")}\n`);
@@ -46,15 +41,12 @@ export async function runValidate(paths: string[], out: Output, err: Output): Pr
 }
 
 export async function runRender(paths: string[], outDir: string, out: Output, err: Output): Promise<number> {
-  const loaded = await loadAndValidate(paths, err);
-  if (!loaded) return 1;
-  const errors = loaded.problems.filter((p) => p.severity === "error");
-  for (const p of loaded.problems) err.write(`${formatProblem(p)}\n`);
-  if (errors.length > 0) {
-    err.write(`not rendering: ${errors.length} error(s)\n`);
+  const { set, errors } = await loadAndValidate(paths, err);
+  if (errors > 0) {
+    err.write(`not rendering: ${errors} error(s)\n`);
     return 1;
   }
-  const { files, failures, notes } = renderManifestSet(loaded.set);
+  const { files, failures, notes } = renderManifestSet(set);
   for (const note of notes) err.write(`note: ${note}\n`);
   if (failures.length > 0) {
     for (const f of failures) err.write(`${f.resource}: ${f.message}\n`);
@@ -77,17 +69,15 @@ export interface EngineOptions {
 }
 
 async function withSessions<T>(paths: string[], err: Output, options: EngineOptions, use: (set: ManifestSet, sessionOf: SessionProvider) => Promise<T>): Promise<T | undefined> {
-  const loaded = await loadAndValidate(paths, err);
-  if (!loaded) return undefined;
-  for (const p of loaded.problems) err.write(`${formatProblem(p)}\n`);
-  if (loaded.problems.some((p) => p.severity === "error")) {
+  const { set, errors } = await loadAndValidate(paths, err);
+  if (errors > 0) {
     err.write("nothing done: fix the errors above first\n");
     return undefined;
   }
   const transport = new SshTransport();
   try {
     const pins = await PinnedHostKeys.open(options.knownHosts);
-    return await use(loaded.set, manifestSessionProvider(loaded.set, transport, pins));
+    return await use(set, manifestSessionProvider(set, transport, pins));
   } finally {
     await transport.closeAll();
   }

@@ -9,19 +9,27 @@ export interface ManifestDocument {
   object: Record<string, unknown>;
 }
 
+/** A file or document that could not be read; `message` starts with the file (and line). */
 export class ManifestLoadError extends Error {}
+
+/** Everything that could be read, and every file or document that could not. */
+export interface ReadManifests {
+  documents: ManifestDocument[];
+  errors: ManifestLoadError[];
+}
 
 const MANIFEST_EXTENSIONS = new Set([".yaml", ".yml", ".json"]);
 
-/** Expands files and directories (recursively, sorted) into manifest file paths. */
-export async function manifestFiles(paths: readonly string[]): Promise<string[]> {
+/** Expands files and directories (recursively, sorted) into manifest file paths; a missing path is an error, the others are still listed. */
+async function expandPaths(paths: readonly string[], errors: ManifestLoadError[]): Promise<string[]> {
   const files: string[] = [];
   for (const path of paths) {
     let info;
     try {
       info = await stat(path);
     } catch {
-      throw new ManifestLoadError(`${path}: no such file or directory`);
+      errors.push(new ManifestLoadError(`${path}: no such file or directory`));
+      continue;
     }
     if (!info.isDirectory()) {
       files.push(path); // a file named explicitly is read whatever its extension
@@ -30,44 +38,73 @@ export async function manifestFiles(paths: readonly string[]): Promise<string[]>
     const children = (await readdir(path)).filter((e) => !e.startsWith(".")).sort();
     for (const child of children) {
       const childPath = join(path, child);
-      if ((await stat(childPath)).isDirectory()) files.push(...(await manifestFiles([childPath])));
+      if ((await stat(childPath)).isDirectory()) files.push(...(await expandPaths([childPath], errors)));
       else if (MANIFEST_EXTENSIONS.has(extname(child))) files.push(childPath);
     }
   }
   return files;
 }
 
-export function parseManifestText(text: string, file: string): ManifestDocument[] {
+/** Every document of one file; a broken document is an error and the others are still read. */
+export function readManifestText(text: string, file: string): ReadManifests {
   const docs = parseAllDocuments(text, { prettyErrors: true });
-  const out: ManifestDocument[] = [];
+  const documents: ManifestDocument[] = [];
+  const errors: ManifestLoadError[] = [];
   const multi = docs.length > 1;
   docs.forEach((doc, index) => {
+    const source = multi ? `${file}#${index + 1}` : file;
     if (doc.errors.length > 0) {
       const first = doc.errors[0]!;
       const line = first.linePos?.[0]?.line;
-      throw new ManifestLoadError(`${file}${line ? `:${line}` : ""}: invalid YAML: ${first.message.split("\n")[0]}`);
+      errors.push(new ManifestLoadError(`${file}${line ? `:${line}` : ""}: invalid YAML${multi ? ` in document ${index + 1}` : ""}: ${first.message.split("\n")[0]}`));
+      return;
     }
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) return; // empty document between '---'
-    const source = multi ? `${file}#${index + 1}` : file;
     if (typeof value !== "object" || Array.isArray(value)) {
-      throw new ManifestLoadError(`${source}: expected a Kubernetes object (a YAML mapping with apiVersion and kind)`);
+      errors.push(new ManifestLoadError(`${source}: expected a Kubernetes object (a YAML mapping with apiVersion and kind)`));
+      return;
     }
     const object = value as Record<string, unknown>;
     // A `kind: List` (as `kubectl get -o yaml` prints) is unpacked into its items.
     if (object.kind === "List" && Array.isArray(object.items)) {
-      (object.items as Record<string, unknown>[]).forEach((item, i) => out.push({ source: `${source}[${i}]`, object: item }));
+      (object.items as Record<string, unknown>[]).forEach((item, i) => documents.push({ source: `${source}[${i}]`, object: item }));
     } else {
-      out.push({ source, object });
+      documents.push({ source, object });
     }
   });
-  return out;
+  return { documents, errors };
 }
 
-export async function loadManifests(paths: readonly string[]): Promise<ManifestDocument[]> {
+/** Every document of one file; throws the first error. */
+export function parseManifestText(text: string, file: string): ManifestDocument[] {
+  const { documents, errors } = readManifestText(text, file);
+  if (errors.length > 0) throw errors[0]!;
+  return documents;
+}
+
+/** Reads every manifest below `paths`, collecting each unreadable path, file or document as an error. */
+export async function readManifests(paths: readonly string[]): Promise<ReadManifests> {
+  const errors: ManifestLoadError[] = [];
   const documents: ManifestDocument[] = [];
-  for (const file of await manifestFiles(paths)) {
-    documents.push(...parseManifestText(await readFile(file, "utf8"), file));
+  for (const file of await expandPaths(paths, errors)) {
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      errors.push(new ManifestLoadError(`${file}: cannot read: ${err instanceof Error ? err.message : String(err)}`));
+      continue;
+    }
+    const read = readManifestText(text, file);
+    documents.push(...read.documents);
+    errors.push(...read.errors);
   }
+  return { documents, errors };
+}
+
+/** Reads every manifest below `paths`; throws the first error (for callers that need a whole set). */
+export async function loadManifests(paths: readonly string[]): Promise<ManifestDocument[]> {
+  const { documents, errors } = await readManifests(paths);
+  if (errors.length > 0) throw errors[0]!;
   return documents;
 }
