@@ -142,6 +142,8 @@ describe("validateManifests", () => {
     ["Kea maxResponseDelay <= heartbeatDelay", [kea({ heartbeatDelay: "10s", maxResponseDelay: "10s" })], "spec.maxResponseDelay must be greater than spec.heartbeatDelay"],
     ["Kea uint16 heartbeat", [kea({ heartbeatDelay: "70s", maxResponseDelay: "80s" })], "spec.heartbeatDelay must be at most 65535ms"],
     ["Kea hostname URL", [kea({ peers: [{ name: "s1", host: "a", role: "primary", url: "http://kea1.example.org:8000/" }, { name: "s2", host: "b", role: "standby" }] })], "with an IP literal"],
+    ["HAPair under another group", [{ ...haPair(), apiVersion: "ddiha.io/v1alpha1" }], 'apiVersion must be ddi-ha.io/v1alpha1 for kind HAPair (it is "ddiha.io/v1alpha1")'],
+    ["DDIHost under another version", [{ ...host("e", "198.18.0.9"), apiVersion: "ddi-ha.io/v1" }], 'apiVersion must be ddi-ha.io/v1alpha1 for kind DDIHost (it is "ddi-ha.io/v1")'],
     ["Kea same host twice", [kea({ peers: [{ name: "s1", host: "a", role: "primary" }, { name: "s2", host: "a", role: "standby" }] })], "same DDIHost appears twice"],
     ["Kea wait-backup-ack outside passive-backup", [kea({ waitBackupAck: true })], "spec.waitBackupAck is allowed only in mode passive-backup"],
     ["Kea delayed-updates-limit outside load-balancing", [kea({ delayedUpdatesLimit: 5 })], "spec.delayedUpdatesLimit is allowed only in mode load-balancing"],

@@ -2,7 +2,7 @@
 // schema (the same rules the CRD enforces at admission), then the rules that need several
 // objects at once, which admission cannot see.
 import type { z } from "zod";
-import { API_GROUP_VERSION, type DDIResource, type ObjectMeta, kindDefinition } from "../api/index.js";
+import { API_GROUP, API_GROUP_VERSION, type DDIResource, type ObjectMeta, kindDefinition } from "../api/index.js";
 import type { ManifestDocument } from "../manifests/load.js";
 import { crossObjectProblems } from "./cross-object.js";
 import { DEFAULT_NAMESPACE, type ManifestSet, objectKey, type ValidationProblem } from "./model.js";
@@ -84,8 +84,10 @@ export function validateManifests(documents: readonly ManifestDocument[]): { set
       if (metadata) set.secrets.set(objectKey(metadata.namespace, metadata.name), { metadata, values: decodeSecret(object) });
       continue;
     }
-    if (typeof object.apiVersion !== "string" || !object.apiVersion.startsWith("ddi-ha.io/")) continue; // Namespaces, RBAC…: not ours
     const def = kind ? kindDefinition(kind) : undefined;
+    const ourGroup = typeof object.apiVersion === "string" && object.apiVersion.startsWith(`${API_GROUP}/`);
+    // Namespaces, RBAC…: not ours. One of our kinds under another group (ddiha.io/…) is a typo, not someone else's object.
+    if (!ourGroup && !def) continue;
     if (!def) {
       problems.push({ severity: "error", resource: `${kind ?? "(no kind)"} (${source})`, source, path: "kind", message: `unknown kind ${kind ?? "(missing)"}: expected DDIHost, HAPair, KeaHACluster or DhcpFailoverPeer` });
       continue;
@@ -95,7 +97,14 @@ export function validateManifests(documents: readonly ManifestDocument[]): { set
     if (!metadata) continue;
     const resourceName = `${def.kind} ${objectKey(metadata.namespace, metadata.name)}`;
     if (object.apiVersion !== API_GROUP_VERSION) {
-      problems.push({ severity: "error", resource: resourceName, source, path: "apiVersion", message: `apiVersion must be ${API_GROUP_VERSION}` });
+      const given = typeof object.apiVersion === "string" ? JSON.stringify(object.apiVersion) : "missing";
+      problems.push({
+        severity: "error",
+        resource: resourceName,
+        source,
+        path: "apiVersion",
+        message: `apiVersion must be ${API_GROUP_VERSION} for kind ${def.kind} (it is ${given}): set apiVersion: ${API_GROUP_VERSION}`,
+      });
       continue;
     }
     const duplicateOf = seen.get(resourceName);
