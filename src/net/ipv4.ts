@@ -24,10 +24,3 @@ export function ipv4InCidr(ip: string, cidr: string): boolean {
   const start = ipv4ToNumber(network);
   return n >= start && n < start + size;
 }
-
-/** Whether two CIDRs are the same network (used for VRID collision checks). */
-export function sameIpv4Network(a: string, b: string): boolean {
-  const pa = parseIpv4Cidr(a);
-  const pb = parseIpv4Cidr(b);
-  return ipv4InCidr(pa.address, b) || ipv4InCidr(pb.address, a);
-}

@@ -1,8 +1,8 @@
 // Rules that need several objects at once. The API server validates one object at a time, so
 // these run in `ddi-ha validate` and in the operator, which reports them in status.
-import { isIP } from "node:net";
-import type { DDIHost, DDIResource } from "../api/index.js";
-import { parseIpv4Cidr } from "../net/ipv4.js";
+import { isIP, isIPv4 } from "node:net";
+import { type DDIHost, type DDIResource, durationToMs } from "../api/index.js";
+import { cidrsOverlap } from "../net/ip.js";
 import { describeResource, type ManifestSet, objectKey, type ValidationProblem } from "./model.js";
 
 interface HostReference {
@@ -25,22 +25,8 @@ function hostReferences(r: DDIResource): HostReference[] {
   }
 }
 
-/** The network of a VIP in a comparable form: `4:<network>/<prefix>` or `6:<network>/<prefix>`. */
-function vipNetwork(cidr: string): string {
-  const [ip, prefixText] = cidr.split("/");
-  const prefix = Number(prefixText);
-  if (isIP(ip!) === 4) return `4:${parseIpv4Cidr(cidr).network}/${prefix}`;
-  const bits = expandIPv6(ip!) >> BigInt(128 - prefix);
-  return `6:${bits.toString(16)}/${prefix}`;
-}
-
-function expandIPv6(ip: string): bigint {
-  const [head, tail] = ip.includes("::") ? ip.split("::") : [ip, undefined];
-  const headGroups = head ? head.split(":") : [];
-  const tailGroups = tail ? tail.split(":") : [];
-  const missing = 8 - headGroups.length - tailGroups.length;
-  const groups = [...headGroups, ...Array<string>(tail === undefined ? 0 : missing).fill("0"), ...tailGroups];
-  return groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || "0", 16)), 0n);
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 const DEFAULT_KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf";
@@ -76,18 +62,19 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
     }
   }
 
-  // VRIDs must be unique among pairs whose VIPs share a subnet, or both pairs split-brain.
-  const pairsByVrid = new Map<string, DDIResource>();
+  // VRIDs must be unique among pairs whose VIPs share a subnet (one L2 segment), or both pairs
+  // split-brain. Subnets written with different prefixes (10.0.0.5/24, 10.0.0.6/25) still overlap.
+  const vipsByVrid = new Map<number, { vip: string; pair: DDIResource }[]>();
   const pairsByVip = new Map<string, DDIResource>();
   for (const pair of set.haPairs) {
     const vips = [pair.spec.virtualIP, ...(pair.spec.virtualIPv6 ? [pair.spec.virtualIPv6] : [])];
     for (const vip of vips) {
       const field = vip === pair.spec.virtualIP ? "spec.virtualIP" : "spec.virtualIPv6";
-      const key = `${vipNetwork(vip)}#${pair.spec.virtualRouterID}`;
-      const other = pairsByVrid.get(key);
+      const sameVrid = vipsByVrid.get(pair.spec.virtualRouterID) ?? [];
+      const other = sameVrid.find((o) => cidrsOverlap(o.vip, vip));
       if (other) {
-        error(pair, "spec.virtualRouterID", `VRID ${pair.spec.virtualRouterID} is already used by ${describeResource(other)} in the same subnet (${vip}): pick another virtualRouterID`);
-      } else pairsByVrid.set(key, pair);
+        error(pair, "spec.virtualRouterID", `VRID ${pair.spec.virtualRouterID} is already used by ${describeResource(other.pair)} in the same subnet (${vip} overlaps ${other.vip}): pick another virtualRouterID`);
+      } else vipsByVrid.set(pair.spec.virtualRouterID, [...sameVrid, { vip, pair }]);
       const address = vip.split("/")[0]!;
       const sameVip = pairsByVip.get(address);
       if (sameVip) error(pair, field, `VIP ${address} is already used by ${describeResource(sameVip)}: a VIP belongs to one pair`);
@@ -132,15 +119,22 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
     }
   }
 
-  // Unicast VRRP needs each node's own IP; a DNS name cannot go into unicast_src_ip.
+  // Unicast VRRP needs each node's own IPv4 address; a DNS name cannot go into unicast_src_ip.
   for (const pair of set.haPairs) {
     if (!pair.spec.unicast) continue;
+    const addresses = new Map<string, string>();
     for (const role of ["primary", "secondary"] as const) {
       const node = pair.spec[role];
       const host = hostOf(pair, node.host);
       if (!node.address && host && isIP(host.spec.address) === 0) {
         error(pair, `spec.${role}.address`, `unicast mode needs this node's IP, and DDIHost "${node.host}" has the DNS name ${host.spec.address}: set spec.${role}.address`);
+      } else if (!node.address && host && !isIPv4(host.spec.address)) {
+        error(pair, `spec.${role}.address`, `unicast mode for the IPv4 VIP needs this node's IPv4 address, and DDIHost "${node.host}" has the IPv6 address ${host.spec.address}: set spec.${role}.address`);
       }
+      const address = node.address ?? host?.spec.address;
+      const other = address === undefined ? undefined : addresses.get(address);
+      if (other) error(pair, `spec.${role}.address`, `unicast mode: spec.${role}.address and spec.${other}.address (or their DDIHost addresses) are both ${address}: give each node its own address`);
+      if (address !== undefined) addresses.set(address, role);
     }
   }
 
@@ -160,17 +154,37 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
     });
   }
 
-  // dhcpd has one OMAPI listener per server, so a host serves one failover relationship here.
-  const failoverByHost = new Map<string, DDIResource>();
-  for (const peer of set.failoverPeers) {
-    for (const ref of hostReferences(peer)) {
-      const key = objectKey(peer.metadata.namespace, ref.hostName);
-      const other = failoverByHost.get(key);
-      if (other && other !== peer) {
-        error(peer, ref.path, `DDIHost "${ref.hostName}" is already in ${describeResource(other)}: one host takes part in one DhcpFailoverPeer (dhcpd has one OMAPI port)`);
-      } else failoverByHost.set(key, peer);
+  // "Several heartbeats" (Kea ARM): with fewer than three, one lost heartbeat can start a failover.
+  for (const cluster of set.keaClusters) {
+    const heartbeat = durationToMs(cluster.spec.heartbeatDelay);
+    if (durationToMs(cluster.spec.maxResponseDelay) < 3 * heartbeat) {
+      error(
+        cluster,
+        "spec.maxResponseDelay",
+        `spec.maxResponseDelay ${cluster.spec.maxResponseDelay} is less than 3 × spec.heartbeatDelay ${cluster.spec.heartbeatDelay}: one or two lost heartbeats make the partner look unreachable; use at least ${formatMs(3 * heartbeat)}`,
+        "warning",
+      );
     }
   }
+
+  // A host takes part in one relationship of a kind: dhcpd has one OMAPI listener per server, and
+  // Kea 2.2 serves one HA relationship per server (two clusters would write the same config files).
+  const onePerHost = (resources: readonly DDIResource[], why: string) => {
+    const byHost = new Map<string, DDIResource>();
+    for (const r of resources) {
+      for (const ref of hostReferences(r)) {
+        const key = objectKey(r.metadata.namespace, ref.hostName);
+        const other = byHost.get(key);
+        if (other && other !== r) error(r, ref.path, `DDIHost "${ref.hostName}" is already in ${describeResource(other)}: ${why}`);
+        else byHost.set(key, r);
+      }
+    }
+  };
+  onePerHost(set.failoverPeers, "one host takes part in one DhcpFailoverPeer (dhcpd has one OMAPI port)");
+  onePerHost(
+    set.keaClusters,
+    "Kea 2.2 runs one HA relationship per server, and both would write its kea-dhcp4 and Control Agent configs; put all of this server's peers in one KeaHACluster",
+  );
 
   // Missing Secrets are warnings here: in a cluster they may exist already.
   for (const host of set.hosts.values()) {

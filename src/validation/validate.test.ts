@@ -103,6 +103,8 @@ describe("validateManifests", () => {
     ["shell in interface", [haPair({ primary: { host: "a", interface: "eth0;reboot" } })], "spec.primary.interface: must be a Linux interface name"],
     ["path with spaces", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/keepalived/a b.conf" } })], "spec.primary.configPath: must be an absolute path"],
     ["path with ..", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/../root/x" } })], "spec.primary.configPath: must not contain '..'"],
+    ["unicast with an IPv6 DDIHost address", [host("d6", "2001:db8::7"), haPair({ unicast: true, secondary: { host: "d6", interface: "eth0" } })], 'spec.secondary.address: unicast mode for the IPv4 VIP needs this node\'s IPv4 address, and DDIHost "d6" has the IPv6 address 2001:db8::7'],
+    ["unicast with both nodes on one address", [haPair({ unicast: true, primary: { host: "a", interface: "eth0", address: "198.18.0.3" } })], "spec.secondary.address and spec.primary.address (or their DDIHost addresses) are both 198.18.0.3"],
     ["relative path", [haPair({ primary: { host: "a", interface: "eth0", configPath: "keepalived.conf" } })], "spec.primary.configPath"],
     ["unknown field", [haPair({ virtualRouterId: 5 })], "unknown field(s) virtualRouterId"],
     ["missing host", [haPair({ secondary: { host: "zz", interface: "eth0" } })], 'spec.secondary.host: DDIHost "zz" not found'],
@@ -118,6 +120,11 @@ describe("validateManifests", () => {
     ["unicast with an IPv6 VIP", [haPair({ unicast: true, virtualIPv6: "fd00::86/64" })], "spec.unicast cannot be combined with spec.virtualIPv6"],
     ["preemptDelay over 1000s", [haPair({ preemptDelay: "1001s" })], "spec.preemptDelay must be at most 1000s"],
     ["VRRPv3 advert over 40.95s", [haPair({ virtualIPv6: "fd00::86/64", advertInterval: "41s" })], "spec.advertInterval must be at most 40.95s"],
+    [
+      "VRID collision between overlapping prefixes",
+      [host("e", "198.18.0.9"), haPair({ virtualIP: "198.18.0.5/24" }, "one"), haPair({ virtualIP: "198.18.0.6/25", primary: { host: "c", interface: "eth0" }, secondary: { host: "e", interface: "eth0" } }, "two")],
+      "VRID 51 is already used by HAPair lab/one in the same subnet (198.18.0.6/25 overlaps 198.18.0.5/24)",
+    ],
     [
       "VRID reused on one host's interface across subnets",
       [haPair({}, "one"), haPair({ virtualIP: "198.19.5.100/24", secondary: { host: "c", interface: "eth0" } }, "two")],
@@ -142,6 +149,11 @@ describe("validateManifests", () => {
     ["Kea maxResponseDelay <= heartbeatDelay", [kea({ heartbeatDelay: "10s", maxResponseDelay: "10s" })], "spec.maxResponseDelay must be greater than spec.heartbeatDelay"],
     ["Kea uint16 heartbeat", [kea({ heartbeatDelay: "70s", maxResponseDelay: "80s" })], "spec.heartbeatDelay must be at most 65535ms"],
     ["Kea hostname URL", [kea({ peers: [{ name: "s1", host: "a", role: "primary", url: "http://kea1.example.org:8000/" }, { name: "s2", host: "b", role: "standby" }] })], "with an IP literal"],
+    [
+      "one DDIHost in two KeaHAClusters",
+      [kea(), { ...kea(), metadata: { name: "kea2", namespace: ns }, spec: { mode: "hot-standby", peers: [{ name: "s3", host: "c", role: "primary" }, { name: "s4", host: "a", role: "standby" }] } }],
+      'spec.peers[1].host: DDIHost "a" is already in KeaHACluster lab/kea: Kea 2.2 runs one HA relationship per server',
+    ],
     ["HAPair under another group", [{ ...haPair(), apiVersion: "ddiha.io/v1alpha1" }], 'apiVersion must be ddi-ha.io/v1alpha1 for kind HAPair (it is "ddiha.io/v1alpha1")'],
     ["DDIHost under another version", [{ ...host("e", "198.18.0.9"), apiVersion: "ddi-ha.io/v1" }], 'apiVersion must be ddi-ha.io/v1alpha1 for kind DDIHost (it is "ddi-ha.io/v1")'],
     ["Kea same host twice", [kea({ peers: [{ name: "s1", host: "a", role: "primary" }, { name: "s2", host: "a", role: "standby" }] })], "same DDIHost appears twice"],
@@ -175,6 +187,21 @@ describe("validateManifests", () => {
     const docs = [...hosts, haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/keepalived/ddi.conf" } })].map((object) => ({ source: "t", object: object as Record<string, unknown> }));
     const { problems } = validateManifests(docs);
     expect(problems).toEqual([expect.objectContaining({ severity: "warning", path: "spec.primary.configPath", message: expect.stringContaining("KEEPALIVED_OPTIONS") })]);
+  });
+
+  it("accepts the same VRID in disjoint subnets on different hosts", () => {
+    const two = haPair({ virtualIP: "198.18.0.200/25", primary: { host: "c", interface: "eth0" }, secondary: { host: "e", interface: "eth0" } }, "two");
+    expect(problemsOf([...hosts, host("e", "198.18.0.9"), haPair({ virtualIP: "198.18.0.5/25" }, "one"), two])).toEqual([]);
+  });
+
+  it("warns, without failing, when Kea's maxResponseDelay is under three heartbeats", () => {
+    const docs = [...hosts, kea({ heartbeatDelay: "10s", maxResponseDelay: "25s" })].map((object) => ({ source: "t", object: object as Record<string, unknown> }));
+    const { problems } = validateManifests(docs);
+    expect(problems).toEqual([
+      expect.objectContaining({ severity: "warning", path: "spec.maxResponseDelay", message: expect.stringContaining("use at least 30s") }),
+    ]);
+    const defaults = validateManifests([...hosts, kea()].map((object) => ({ source: "t", object: object as Record<string, unknown> })));
+    expect(defaults.problems).toEqual([]);
   });
 
   it("refuses a resource defined twice", () => {

@@ -1,0 +1,56 @@
+// IP literals and CIDRs of both families, accepted the way Kubernetes CEL's isIP()/isCIDR() accept
+// them, so that `ddi-ha validate` and admission agree.
+import { isIP } from "node:net";
+import { ipv4ToNumber } from "./ipv4.js";
+
+/** An IPv6 address (already accepted by node:net) as a 128-bit number. */
+export function ipv6ToBigInt(ip: string): bigint {
+  let text = ip;
+  const lastColon = text.lastIndexOf(":");
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes(".")) {
+    // A trailing dotted quad is the last two groups.
+    const n = ipv4ToNumber(tail);
+    text = `${text.slice(0, lastColon + 1)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+  }
+  const [head, tailGroups] = text.includes("::") ? text.split("::") : [text, undefined];
+  const before = head ? head.split(":") : [];
+  const after = tailGroups ? tailGroups.split(":") : [];
+  const zeros = tailGroups === undefined ? [] : Array<string>(8 - before.length - after.length).fill("0");
+  return [...before, ...zeros, ...after].reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || "0", 16)), 0n);
+}
+
+/**
+ * Whether Kubernetes CEL's isIP() accepts the string: an IPv4 or IPv6 literal without a zone
+ * ("%eth0") and not IPv4-mapped IPv6 ("::ffff:198.18.0.1").
+ */
+export function isCelIP(value: string): boolean {
+  const family = isIP(value);
+  if (family === 4) return true;
+  if (family !== 6 || value.includes("%")) return false;
+  return ipv6ToBigInt(value) >> 32n !== 0xffffn;
+}
+
+/** The address family of a CIDR that isCIDR() accepts, or 0. */
+export function cidrFamily(cidr: string): 0 | 4 | 6 {
+  const [ip, prefix, extra] = cidr.split("/");
+  if (ip === undefined || prefix === undefined || extra !== undefined || !/^(0|[1-9][0-9]{0,2})$/.test(prefix) || !isCelIP(ip)) return 0;
+  const family = isIP(ip) as 4 | 6;
+  return Number(prefix) <= (family === 4 ? 32 : 128) ? family : 0;
+}
+
+function cidrBits(cidr: string): { family: 4 | 6; value: bigint; prefix: number } | undefined {
+  const family = cidrFamily(cidr);
+  if (family === 0) return undefined;
+  const [ip, prefix] = cidr.split("/") as [string, string];
+  return { family, value: family === 4 ? BigInt(ipv4ToNumber(ip)) : ipv6ToBigInt(ip), prefix: Number(prefix) };
+}
+
+/** Whether two CIDRs of one family share an address (CIDR blocks either nest or are disjoint). */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const pa = cidrBits(a);
+  const pb = cidrBits(b);
+  if (!pa || !pb || pa.family !== pb.family) return false;
+  const shift = BigInt((pa.family === 4 ? 32 : 128) - Math.min(pa.prefix, pb.prefix));
+  return pa.value >> shift === pb.value >> shift;
+}
