@@ -2,6 +2,7 @@
 // command or a config file) is constrained here by a pattern with no shell metacharacters,
 // so the same rule is enforced by the API server (the CRD pattern) and by `ddi-ha validate`.
 import { z } from "zod";
+import { isCelIP } from "../net/ip.js";
 
 export const API_GROUP = "ddi-ha.io";
 export const API_VERSION = "v1alpha1";
@@ -9,17 +10,33 @@ export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 
 const IPV4_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
 export const IPV4_RE = `${IPV4_OCTET}(\\.${IPV4_OCTET}){3}`;
-// Loose on purpose: the shape keeps metacharacters out; isIPv6() in TS and CEL's ip() check the rest.
+// Loose on purpose: the shape keeps metacharacters out; isIP() in CEL and isCelIP() in TypeScript check the rest.
 export const IPV6_RE = "[0-9a-fA-F:]*:[0-9a-fA-F:.]*";
 const DNS_NAME_RE = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*";
 
 export const ipv4 = () =>
   z.string().max(15).regex(new RegExp(`^${IPV4_RE}$`), "must be an IPv4 address such as 198.18.0.10");
-export const ipAddress = () =>
-  z
-    .string()
-    .max(45)
-    .regex(new RegExp(`^(${IPV4_RE}|${IPV6_RE})$`), "must be an IPv4 or IPv6 address");
+
+/**
+ * A rule on one string field's own value, enforced twice like a CrossFieldRule: as a CEL
+ * `x-kubernetes-validations` entry with `self` bound to the string, and as a zod refinement.
+ * `holds` is only asked about values that match the field's pattern (the pattern's own message
+ * covers the rest), and the CEL expression must not fail on such values.
+ */
+export function withFieldRule(schema: z.ZodString, pattern: RegExp, rule: { cel: string; message: string; holds: (value: string) => boolean }): z.ZodString {
+  return schema
+    .refine((v) => !pattern.test(v) || rule.holds(v), rule.message)
+    .meta({ "x-kubernetes-validations": [{ rule: rule.cel, message: rule.message }] });
+}
+
+const IP_ADDRESS_RE = new RegExp(`^(${IPV4_RE}|${IPV6_RE})$`);
+/** An IPv4 or IPv6 literal; `field` (e.g. "spec.primary.address") names it in the message. */
+export const ipAddress = (field: string) =>
+  withFieldRule(z.string().max(45).regex(IP_ADDRESS_RE, "must be an IPv4 or IPv6 address"), IP_ADDRESS_RE, {
+    cel: "isIP(self)",
+    message: `${field} must be an IPv4 or IPv6 address such as 198.18.0.10 or fd00::10 (no zone, not IPv4-mapped)`,
+    holds: isCelIP,
+  });
 export const ipv4Cidr = () =>
   z
     .string()
@@ -31,13 +48,19 @@ export const ipv6Cidr = () =>
     .max(49)
     .regex(new RegExp(`^${IPV6_RE}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$`), "must be an IPv6 CIDR such as fd00::86/64");
 
-/** An SSH address: an IP literal or a DNS name. */
-export const hostAddress = () =>
-  z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(new RegExp(`^(${IPV4_RE}|${IPV6_RE}|${DNS_NAME_RE})$`), "must be an IP address or a DNS name (letters, digits, '-' and '.')");
+const HOST_ADDRESS_RE = new RegExp(`^(${IPV4_RE}|${IPV6_RE}|${DNS_NAME_RE})$`);
+/** An SSH address: an IP literal or a DNS name; `field` names it in the message. */
+export const hostAddress = (field: string) =>
+  withFieldRule(
+    z.string().min(1).max(253).regex(HOST_ADDRESS_RE, "must be an IP address or a DNS name (letters, digits, '-' and '.')"),
+    HOST_ADDRESS_RE,
+    {
+      // A DNS name has no ':', so anything with one must be a real IPv6 literal.
+      cel: "!self.contains(':') || isIP(self)",
+      message: `${field} must be an IPv6 address such as fd00::10 when it contains ':', or else an IPv4 address or a DNS name`,
+      holds: (v) => !v.includes(":") || isCelIP(v),
+    },
+  );
 
 /** A Linux interface name (IFNAMSIZ is 16 including the NUL). */
 export const interfaceName = () =>
@@ -47,17 +70,22 @@ export const interfaceName = () =>
     .max(15)
     .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must be a Linux interface name such as eth0, enp1s0 or br0 (letters, digits, '_', '.', '-')");
 
-/** An absolute path with no shell metacharacters, no '..' and no '//' . */
-export const absolutePath = () =>
+/** One path segment: no shell metacharacters, and no leading '.', so never '.' or '..'. */
+const PATH_SEGMENT = "[A-Za-z0-9_-][A-Za-z0-9._-]*";
+
+/**
+ * A daemon config file the operator overwrites as root, confined to that daemon's config
+ * directories (e.g. ["/etc/keepalived"]) so that a spec cannot aim it at /etc/shadow.
+ */
+export const configPathUnder = (directories: readonly string[], example: string) =>
   z
     .string()
-    .min(2)
     .max(255)
     .regex(
-      /^(\/[a-zA-Z0-9_][a-zA-Z0-9_.+-]*)+$/,
-      "must be an absolute path of letters, digits, '_', '.', '+' and '-' (for example /etc/keepalived/keepalived.conf)",
+      new RegExp(`^(${directories.map((d) => d.replace(/[.]/g, "\\.")).join("|")})/(${PATH_SEGMENT}/)*${PATH_SEGMENT}$`),
+      `must be a file under ${directories.map((d) => `${d}/`).join(" or ")} (path segments of letters, digits, '.', '_' and '-', not starting with '.'; no '..'), e.g. ${example}`,
     )
-    .refine((p) => !p.split("/").includes(".."), "must not contain '..'");
+    .default(example);
 
 /** A Kubernetes object name (RFC 1123 subdomain, kept short enough for config identifiers). */
 export const objectName = () =>

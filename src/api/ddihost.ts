@@ -18,7 +18,7 @@ export const HOST_KEY_RE =
 export const ddiHostSpecSchema = withCrossFieldRules(
   z
     .strictObject({
-      address: hostAddress().describe("IP address or DNS name the operator reaches the host at over SSH."),
+      address: hostAddress("spec.address").describe("IP address or DNS name the operator reaches the host at over SSH."),
       port: z.number().int().min(1).max(65535).default(22).describe("SSH port."),
       user: z
         .string()

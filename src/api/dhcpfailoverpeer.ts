@@ -1,7 +1,7 @@
 import { z } from "zod";
 import {
   type KindDefinition,
-  absolutePath,
+  configPathUnder,
   ageColumn,
   commonStatusFields,
   configIdentifier,
@@ -109,7 +109,9 @@ export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
         .default({ port: 7911 })
         .describe("OMAPI control channel, used by the operator to read failover state."),
       subnets: z.array(subnetSchema).min(1).max(256).describe("Subnets and pools served with failover, rendered identically on both peers."),
-      configPath: absolutePath().default("/etc/dhcp/dhcpd.conf").describe("Main dhcpd config; the operator adds one marked include line to it."),
+      configPath: configPathUnder(["/etc/dhcp", "/etc/dhcpd"], "/etc/dhcp/dhcpd.conf").describe(
+        "Main dhcpd config, under /etc/dhcp/ or /etc/dhcpd/; the operator adds one marked include line to it.",
+      ),
       deletionPolicy: z.enum(["Remove", "Retain"]).default("Remove").describe("Remove: delete the include file and line when deleted. Retain: leave them."),
     })
     .describe("An ISC dhcpd failover relationship between two DDIHosts."),

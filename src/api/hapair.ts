@@ -1,10 +1,10 @@
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4 } from "node:net";
 import { z } from "zod";
 import {
   type KindDefinition,
-  absolutePath,
   ageColumn,
   commonStatusFields,
+  configPathUnder,
   duration,
   durationToMs,
   interfaceName,
@@ -16,15 +16,16 @@ import {
   reasonColumn,
   withCrossFieldRules,
 } from "./common.js";
+import { cidrFamily, isCelIP } from "../net/ip.js";
 
 const haNode = (role: "primary" | "secondary", defaultPriority: number) =>
   z
     .strictObject({
       host: objectName().describe("Name of the DDIHost in the same namespace."),
       interface: interfaceName().describe("Interface that carries the VIP, e.g. enp1s0 or br0."),
-      configPath: absolutePath()
-        .default("/etc/keepalived/keepalived.conf")
-        .describe("Main keepalived config file on this host. The operator owns its instances in a directory beside it."),
+      configPath: configPathUnder(["/etc/keepalived"], "/etc/keepalived/keepalived.conf").describe(
+        "Main keepalived config file on this host, under /etc/keepalived/. The operator owns its instances in a directory beside it.",
+      ),
       priority: z
         .number()
         .int()
@@ -32,11 +33,20 @@ const haNode = (role: "primary" | "secondary", defaultPriority: number) =>
         .max(254)
         .default(defaultPriority)
         .describe("VRRP priority 1-254 (255 is reserved for the address owner). Keep about 50 between the nodes."),
-      address: ipAddress()
+      address: ipAddress(`spec.${role}.address`)
         .optional()
         .describe("This node's own address on the interface, used as unicast_src_ip in unicast mode. Defaults to the DDIHost address when that is an IP."),
     })
     .describe(`The ${role} node: the one that ${role === "primary" ? "holds the VIP under normal conditions" : "takes over the VIP when the primary fails"}.`);
+
+/**
+ * A duration with no part of a millisecond (seconds with at most three decimals), so that CEL's
+ * getMilliseconds() (which truncates) and durationToMs() (which rounds) agree.
+ */
+const WHOLE_MS_DURATION_RE = /^([0-9]+(ms|m|h)|[0-9]+(\.[0-9]{1,3})?s)+$/;
+
+/** CEL: the advertisement interval in milliseconds (getMilliseconds() is the whole duration's). */
+const ADVERT_MS = "duration(self.advertInterval).getMilliseconds()";
 
 export const haPairSpecSchema = withCrossFieldRules(
   z
@@ -72,7 +82,12 @@ export const haPairSpecSchema = withCrossFieldRules(
             .describe("Which DHCPv6 daemon is tracked when dhcp covers DHCPv6."),
         })
         .describe("The services made highly available by this VIP. Each enabled service must run on both hosts."),
-      advertInterval: duration().default("1s").describe("VRRP advertisement interval; fractions of a second need virtualIPv6 absent or VRRPv3."),
+      advertInterval: z
+        .string()
+        .max(32)
+        .regex(WHOLE_MS_DURATION_RE, 'must be a duration in whole milliseconds such as "500ms", "1.5s" or "2s"')
+        .default("1s")
+        .describe("VRRP advertisement interval in whole milliseconds; a fraction of a second is sent as VRRPv3 (in units of 10ms, at most 40.95s, no authPass)."),
       preempt: z.boolean().default(true).describe("Whether the primary takes the VIP back when it recovers."),
       preemptDelay: duration().optional().describe("With preempt, wait this long after startup before preempting."),
       unicast: z.boolean().default(false).describe("Send VRRP adverts by unicast to the peer instead of multicast."),
@@ -113,13 +128,13 @@ export const haPairSpecSchema = withCrossFieldRules(
       cel: "isCIDR(self.virtualIP) && cidr(self.virtualIP).ip().family() == 4",
       message: "spec.virtualIP must be an IPv4 address in CIDR form such as 10.71.17.86/24; put an IPv6 VIP in spec.virtualIPv6",
       fieldPath: ".virtualIP",
-      holds: (s) => isIPv4Cidr(s.virtualIP),
+      holds: (s) => cidrFamily(s.virtualIP) === 4,
     },
     {
       cel: "!has(self.virtualIPv6) || (isCIDR(self.virtualIPv6) && cidr(self.virtualIPv6).ip().family() == 6)",
       message: "spec.virtualIPv6 must be an IPv6 address in CIDR form such as fd00::86/64; put an IPv4 VIP in spec.virtualIP",
       fieldPath: ".virtualIPv6",
-      holds: (s) => s.virtualIPv6 === undefined || isIPv6Cidr(s.virtualIPv6),
+      holds: (s) => s.virtualIPv6 === undefined || cidrFamily(s.virtualIPv6) === 6,
     },
     {
       cel: "!(self.unicast && has(self.virtualIPv6))",
@@ -151,20 +166,39 @@ export const haPairSpecSchema = withCrossFieldRules(
       fieldPath: ".advertInterval",
       holds: (s) => durationToMs(s.advertInterval) >= 10 && durationToMs(s.advertInterval) <= 255_000,
     },
+    {
+      cel: `${ADVERT_MS} % 10 == 0`,
+      message: 'spec.advertInterval must be whole seconds or a multiple of 10ms such as "500ms": a fraction of a second needs VRRPv3, which counts in units of 10ms',
+      fieldPath: ".advertInterval",
+      holds: (s) => durationToMs(s.advertInterval) % 10 === 0,
+    },
+    {
+      cel: `${ADVERT_MS} % 1000 == 0 || ${ADVERT_MS} <= 40950`,
+      message: "spec.advertInterval must be at most 40.95s when it is not whole seconds (a fraction of a second needs VRRPv3, which counts in centiseconds): use whole seconds for longer intervals",
+      fieldPath: ".advertInterval",
+      holds: (s) => durationToMs(s.advertInterval) % 1000 === 0 || durationToMs(s.advertInterval) <= 40_950,
+    },
+    {
+      cel: `!has(self.authPass) || ${ADVERT_MS} % 1000 == 0`,
+      message:
+        "spec.authPass needs VRRPv2, but a spec.advertInterval that is a fraction of a second needs VRRPv3 (no authentication): remove authPass or use whole seconds",
+      fieldPath: ".authPass",
+      holds: (s) => s.authPass === undefined || durationToMs(s.advertInterval) % 1000 === 0,
+    },
+    ...(["primary", "secondary"] as const).map((role) => ({
+      // An address that is not an IP at all is reported by the field's own rule.
+      cel: `!self.unicast || !has(self.${role}.address) || !isIP(self.${role}.address) || ip(self.${role}.address).family() == 4`,
+      message: `spec.${role}.address must be IPv4 with spec.unicast: the unicast adverts of the IPv4 VIP spec.virtualIP go between IPv4 addresses; set it to the node's IPv4 address on spec.${role}.interface`,
+      fieldPath: `.${role}.address`,
+      holds: (s: { unicast: boolean } & { [r in typeof role]: { address?: string | undefined } }) => {
+        const address = s[role].address;
+        return !s.unicast || address === undefined || !isCelIP(address) || isIPv4(address);
+      },
+    })),
   ],
 );
 export type HAPairSpec = z.output<typeof haPairSpecSchema>;
 export type HAPairNodeSpec = HAPairSpec["primary"];
-
-function isIPv6Cidr(value: string): boolean {
-  const [ip] = value.split("/");
-  return ip !== undefined && isIPv6(ip);
-}
-
-function isIPv4Cidr(value: string): boolean {
-  const [ip] = value.split("/");
-  return ip !== undefined && isIPv4(ip);
-}
 
 const nodeStatus = z.strictObject({
   host: z.string().describe("DDIHost name."),

@@ -2,9 +2,9 @@ import { z } from "zod";
 import {
   type KindDefinition,
   IPV4_RE,
-  absolutePath,
   ageColumn,
   commonStatusFields,
+  configPathUnder,
   configIdentifier,
   duration,
   durationToMs,
@@ -13,24 +13,39 @@ import {
   readyColumn,
   reasonColumn,
   withCrossFieldRules,
+  withFieldRule,
 } from "./common.js";
+import { isCelIP } from "../net/ip.js";
 
 export const KEA_MODES = ["load-balancing", "hot-standby", "passive-backup"] as const;
 export type KeaMode = (typeof KEA_MODES)[number];
 export const KEA_ROLES = ["primary", "secondary", "standby", "backup"] as const;
 export type KeaRole = (typeof KEA_ROLES)[number];
 
-/** Kea 2.2 refuses a hostname here at HA configuration time; `kea-dhcp4 -t` does not notice. */
-export const KEA_PEER_URL_RE = new RegExp(`^https?://(${IPV4_RE}|\\[[0-9a-fA-F:.]+\\]):[0-9]{1,5}/?$`);
+const PORT_RE = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+/**
+ * Kea 2.2 refuses a hostname here at HA configuration time; `kea-dhcp4 -t` does not notice.
+ * Plain http only: the operator renders a Control Agent without TLS. The bracket content is
+ * checked to be an IPv6 literal by the field's rule.
+ */
+export const KEA_PEER_URL_RE = new RegExp(`^http://(${IPV4_RE}|\\[[0-9a-fA-F:]+\\]):${PORT_RE}/?$`);
 
 const peerSchema = z.strictObject({
   name: configIdentifier().describe("The peer's name in the HA configuration; this peer's own this-server-name."),
   host: objectName().describe("Name of the DDIHost in the same namespace running this peer's kea-dhcp4."),
   role: z.enum(KEA_ROLES).describe("primary, secondary (load-balancing), standby (hot-standby) or backup."),
-  url: z
-    .string()
-    .max(64)
-    .regex(KEA_PEER_URL_RE, "must be http(s)://<IP literal>:<port>/ with an IP literal (IPv6 in brackets); Kea 2.2 does not resolve host names")
+  url: withFieldRule(
+    z
+      .string()
+      .max(64)
+      .regex(KEA_PEER_URL_RE, "must be http://<IP literal>:<port>/ with an IP literal (IPv6 in brackets) and a port 1-65535; Kea 2.2 does not resolve host names, and the Control Agent is rendered without TLS"),
+    KEA_PEER_URL_RE,
+    {
+      cel: "!self.contains('[') || isIP(self.substring(self.indexOf('[') + 1, self.indexOf(']')))",
+      message: "spec.peers[].url must have an IPv6 address in its brackets, such as http://[fd00::10]:8000/",
+      holds: (url) => !url.includes("[") || isCelIP(url.slice(url.indexOf("[") + 1, url.indexOf("]"))),
+    },
+  )
     .optional()
     .describe("The peer's Control Agent URL with an IP literal. Defaults to http://<DDIHost address>:8000/."),
   autoFailover: z.boolean().default(true).describe("Whether this peer's partners move to partner-down on their own when it fails."),
@@ -87,8 +102,8 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
         .enum(["PrimaryIsSourceOfTruth", "HAOnly"])
         .default("PrimaryIsSourceOfTruth")
         .describe("PrimaryIsSourceOfTruth: the primary's DHCP config is copied to the other peers with their own this-server-name. HAOnly: only the HA hook section is managed."),
-      configPath: absolutePath().default("/etc/kea/kea-dhcp4.conf").describe("kea-dhcp4 config file on every peer."),
-      controlAgentConfigPath: absolutePath().default("/etc/kea/kea-ctrl-agent.conf").describe("kea-ctrl-agent config file on every peer."),
+      configPath: configPathUnder(["/etc/kea"], "/etc/kea/kea-dhcp4.conf").describe("kea-dhcp4 config file on every peer, under /etc/kea/."),
+      controlAgentConfigPath: configPathUnder(["/etc/kea"], "/etc/kea/kea-ctrl-agent.conf").describe("kea-ctrl-agent config file on every peer, under /etc/kea/."),
       dhcp4: withCrossFieldRules(
         z.looseObject({
           // Declared only so that CEL can see them (and refuse them); typed loosely on purpose.
@@ -131,6 +146,19 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
       message: "spec.peers roles do not fit mode passive-backup: use exactly one primary; all others must be backup",
       fieldPath: ".peers",
       holds: (s) => s.mode !== "passive-backup" || rolesFitMode(s.mode, s.peers),
+    },
+    {
+      // The list-map key refuses this at admission too; `ddi-ha validate` needs the rule itself.
+      cel: "self.peers.all(p, self.peers.filter(q, q.name == p.name).size() == 1)",
+      message: "spec.peers[].name must be unique: two peers have the same name (each is its server's this-server-name); rename one",
+      fieldPath: ".peers",
+      holds: (s) => new Set(s.peers.map((p) => p.name)).size === s.peers.length,
+    },
+    {
+      cel: "self.configPath != self.controlAgentConfigPath",
+      message: "spec.controlAgentConfigPath must differ from spec.configPath: kea-dhcp4 and kea-ctrl-agent each need their own file (defaults /etc/kea/kea-dhcp4.conf and /etc/kea/kea-ctrl-agent.conf)",
+      fieldPath: ".controlAgentConfigPath",
+      holds: (s) => s.configPath !== s.controlAgentConfigPath,
     },
     {
       cel: "self.peers.all(p, self.peers.filter(q, q.host == p.host).size() == 1)",

@@ -101,10 +101,26 @@ describe("validateManifests", () => {
     ["DHCPv4 broadcast", [haPair({ services: { dhcp: "DHCPv4", dhcpv4ClientMode: "Broadcast" } })], "use a DhcpFailoverPeer"],
     ["Both + broadcast", [haPair({ services: { dhcp: "Both", dhcpv4ClientMode: "Broadcast" } })], "use a DhcpFailoverPeer"],
     ["shell in interface", [haPair({ primary: { host: "a", interface: "eth0;reboot" } })], "spec.primary.interface: must be a Linux interface name"],
-    ["path with spaces", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/keepalived/a b.conf" } })], "spec.primary.configPath: must be an absolute path"],
-    ["path with ..", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/../root/x" } })], "spec.primary.configPath: must not contain '..'"],
+    ["path with spaces", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/keepalived/a b.conf" } })], "spec.primary.configPath: must be a file under /etc/keepalived/"],
+    ["path with ..", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/keepalived/../../root/x" } })], "spec.primary.configPath: must be a file under /etc/keepalived/"],
+    ["keepalived configPath /etc/shadow", [haPair({ primary: { host: "a", interface: "eth0", configPath: "/etc/shadow" } })], "spec.primary.configPath: must be a file under /etc/keepalived/"],
+    ["keepalived configPath in a hidden directory", [haPair({ secondary: { host: "b", interface: "eth0", configPath: "/etc/keepalived/.x/k.conf" } })], "spec.secondary.configPath: must be a file under /etc/keepalived/"],
+    ["dhcpd configPath /root/authorized_keys", [failover({ configPath: "/root/authorized_keys" })], "spec.configPath: must be a file under /etc/dhcp/ or /etc/dhcpd/"],
+    ["Kea configPath outside /etc/kea", [kea({ configPath: "/etc/keepalived/keepalived.conf" })], "spec.configPath: must be a file under /etc/kea/"],
+    ["Kea controlAgentConfigPath outside /etc/kea", [kea({ controlAgentConfigPath: "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_ha.so" })], "spec.controlAgentConfigPath: must be a file under /etc/kea/"],
+    ["Kea configPath = controlAgentConfigPath", [kea({ configPath: "/etc/kea/kea.conf", controlAgentConfigPath: "/etc/kea/kea.conf" })], "spec.controlAgentConfigPath must differ from spec.configPath"],
+    ["advertInterval 15ms", [haPair({ advertInterval: "15ms" })], "spec.advertInterval must be whole seconds or a multiple of 10ms"],
+    ["advertInterval 1005ms", [haPair({ advertInterval: "1005ms" })], "spec.advertInterval must be whole seconds or a multiple of 10ms"],
+    ["advertInterval 20.5ms", [haPair({ advertInterval: "20.5ms" })], "spec.advertInterval: must be a duration in whole milliseconds"],
+    ["fractional advertInterval over 40.95s", [haPair({ advertInterval: "41.5s" })], "spec.advertInterval must be at most 40.95s when it is not whole seconds"],
+    ["authPass with a fractional advertInterval", [haPair({ authPass: "abc", advertInterval: "500ms" })], "spec.authPass needs VRRPv2, but a spec.advertInterval that is a fraction of a second needs VRRPv3"],
+    ["unicast with an IPv6 node address", [haPair({ unicast: true, secondary: { host: "b", interface: "eth0", address: "2001:db8::3" } })], "spec.secondary.address must be IPv4 with spec.unicast"],
     ["unicast with an IPv6 DDIHost address", [host("d6", "2001:db8::7"), haPair({ unicast: true, secondary: { host: "d6", interface: "eth0" } })], 'spec.secondary.address: unicast mode for the IPv4 VIP needs this node\'s IPv4 address, and DDIHost "d6" has the IPv6 address 2001:db8::7'],
     ["unicast with both nodes on one address", [haPair({ unicast: true, primary: { host: "a", interface: "eth0", address: "198.18.0.3" } })], "spec.secondary.address and spec.primary.address (or their DDIHost addresses) are both 198.18.0.3"],
+    ["node address ':'", [haPair({ primary: { host: "a", interface: "eth0", address: ":" } })], "spec.primary.address must be an IPv4 or IPv6 address such as 198.18.0.10 or fd00::10"],
+    ["node address 'a:'", [haPair({ secondary: { host: "b", interface: "eth0", address: "a:" } })], "spec.secondary.address must be an IPv4 or IPv6 address"],
+    ["IPv4-mapped node address", [haPair({ primary: { host: "a", interface: "eth0", address: "::ffff:198.18.0.2" } })], "spec.primary.address must be an IPv4 or IPv6 address"],
+    ["DDIHost address 'a:'", [host("e", "a:")], "spec.address must be an IPv6 address such as fd00::10 when it contains ':'"],
     ["relative path", [haPair({ primary: { host: "a", interface: "eth0", configPath: "keepalived.conf" } })], "spec.primary.configPath"],
     ["unknown field", [haPair({ virtualRouterId: 5 })], "unknown field(s) virtualRouterId"],
     ["missing host", [haPair({ secondary: { host: "zz", interface: "eth0" } })], 'spec.secondary.host: DDIHost "zz" not found'],
@@ -149,6 +165,11 @@ describe("validateManifests", () => {
     ["Kea maxResponseDelay <= heartbeatDelay", [kea({ heartbeatDelay: "10s", maxResponseDelay: "10s" })], "spec.maxResponseDelay must be greater than spec.heartbeatDelay"],
     ["Kea uint16 heartbeat", [kea({ heartbeatDelay: "70s", maxResponseDelay: "80s" })], "spec.heartbeatDelay must be at most 65535ms"],
     ["Kea hostname URL", [kea({ peers: [{ name: "s1", host: "a", role: "primary", url: "http://kea1.example.org:8000/" }, { name: "s2", host: "b", role: "standby" }] })], "with an IP literal"],
+    ["Kea duplicate peer names", [kea({ peers: [{ name: "s1", host: "a", role: "primary" }, { name: "s1", host: "b", role: "standby" }] })], "spec.peers[].name must be unique"],
+    ["Kea https URL", [kea({ peers: [{ name: "s1", host: "a", role: "primary", url: "https://198.18.0.2:8000/" }, { name: "s2", host: "b", role: "standby" }] })], "spec.peers[0].url: must be http://<IP literal>:<port>/"],
+    ["Kea URL port above 65535", [kea({ peers: [{ name: "s1", host: "a", role: "primary" }, { name: "s2", host: "b", role: "standby", url: "http://198.18.0.3:65536/" }] })], "spec.peers[1].url: must be http://<IP literal>:<port>/"],
+    ["Kea URL port 0", [kea({ peers: [{ name: "s1", host: "a", role: "primary", url: "http://198.18.0.2:0/" }, { name: "s2", host: "b", role: "standby" }] })], "spec.peers[0].url: must be http://"],
+    ["Kea URL brackets without an IPv6 address", [kea({ peers: [{ name: "s1", host: "a", role: "primary", url: "http://[::::]:8000/" }, { name: "s2", host: "b", role: "standby", url: "http://[fd00::3]:8000/" }] })], "spec.peers[0].url must have an IPv6 address in its brackets"],
     [
       "one DDIHost in two KeaHAClusters",
       [kea(), { ...kea(), metadata: { name: "kea2", namespace: ns }, spec: { mode: "hot-standby", peers: [{ name: "s3", host: "c", role: "primary" }, { name: "s4", host: "a", role: "standby" }] } }],
@@ -192,6 +213,13 @@ describe("validateManifests", () => {
   it("accepts the same VRID in disjoint subnets on different hosts", () => {
     const two = haPair({ virtualIP: "198.18.0.200/25", primary: { host: "c", interface: "eth0" }, secondary: { host: "e", interface: "eth0" } }, "two");
     expect(problemsOf([...hosts, host("e", "198.18.0.9"), haPair({ virtualIP: "198.18.0.5/25" }, "one"), two])).toEqual([]);
+  });
+
+  it("accepts what render accepts: /etc/dhcpd, IPv6 peer URLs, fractional adverts without authPass, whole seconds with it", () => {
+    expect(problemsOf([...hosts, failover({ configPath: "/etc/dhcpd/dhcpd.conf" })])).toEqual([]);
+    const v6 = [{ name: "s1", host: "a", role: "primary", url: "http://[fd00::2]:8000/" }, { name: "s2", host: "b", role: "standby", url: "http://[2001:db8::3]:65535/" }];
+    expect(problemsOf([...hosts, kea({ peers: v6 })])).toEqual([]);
+    expect(problemsOf([...hosts, haPair({ advertInterval: "40.95s" }, "one"), haPair({ virtualIP: "198.19.0.100/24", virtualRouterID: 52, authPass: "abc", advertInterval: "2s" }, "two")])).toEqual([]);
   });
 
   it("warns, without failing, when Kea's maxResponseDelay is under three heartbeats", () => {

@@ -140,7 +140,10 @@ export function validateManifests(documents: readonly ManifestDocument[]): { set
 }
 
 export function formatProblem(p: ValidationProblem): string {
-  // Cross-field messages already start with the field they are about.
-  const field = p.message.startsWith(p.path) ? "" : `${p.path}: `;
-  return `${p.severity === "warning" ? "warning: " : ""}${p.resource}: ${field}${p.message}${p.source ? ` (${p.source})` : ""}`;
+  // Cross-field messages already start with the field they are about; one written for any list
+  // item ("spec.peers[].url must …") gets this item's index.
+  const generic = p.path.replace(/\[\d+\]/g, "[]");
+  const message = generic !== p.path && p.message.startsWith(generic) ? `${p.path}${p.message.slice(generic.length)}` : p.message;
+  const field = message.startsWith(p.path) ? "" : `${p.path}: `;
+  return `${p.severity === "warning" ? "warning: " : ""}${p.resource}: ${field}${message}${p.source ? ` (${p.source})` : ""}`;
 }

@@ -123,6 +123,7 @@ const invalid: InvalidCase[] = [
   { name: 'DDIHost shell metacharacters in user', object: broken(ddiHost(), (s) => { s.user = 'root$(id)'; s.sudo = true; }), message: 'spec.user' },
   { name: 'DDIHost malformed hostKey', object: broken(ddiHost(), (s) => (s.hostKey = 'ssh-dss AAAAB3Nza')), message: 'spec.hostKey' },
   { name: 'DDIHost unknown hostKeyPolicy', object: broken(ddiHost(), (s) => (s.hostKeyPolicy = 'TrustAlways')), message: 'spec.hostKeyPolicy' },
+  { name: 'DDIHost address that is only colons', object: broken(ddiHost(), (s) => (s.address = 'a:')), message: "spec.address must be an IPv6 address such as fd00::10 when it contains ':'" },
   { name: 'DDIHost without credentialsSecretRef', object: broken(ddiHost(), (s) => delete s.credentialsSecretRef), message: 'spec.credentialsSecretRef' },
 
   // HAPair
@@ -154,6 +155,15 @@ const invalid: InvalidCase[] = [
   { name: 'HAPair advertInterval above 255s', object: broken(haPair(), (s) => (s.advertInterval = '300s')), message: 'spec.advertInterval must be between 10ms and 255s' },
   { name: 'HAPair advertInterval not a duration', object: broken(haPair(), (s) => (s.advertInterval = 'one second')), message: 'spec.advertInterval' },
   { name: 'HAPair authPass longer than 8', object: broken(haPair(), (s) => (s.authPass = 'ninechars')), message: 'spec.authPass' },
+  { name: 'HAPair advertInterval 15ms', object: broken(haPair(), (s) => (s.advertInterval = '15ms')), message: 'spec.advertInterval must be whole seconds or a multiple of 10ms' },
+  { name: 'HAPair advertInterval 1005ms', object: broken(haPair(), (s) => (s.advertInterval = '1005ms')), message: 'spec.advertInterval must be whole seconds or a multiple of 10ms' },
+  { name: 'HAPair advertInterval with part of a millisecond', object: broken(haPair(), (s) => (s.advertInterval = '20.5ms')), message: 'spec.advertInterval' },
+  { name: 'HAPair fractional advertInterval over 40.95s', object: broken(haPair(), (s) => (s.advertInterval = '41.5s')), message: 'spec.advertInterval must be at most 40.95s when it is not whole seconds' },
+  { name: 'HAPair authPass with a fractional advertInterval', object: broken(haPair(), (s) => { s.authPass = 'abc'; s.advertInterval = '500ms'; }), message: 'spec.authPass needs VRRPv2' },
+  { name: 'HAPair unicast with an IPv6 node address', object: broken(haPair(), (s) => { s.unicast = true; s.primary.address = 'fd00::11'; }), message: 'spec.primary.address must be IPv4 with spec.unicast' },
+  { name: 'HAPair node address that is only a colon', object: broken(haPair(), (s) => (s.primary.address = ':')), message: 'spec.primary.address must be an IPv4 or IPv6 address' },
+  { name: 'HAPair IPv4-mapped node address', object: broken(haPair(), (s) => (s.secondary.address = '::ffff:10.71.17.12')), message: 'spec.secondary.address must be an IPv4 or IPv6 address' },
+  { name: 'HAPair configPath /etc/shadow', object: broken(haPair(), (s) => (s.primary.configPath = '/etc/shadow')), message: 'spec.primary.configPath in body should match' },
   { name: 'HAPair unknown deletionPolicy', object: broken(haPair(), (s) => (s.deletionPolicy = 'Orphan')), message: 'spec.deletionPolicy' },
   { name: 'HAPair without virtualRouterID', object: broken(haPair(), (s) => delete s.virtualRouterID), message: 'spec.virtualRouterID' },
 
@@ -170,7 +180,12 @@ const invalid: InvalidCase[] = [
   { name: 'Kea heartbeatDelay 0s', object: broken(keaCluster(), (s) => { s.heartbeatDelay = '0s'; s.maxResponseDelay = '1ms'; }), message: 'spec.heartbeatDelay must be at least 100ms' },
   { name: 'Kea the same host twice', object: broken(keaCluster(), (s) => (s.peers[1].host = 'ddi1')), message: 'spec.peers must each use a different host' },
   { name: 'Kea a single peer', object: broken(keaCluster(), (s) => s.peers.pop()), message: 'spec.peers' },
-  { name: 'Kea duplicate peer names', object: broken(keaCluster(), (s) => (s.peers[1].name = 'server1')), message: 'spec.peers[1]' },
+  { name: 'Kea duplicate peer names', object: broken(keaCluster(), (s) => (s.peers[1].name = 'server1')), message: 'spec.peers[].name must be unique' },
+  { name: 'Kea https peer URL', object: broken(keaCluster(), (s) => (s.peers[0].url = 'https://10.71.17.11:8000/')), message: 'spec.peers[0].url' },
+  { name: 'Kea peer URL port 65536', object: broken(keaCluster(), (s) => (s.peers[1].url = 'http://10.71.17.12:65536/')), message: 'spec.peers[1].url' },
+  { name: 'Kea peer URL brackets without an IPv6 address', object: broken(keaCluster(), (s) => { s.peers[0].url = 'http://[::::]:8000/'; s.peers[1].url = 'http://[fd00::12]:8000/'; }), message: 'spec.peers[].url must have an IPv6 address in its brackets' },
+  { name: 'Kea configPath = controlAgentConfigPath', object: broken(keaCluster(), (s) => { s.configPath = '/etc/kea/kea.conf'; s.controlAgentConfigPath = '/etc/kea/kea.conf'; }), message: 'spec.controlAgentConfigPath must differ from spec.configPath' },
+  { name: 'Kea controlAgentConfigPath outside /etc/kea', object: broken(keaCluster(), (s) => (s.controlAgentConfigPath = '/etc/shadow')), message: 'spec.controlAgentConfigPath in body should match' },
   { name: 'Kea waitBackupAck outside passive-backup', object: broken(keaCluster(), (s) => (s.waitBackupAck = true)), message: 'spec.waitBackupAck is allowed only in mode passive-backup' },
   { name: 'Kea delayedUpdatesLimit outside load-balancing', object: broken(keaCluster(), (s) => { s.mode = 'hot-standby'; s.peers[1].role = 'standby'; s.delayedUpdatesLimit = 10; }), message: 'spec.delayedUpdatesLimit is allowed only in mode load-balancing' },
   { name: 'Kea mixed URL address families', object: broken(keaCluster(), (s) => { s.peers[0].url = 'http://[fd00::11]:8000/'; s.peers[1].url = 'http://10.71.17.12:8000/'; }), message: 'spec.peers[].url must all be of one address family' },
@@ -194,6 +209,7 @@ const invalid: InvalidCase[] = [
   { name: 'DhcpFailoverPeer no subnets', object: broken(failoverPeer(), (s) => (s.subnets = [])), message: 'spec.subnets' },
   { name: 'DhcpFailoverPeer space in peerName', object: broken(failoverPeer(), (s) => (s.peerName = 'dhcp failover')), message: 'spec.peerName' },
   { name: 'DhcpFailoverPeer shell metacharacters in configPath', object: broken(failoverPeer(), (s) => (s.configPath = '/etc/dhcp/dhcpd.conf && reboot')), message: 'spec.configPath' },
+  { name: 'DhcpFailoverPeer configPath outside /etc/dhcp', object: broken(failoverPeer(), (s) => (s.configPath = '/root/authorized_keys')), message: 'spec.configPath in body should match' },
   { name: 'DhcpFailoverPeer hostname as failover address', object: broken(failoverPeer(), (s) => (s.primary.address = 'ddi1.example.net')), message: 'spec.primary.address' },
 ];
 
