@@ -99,8 +99,8 @@ describe("renderDhcpFailover options", () => {
   });
 
   it("puts the include file next to a non-default configPath", () => {
-    const files = renderDhcpFailover(failoverPeer({ configPath: "/etc/dhcp4/main.conf" }), labHosts(), key);
-    expect(files.map((f) => f.path)).toEqual(["/etc/dhcp4/ddi-ha/lab-failover.conf", "/etc/dhcp4/main.conf", "/etc/dhcp4/ddi-ha/lab-failover.conf", "/etc/dhcp4/main.conf"]);
+    const files = renderDhcpFailover(failoverPeer({ configPath: "/etc/dhcpd/main.conf" }), labHosts(), key);
+    expect(files.map((f) => f.path)).toEqual(["/etc/dhcpd/ddi-ha/lab-failover.conf", "/etc/dhcpd/main.conf", "/etc/dhcpd/ddi-ha/lab-failover.conf", "/etc/dhcpd/main.conf"]);
   });
 
   it("renders the network address for a CIDR written with a host address", () => {

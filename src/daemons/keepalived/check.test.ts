@@ -5,6 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { HAPair } from "../../api/index.js";
 import { localHostIO } from "../../exec/host-io.js";
 import type { RenderedFile } from "../../render/types.js";
 import { NOTIFY_SCRIPT_PATH, checkKeepalivedFiles, lintKeepalivedConfig, renderKeepalivedHost, renderKeepalivedPair } from "./index.js";
@@ -99,11 +100,11 @@ describe("checkKeepalivedFiles with the real keepalived -t", () => {
     const configPath = join(root, "etc-keepalived", "keepalived.conf");
     const hosts = labHosts();
     // Another pair is already live on ka-a with VRID 61 on eth0; the candidate pair takes the same VRID.
-    const live = renderKeepalivedPair(haPair({ primary: { host: "ka-a", interface: "eth0", configPath } }, "already-live"), hosts).find(
-      (f) => f.host === "ka-a" && f.ownership === "owned",
-    )!;
+    // A scratch configPath, which admission would refuse (outside /etc/keepalived/): set after the schema.
+    const inScratchDir = (pair: HAPair): HAPair => ({ ...pair, spec: { ...pair.spec, primary: { ...pair.spec.primary, configPath } } });
+    const live = renderKeepalivedPair(inScratchDir(haPair({}, "already-live")), hosts).find((f) => f.host === "ka-a" && f.ownership === "owned")!;
     await localHostIO.writeFile(live.path, live.content, 0o644);
-    const candidate = onHost(renderKeepalivedPair(haPair({ primary: { host: "ka-a", interface: "eth0", configPath } }, "newcomer"), hosts), "ka-a");
+    const candidate = onHost(renderKeepalivedPair(inScratchDir(haPair({}, "newcomer")), hosts), "ka-a");
 
     const together = await checkKeepalivedFiles(candidate, labIO, await workDir());
     expect(together.ok).toBe(false);

@@ -171,8 +171,8 @@ describe("renderKeepalivedPair choices", () => {
     const b = keepalivedInstanceNames(haPair({}, "b", "c-a"));
     expect(a.ipv4).not.toBe(b.ipv4);
     expect(a.ipv4).toMatch(/^[A-Za-z0-9_.-]+$/);
-    expect(keepalivedPairFilePath(haPair({ primary: { host: "ka-a", interface: "eth0", configPath: "/opt/ka/main.conf" } }), "primary")).toBe(
-      "/opt/ka/ddi-ha.d/lab_lab-vip.conf",
+    expect(keepalivedPairFilePath(haPair({ primary: { host: "ka-a", interface: "eth0", configPath: "/etc/keepalived/sub/main.conf" } }), "primary")).toBe(
+      "/etc/keepalived/sub/ddi-ha.d/lab_lab-vip.conf",
     );
   });
 });
@@ -199,7 +199,7 @@ describe("renderKeepalivedPair refuses specs it cannot render, naming the field"
     },
     {
       name: "unicast with an IPv6 node address for the IPv4 VIP",
-      pair: () => haPair({ unicast: true, secondary: { host: "ka-b", interface: "eth1", address: "2001:db8::3" } }),
+      pair: () => bypassingSchema(haPair(), { unicast: true, secondary: { ...haPair().spec.secondary, address: "2001:db8::3" } }),
       field: "spec.secondary.address",
       message: /spec\.secondary\.address 2001:db8::3 is not IPv4/,
     },
@@ -217,13 +217,13 @@ describe("renderKeepalivedPair refuses specs it cannot render, naming the field"
     },
     {
       name: "authPass with a fractional advert interval",
-      pair: () => haPair({ authPass: "abc", advertInterval: "500ms" }),
+      pair: () => bypassingSchema(haPair(), { authPass: "abc", advertInterval: "500ms" }),
       field: "spec.authPass",
       message: /spec\.authPass needs VRRPv2/,
     },
     {
       name: "advert interval not in 10ms units",
-      pair: () => haPair({ advertInterval: "1005ms" }),
+      pair: () => bypassingSchema(haPair(), { advertInterval: "1005ms" }),
       field: "spec.advertInterval",
       message: /units of 10ms/,
     },
