@@ -5,7 +5,9 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { KINDS } from "../api/index.js";
-import type { ManifestDocument } from "../manifests/load.js";
+import type { KubeItem } from "../engine/kube-status.js";
+
+export { type KubeItem, itemsAsDocuments, statusMergePatch } from "../engine/kube-status.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -19,31 +21,11 @@ export interface KubectlOptions {
   cacheDir?: string;
 }
 
-export interface KubeItem {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; generation?: number; [k: string]: unknown };
-  spec?: unknown;
-  status?: Record<string, unknown>;
-  [k: string]: unknown;
-}
-
 /** kind → plural resource name with group, e.g. HAPair → hapairs.ddi-ha.io. */
 export function resourceOf(kind: string): string {
   const def = KINDS.find((k) => k.kind === kind);
   if (!def) throw new Error(`not a ddi-ha kind: ${kind}`);
   return `${def.plural}.ddi-ha.io`;
-}
-
-/**
- * A JSON merge patch (RFC 7386) that turns `previous` into `next` at the top level: keys that
- * disappeared become null. Arrays (conditions, nodes) are replaced whole by a merge patch, which
- * is what makes a condition that is no longer true (Reconciling, Stalled) go away.
- */
-export function statusMergePatch(previous: Record<string, unknown> | undefined, next: object): { status: Record<string, unknown> } {
-  const status: Record<string, unknown> = { ...(next as Record<string, unknown>) };
-  for (const key of Object.keys(previous ?? {})) if (!(key in status)) status[key] = null;
-  return { status };
 }
 
 export class Kubectl {
@@ -99,12 +81,4 @@ export class Kubectl {
       JSON.stringify(patch),
     ]);
   }
-}
-
-/** API objects as manifest documents, so the same validation the CLI runs builds the set. */
-export function itemsAsDocuments(items: readonly KubeItem[], server: string): ManifestDocument[] {
-  return items.map((item) => ({
-    source: `${server} ${item.kind} ${item.metadata.namespace ?? "default"}/${item.metadata.name}`,
-    object: item as unknown as Record<string, unknown>,
-  }));
 }

@@ -1,11 +1,11 @@
 // The lab's reconcile loop body: read the namespace from the API server, validate it as the CLI
 // does, run one reconcile pass over SSH, and write every status to the /status subresource.
-import { isDeepStrictEqual } from "node:util";
 import type { DDIHostStatus, DDIResource } from "../api/index.js";
 import { manifestSessionProvider, statusHostKeyPins } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { formatProblem, validateManifests } from "../validation/validate.js";
-import { type KubeItem, Kubectl, itemsAsDocuments, statusMergePatch } from "./kubectl.js";
+import { type KubeItem, itemsAsDocuments, needsApply, statusPatchIfChanged } from "../engine/kube-status.js";
+import type { Kubectl } from "./kubectl.js";
 import { type ComputedStatus, type PassMemory, reconcilePass } from "../engine/reconcile-pass.js";
 import { summarizeStatus } from "../status/summary.js";
 
@@ -21,16 +21,7 @@ export interface LabPassOptions {
   apply: boolean | "needed";
 }
 
-/** Whether the operator would apply this object now, judged from what the API server holds. */
-export function needsApply(item: Pick<KubeItem, "metadata" | "status"> | undefined): boolean {
-  if (!item) return false;
-  const status = (item.status ?? {}) as { observedGeneration?: number; conditions?: { type: string; status: string; reason?: string }[] };
-  if (status.observedGeneration !== item.metadata.generation) return true;
-  const applied = status.conditions?.find((c) => c.type === "ConfigApplied");
-  if (applied?.status === "True") return false;
-  // A spec the daemon's check or the renderer refused fails the same way until it changes (Stalled).
-  return applied?.reason !== "ConfigRejected" && applied?.reason !== "InvalidSpec";
-}
+export { needsApply } from "../engine/kube-status.js";
 
 export interface LabPassResult {
   /** One line per resource, e.g. `hapair/lab-vip  Ready=True (VIPOnPrimary)  active=primary`. */
@@ -65,11 +56,10 @@ export async function runLabPass(options: LabPassOptions): Promise<LabPassResult
       const item = itemOf.get(keyOf(resource));
       summary.set(`${SHORT[resource.kind]}/${resource.metadata.name}`, summarizeStatus(resource.kind, status as Record<string, unknown>));
       if (!item) return;
-      // Through JSON: the API server stores JSON, so undefined fields must not count as a change.
-      const next = JSON.parse(JSON.stringify(status)) as Record<string, unknown>;
-      if (isDeepStrictEqual(item.status ?? {}, next)) return;
+      const patch = statusPatchIfChanged(item.status, status);
+      if (!patch) return;
       try {
-        await kubectl.patchStatus(item, statusMergePatch(item.status, next));
+        await kubectl.patchStatus(item, patch);
       } catch (err) {
         writeErrors.push(`${resource.kind} ${resource.metadata.name}: ${(err as Error).message}`);
       }

@@ -1,7 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { statusMergePatch } from "./kubectl.js";
-import { summarizeStatus } from "../status/summary.js";
-import { needsApply } from "./lab-pass.js";
+import { needsApply, statusMergePatch, statusPatchIfChanged } from "./kube-status.js";
 
 const cond = (type: string, status: string, reason = "R", message = "m") => ({ type, status, reason, message });
 
@@ -33,31 +31,12 @@ describe("needsApply", () => {
   });
 });
 
-describe("summarizeStatus", () => {
-  it("names the VIP holder and the VRRP states of an HAPair", () => {
-    const line = summarizeStatus("HAPair", {
-      activeNode: "primary",
-      nodes: [
-        { host: "h1", vrrpState: "MASTER", holdsVIP: true },
-        { host: "h2", vrrpState: "BACKUP", holdsVIP: false },
-      ],
-      conditions: [cond("Ready", "True", "VIPOnPrimary")],
-    });
-    expect(line).toBe("Ready=True (VIPOnPrimary)  active=primary  h1:MASTER+VIP h2:BACKUP");
+describe("statusPatchIfChanged", () => {
+  it("is undefined when the computed status equals the stored one, undefined fields aside", () => {
+    expect(statusPatchIfChanged({ activeNode: "primary", conditions: [cond("Ready", "True")] }, { activeNode: "primary", failoverCount: undefined, conditions: [cond("Ready", "True")] })).toBeUndefined();
   });
 
-  it("adds the abnormal conditions and the Ready message when not Ready", () => {
-    const line = summarizeStatus("DhcpFailoverPeer", {
-      primaryState: "partner-down",
-      secondaryState: "unknown",
-      conditions: [cond("Ready", "False", "DhcpdNotRunning", "dhcpd is not running on the secondary h2"), cond("PartnerDown", "True")],
-    });
-    expect(line).toBe("Ready=False (DhcpdNotRunning)  primary=partner-down secondary=unknown  PartnerDown  \n      dhcpd is not running on the secondary h2");
-  });
-
-  it("lists Kea peers with their HA states", () => {
-    expect(
-      summarizeStatus("KeaHACluster", { health: "OK", peers: [{ name: "h3", state: "hot-standby" }, { name: "h4", state: "hot-standby" }], conditions: [cond("Ready", "True", "AllPeersServing")] }),
-    ).toBe("Ready=True (AllPeersServing)  health=OK  h3:hot-standby h4:hot-standby");
+  it("is the merge patch when anything differs", () => {
+    expect(statusPatchIfChanged({ activeNode: "primary", pools: [] }, { activeNode: "secondary" })).toEqual({ status: { activeNode: "secondary", pools: null } });
   });
 });
