@@ -113,6 +113,20 @@ describe("WorkQueue", () => {
     expect(q.numRequeues("ns")).toBe(0);
   });
 
+  it("a retry may cap its delay below the backoff", async () => {
+    const h = controllableHandler();
+    const q = new WorkQueue({ workers: 1, handle: h.handle });
+    q.add("ns");
+    // 1 s, 2 s, then 2.5 s instead of 4 s.
+    for (const delay of [1_000, 2_000, 2_500]) {
+      await h.finish("ns", { retry: true, maxRetryDelayMs: 2_500 });
+      await vi.advanceTimersByTimeAsync(delay - 1);
+      expect(h.running()).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(h.running()).toEqual(["ns"]);
+    }
+  });
+
   it("caps the backoff at 5 minutes", () => {
     expect([0, 1, 2, 8, 9, 50, 5000].map((n) => backoffDelay(RECONCILE_BACKOFF, n))).toEqual([1_000, 2_000, 4_000, 256_000, 300_000, 300_000, 300_000]);
   });

@@ -7,6 +7,8 @@ import { type BackoffPolicy, RECONCILE_BACKOFF, backoffDelay } from "./backoff.j
 export interface WorkResult {
   /** Try again with this key's exponential backoff (the pass did not get everything done). */
   retry?: boolean;
+  /** Caps this retry's delay (e.g. at the drift interval: a pass that is only waiting need not wait longer than a resync). */
+  maxRetryDelayMs?: number;
   /** After a pass that did its work: look again after this long (drift that nothing can watch). */
   requeueAfterMs?: number;
 }
@@ -72,10 +74,10 @@ export class WorkQueue {
   }
 
   /** add(key) after this key's next backoff delay (1 s, 2 s, 4 s … by default). Returns the delay. */
-  addRateLimited(key: string): number {
+  addRateLimited(key: string, maxDelayMs = Infinity): number {
     const failures = this.failures.get(key) ?? 0;
     this.failures.set(key, failures + 1);
-    const delay = backoffDelay(this.options.backoff ?? RECONCILE_BACKOFF, failures);
+    const delay = Math.min(backoffDelay(this.options.backoff ?? RECONCILE_BACKOFF, failures), maxDelayMs);
     this.options.metrics?.retried();
     this.addAfter(key, delay);
     return delay;
@@ -132,7 +134,7 @@ export class WorkQueue {
     }
     if (this.shuttingDown) return;
     if (result.retry) {
-      this.addRateLimited(key);
+      this.addRateLimited(key, result.maxRetryDelayMs);
       return;
     }
     this.forget(key);

@@ -1,0 +1,120 @@
+// The controller's Kubernetes I/O through @kubernetes/client-node: list and watch the ddi-ha
+// kinds, write /status and finalizers with JSON merge patches, read the Secrets hosts reference.
+import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
+import { API_GROUP, API_GROUP_VERSION, API_VERSION, kindDefinition } from "../api/index.js";
+import type { KubeItem } from "../engine/kube-status.js";
+
+export const CONTROLLER_FIELD_MANAGER = "ddi-ha-controller";
+
+/** client-node's patch calls default to json-patch; every patch here is a merge patch (RFC 7386). */
+const MERGE_PATCH = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+function pluralOf(kind: string): string {
+  const def = kindDefinition(kind);
+  if (!def) throw new Error(`not a ddi-ha kind: ${kind}`);
+  return def.plural;
+}
+
+/** The collection's URL path, all namespaces when `namespace` is undefined. */
+export function collectionPath(kind: string, namespace: string | undefined): string {
+  return `/apis/${API_GROUP}/${API_VERSION}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ""}/${pluralOf(kind)}`;
+}
+
+/** The HTTP status of a client-node error, if it has one. */
+export function statusCodeOf(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const e = err as { statusCode?: unknown; code?: unknown } | undefined;
+  if (typeof e?.statusCode === "number") return e.statusCode;
+  return typeof e?.code === "number" ? e.code : undefined;
+}
+
+/**
+ * One line for a log or a status message. client-node's ApiException message carries every
+ * response header; the API server's Status message is what says what went wrong.
+ */
+export function kubeErrorMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body = err.body as { message?: string; reason?: string } | string | undefined;
+    const message = typeof body === "object" && body?.message ? body.message : typeof body === "string" ? body.slice(0, 300) : "";
+    return `HTTP ${err.code}${message ? `: ${message}` : ""}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export interface KubeList {
+  items: KubeItem[];
+  resourceVersion: string;
+}
+
+export class KubeClient {
+  readonly watch: Watch;
+  private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+
+  constructor(readonly kubeConfig: KubeConfig) {
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.watch = new Watch(kubeConfig);
+  }
+
+  async list(kind: string, namespace: string | undefined): Promise<KubeList> {
+    const base = { group: API_GROUP, version: API_VERSION, plural: pluralOf(kind) };
+    const list = (namespace ? await this.custom.listNamespacedCustomObject({ ...base, namespace }) : await this.custom.listClusterCustomObject(base)) as {
+      items?: KubeItem[];
+      metadata?: { resourceVersion?: string };
+    };
+    // A list's items may come without apiVersion and kind; the validator needs both.
+    const items = (list.items ?? []).map((item) => ({ ...item, apiVersion: item.apiVersion ?? API_GROUP_VERSION, kind: item.kind ?? kind }));
+    return { items, resourceVersion: list.metadata?.resourceVersion ?? "" };
+  }
+
+  /** Writes `patch` ({status: …}) through the /status subresource, so spec and metadata stay untouched. */
+  async patchStatus(item: Pick<KubeItem, "kind" | "metadata">, patch: object): Promise<void> {
+    await this.custom.patchNamespacedCustomObjectStatus(
+      { ...this.objectRef(item), body: patch, fieldManager: CONTROLLER_FIELD_MANAGER },
+      MERGE_PATCH,
+    );
+  }
+
+  /**
+   * Sets metadata.finalizers. A merge patch replaces the list whole, so it carries the
+   * resourceVersion it was computed from: a concurrent change to the object fails it with 409
+   * instead of dropping someone else's finalizer.
+   */
+  async setFinalizers(item: Pick<KubeItem, "kind" | "metadata">, finalizers: string[]): Promise<KubeItem> {
+    return (await this.custom.patchNamespacedCustomObject(
+      {
+        ...this.objectRef(item),
+        body: { metadata: { finalizers, resourceVersion: item.metadata.resourceVersion } },
+        fieldManager: CONTROLLER_FIELD_MANAGER,
+      },
+      MERGE_PATCH,
+    )) as KubeItem;
+  }
+
+  /** A Secret as a manifest document (`data` stays base64), or undefined when there is none. Never logged. */
+  async readSecret(namespace: string, name: string): Promise<KubeItem | undefined> {
+    try {
+      const secret = await this.core.readNamespacedSecret({ namespace, name });
+      return {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name, namespace },
+        data: secret.data ?? {},
+      };
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private objectRef(item: Pick<KubeItem, "kind" | "metadata">) {
+    return {
+      group: API_GROUP,
+      version: API_VERSION,
+      plural: pluralOf(item.kind),
+      namespace: item.metadata.namespace ?? "default",
+      name: item.metadata.name,
+    };
+  }
+}

@@ -1,0 +1,203 @@
+// One kind's list+watch with a cache, restarted on every error. client-node's ListWatch gives up
+// on any error but 410 and has no liveness check, so the loop is our own around its Watch:
+//   list → cache, then watch from the list's resourceVersion; a clean end or a client-side
+//   timeout re-watches from the last resourceVersion; 410 Gone re-lists; any other error waits
+//   (1 s doubling to 30 s) and re-lists; no event or bookmark for `livenessTimeoutMs` re-lists.
+import type { Logger } from "pino";
+import type { KubeItem } from "../engine/kube-status.js";
+import { type BackoffPolicy, backoffDelay } from "./backoff.js";
+import { type KubeClient, collectionPath, kubeErrorMessage, statusCodeOf } from "./kube-client.js";
+
+export const WATCH_RESTART_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 30_000 };
+export const DEFAULT_LIVENESS_TIMEOUT_MS = 5 * 60_000;
+
+export type WatchEventType = "added" | "modified" | "deleted";
+
+export interface ResourceWatcherOptions {
+  client: KubeClient;
+  kind: string;
+  /** Undefined: every namespace. */
+  namespace?: string | undefined;
+  /** Called after the cache has the change (for a deletion: no longer has the object); `previous` is what the cache held. */
+  onChange(item: KubeItem, type: WatchEventType, previous?: KubeItem): void;
+  log: Logger;
+  livenessTimeoutMs?: number;
+  onRestart?(reason: "error" | "gone" | "silent"): void;
+}
+
+type RawEvent = { type: string; object: KubeItem & { code?: number } };
+
+const cacheKey = (item: KubeItem) => `${item.metadata.namespace ?? ""}/${item.metadata.name}`;
+
+export class ResourceWatcher {
+  private readonly cache = new Map<string, KubeItem>();
+  private resourceVersion = "";
+  private abort: AbortController | undefined;
+  private stopped = false;
+  private failures = 0;
+  private lastActivity = Date.now();
+  private watchdog: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private synced = false;
+  private readonly livenessTimeoutMs: number;
+  /** Bumped on every (re)start, so that callbacks of a watch we abandoned are ignored. */
+  private generation = 0;
+
+  constructor(private readonly options: ResourceWatcherOptions) {
+    this.livenessTimeoutMs = options.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS;
+  }
+
+  get kind(): string {
+    return this.options.kind;
+  }
+
+  /** True once the first list is in the cache. */
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** The cached objects of one namespace. */
+  list(namespace: string): KubeItem[] {
+    return [...this.cache.values()].filter((i) => i.metadata.namespace === namespace);
+  }
+
+  namespaces(): Set<string> {
+    return new Set([...this.cache.values()].map((i) => i.metadata.namespace ?? ""));
+  }
+
+  start(): void {
+    this.stopped = false;
+    const period = Math.max(1_000, Math.floor(this.livenessTimeoutMs / 4));
+    this.watchdog = setInterval(() => this.checkLiveness(), period);
+    this.watchdog.unref?.();
+    void this.relist();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.generation++;
+    clearInterval(this.watchdog);
+    clearTimeout(this.retryTimer);
+    this.abort?.abort();
+    this.abort = undefined;
+  }
+
+  private checkLiveness(): void {
+    if (this.stopped || Date.now() - this.lastActivity < this.livenessTimeoutMs) return;
+    this.options.log.warn({ kind: this.kind, silentForMs: Date.now() - this.lastActivity }, "watch silent for too long: listing again");
+    this.restart("silent", 0);
+  }
+
+  /** Abandons the current watch and lists again after `delayMs`. */
+  private restart(reason: "error" | "gone" | "silent", delayMs: number): void {
+    this.generation++;
+    this.abort?.abort();
+    this.abort = undefined;
+    clearTimeout(this.retryTimer);
+    this.options.onRestart?.(reason);
+    // Until the new list lands, silence is expected: do not let the watchdog fire again.
+    this.lastActivity = Date.now() + delayMs;
+    this.retryTimer = setTimeout(() => void this.relist(), delayMs);
+    this.retryTimer.unref?.();
+  }
+
+  private failed(err: unknown, during: string): void {
+    const delay = backoffDelay(WATCH_RESTART_BACKOFF, this.failures++);
+    this.options.log.warn({ kind: this.kind, err: kubeErrorMessage(err), retryInMs: delay }, `${during} failed: retrying`);
+    this.restart("error", delay);
+  }
+
+  private async relist(): Promise<void> {
+    if (this.stopped) return;
+    const generation = ++this.generation;
+    let listed;
+    try {
+      listed = await this.options.client.list(this.kind, this.options.namespace);
+    } catch (err) {
+      if (generation === this.generation) this.failed(err, "list");
+      return;
+    }
+    if (generation !== this.generation || this.stopped) return;
+    this.lastActivity = Date.now();
+    this.failures = 0;
+    this.replaceCache(listed.items);
+    this.resourceVersion = listed.resourceVersion;
+    this.synced = true;
+    await this.watchFromLast(generation);
+  }
+
+  /** The list is the truth: objects that changed or vanished while we did not watch are reported. */
+  private replaceCache(items: KubeItem[]): void {
+    const fresh = new Map(items.map((i) => [cacheKey(i), i]));
+    for (const [key, old] of this.cache) {
+      if (!fresh.has(key)) {
+        this.cache.delete(key);
+        this.options.onChange(old, "deleted");
+      }
+    }
+    for (const [key, item] of fresh) {
+      const old = this.cache.get(key);
+      this.cache.set(key, item);
+      if (!old) this.options.onChange(item, "added");
+      else if (old.metadata.resourceVersion !== item.metadata.resourceVersion) this.options.onChange(item, "modified", old);
+    }
+  }
+
+  private async watchFromLast(generation: number): Promise<void> {
+    const path = collectionPath(this.kind, this.options.namespace);
+    // The server ends the watch after timeoutSeconds (spread so watchers do not reconnect at once).
+    const timeoutSeconds = 240 + Math.floor(Math.random() * 120);
+    try {
+      const abort = await this.options.client.watch.watch(
+        path,
+        { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+        (type: string, object: RawEvent["object"]) => {
+          if (generation === this.generation) this.onEvent({ type, object });
+        },
+        (err: unknown) => {
+          if (generation === this.generation) this.onDone(err, generation);
+        },
+      );
+      if (generation === this.generation && !this.stopped) this.abort = abort;
+      else abort.abort();
+    } catch (err) {
+      if (generation === this.generation) this.failed(err, "watch");
+    }
+  }
+
+  private onEvent({ type, object }: RawEvent): void {
+    this.lastActivity = Date.now();
+    this.failures = 0;
+    if (type === "ERROR") {
+      // The API server says the resourceVersion is too old (410): the stream ends, onDone re-lists.
+      if (object.code === 410) this.resourceVersion = "";
+      return;
+    }
+    if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
+    if (type === "BOOKMARK") return;
+    const item = { ...object, kind: object.kind ?? this.kind };
+    if (type === "DELETED") {
+      this.cache.delete(cacheKey(item));
+      this.options.onChange(item, "deleted");
+    } else if (type === "ADDED" || type === "MODIFIED") {
+      const previous = this.cache.get(cacheKey(item));
+      this.cache.set(cacheKey(item), item);
+      this.options.onChange(item, previous ? "modified" : "added", previous);
+    }
+  }
+
+  private onDone(err: unknown, generation: number): void {
+    this.abort = undefined;
+    if (this.stopped) return;
+    const code = statusCodeOf(err);
+    const timedOut = (err as { name?: string } | null)?.name === "TimeoutError";
+    if (code === 410 || (!err && this.resourceVersion === "")) {
+      this.restart("gone", 0);
+    } else if (err && !timedOut) {
+      this.failed(err, "watch");
+    } else {
+      // A clean end (the server's timeoutSeconds) or client-node's inactivity timeout: resume.
+      void this.watchFromLast(generation);
+    }
+  }
+}
