@@ -1,6 +1,7 @@
 // `ddi-ha`: the operator's engine without Kubernetes. validate and render need no I/O beyond
 // reading manifests and writing the output directory.
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { DURATION_RE, durationToMs } from "../api/index.js";
 import { runApply, runRender, runStatus, runValidate } from "./commands.js";
 
 const program = new Command()
@@ -51,6 +52,36 @@ program
   .option("--known-hosts <file>", "where TrustOnFirstUse host keys are pinned", undefined)
   .action(async (opts: { filename: string[]; output: "table" | "json" | "yaml"; knownHosts?: string }) => {
     process.exitCode = await runStatus(opts.filename, process.stdout, process.stderr, opts);
+  });
+
+const durationMs = (value: string) => {
+  if (!DURATION_RE.test(value) || durationToMs(value) < 1000) throw new InvalidArgumentError('expected a duration of at least 1s, such as "60s" or "5m"');
+  return durationToMs(value);
+};
+
+const positiveInt = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected ${what}`);
+  return n;
+};
+
+program
+  .command("controller")
+  .description("Run the in-cluster controller: watch the ddi-ha resources, reconcile each namespace over SSH, write status; serve /metrics, /healthz and /readyz.")
+  .option("-n, --namespace <ns>", "watch only this namespace (default: all namespaces)")
+  .option("--metrics-port <port>", "port for /metrics, /healthz and /readyz", positiveInt("a port number"), 8080)
+  .addOption(new Option("--resync <duration>", "drift check interval after a settled pass (jittered by up to 10%)").argParser(durationMs).default(60_000, "60s"))
+  .option("--workers <n>", "namespaces reconciled at once", positiveInt("a number of workers"), 4)
+  .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)")
+  .action(async (opts: { namespace?: string; metricsPort: number; resync: number; workers: number; kubeconfig?: string }) => {
+    const { runController } = await import("./controller-command.js");
+    process.exitCode = await runController({
+      metricsPort: opts.metricsPort,
+      resyncMs: opts.resync,
+      workers: Math.max(1, opts.workers),
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+      ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
+    });
   });
 
 try {
