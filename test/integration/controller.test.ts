@@ -1,0 +1,187 @@
+// The in-cluster controller, run in this process against the global-setup kube-apiserver and a
+// fresh two-host lab: it watches an HAPair and its DDIHosts, applies the pair over SSH, writes
+// status until `kubectl wait --for=condition=Ready` returns, re-applies a spec edit, and on
+// deletion takes the pair's keepalived file off both hosts before the finalizer lets the object
+// go. Host state is checked with docker exec, independent of the engine under test.
+import { Writable } from 'node:stream';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify } from 'yaml';
+import { API_GROUP_VERSION } from '../../src/api/index.js';
+import { CLEANUP_FINALIZER, Controller, ControllerMetrics, type HealthServer, startHealthServer } from '../../src/controller/index.js';
+import { Kubectl } from '../../src/lab/kubectl.js';
+import { LOG_REDACT_PATHS } from '../../src/ssh/index.js';
+import { type Lab, startLab } from '../lab/lab.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const provided = inject('ddiHaControlPlane');
+// Each run gets its own namespace: without a controller-manager, namespaces never finish deleting.
+const namespace = `ddi-ha-ctrl-${Date.now().toString(36)}`;
+const PAIR = 'ctrl-vip';
+
+let lab: Lab;
+let dir: string;
+let kubectl: Kubectl;
+let controller: Controller | undefined;
+let server: HealthServer | undefined;
+const logLines: string[] = [];
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  observedGeneration?: number;
+}
+
+async function getJson(resource: string): Promise<{ metadata: { generation: number; finalizers?: string[] }; spec: any; status: any }> {
+  return JSON.parse(await kubectl.run(['get', resource, '-n', namespace, '-o', 'json']));
+}
+
+const condition = (status: { conditions?: Condition[] } | undefined, type: string) => status?.conditions?.find((c) => c.type === type);
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+const pairFile = (host: number) => lab.hosts[host]!.exec(['test', '-e', `/etc/keepalived/ddi-ha.d/${namespace}_${PAIR}.conf`]).then((r) => r.exitCode === 0);
+const vip = () => `${lab.network.spare(0)}/${lab.network.prefixLength}`;
+const holdsVip = async (host: number) => (await lab.hosts[host]!.run(['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'])).includes(`inet ${vip()}`);
+
+function manifests(): string {
+  const meta = (name: string) => ({ name, namespace });
+  const hosts = lab.hosts.map((h, i) => ({
+    apiVersion: API_GROUP_VERSION,
+    kind: 'DDIHost',
+    metadata: meta(`h${i + 1}`),
+    spec: { address: h.sshHost, port: h.sshPort, credentialsSecretRef: { name: 'lab-ssh' }, hostKey: h.hostKeyLine, hostKeyPolicy: 'Pinned' },
+  }));
+  const pair = {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'HAPair',
+    metadata: meta(PAIR),
+    spec: {
+      primary: { host: 'h1', interface: lab.hosts[0]!.interface },
+      secondary: { host: 'h2', interface: lab.hosts[1]!.interface },
+      virtualIP: vip(),
+      virtualRouterID: 61,
+      services: { dns: false, dhcp: 'None' },
+    },
+  };
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: meta('lab-ssh'), type: 'Opaque', stringData: { privateKey: lab.privateKey } },
+    ...hosts,
+    pair,
+  ]
+    .map((o) => stringify(o, { lineWidth: 0 }))
+    .join('---\n');
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ddi-ha-controller-'));
+  kubectl = new Kubectl({ binary: provided.kubectl, kubeconfig: provided.kubeconfigPath, cacheDir: join(dir, 'kube-cache') });
+  lab = await startLab({ hosts: 2 });
+  await kubectl.applyServerSide([join(repoRoot, 'crds')]);
+  await kubectl.waitForCrds();
+});
+
+afterAll(async () => {
+  await controller?.stop();
+  await server?.close();
+  await lab?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the controller on a real kube-apiserver and two lab hosts', () => {
+  it('applies a new HAPair and writes status until kubectl wait --for=condition=Ready returns, the VIP on the primary', async () => {
+    await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], { stdin: manifests() });
+
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(provided.kubeconfigPath);
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        logLines.push(...String(chunk).trimEnd().split('\n'));
+        done();
+      },
+    });
+    const log = pino({ level: 'debug', redact: [...LOG_REDACT_PATHS] }, sink);
+    const metrics = new ControllerMetrics();
+    controller = new Controller({ kubeConfig, namespace, resyncMs: 60_000, log, metrics });
+    server = await startHealthServer({ port: 0, host: '127.0.0.1', registry: metrics.registry, isReady: () => controller!.ready });
+    controller.start();
+
+    const started = Date.now();
+    const waited = await kubectl.run(['wait', '--for=condition=Ready', `hap/${PAIR}`, 'ddih/h1', 'ddih/h2', '-n', namespace, '--timeout=180s'], { timeoutMs: 190_000 });
+    console.log(`controller: HAPair Ready ${Date.now() - started} ms after start`);
+    expect(waited).toContain(`hapair.ddi-ha.io/${PAIR} condition met`);
+
+    const hap = await getJson(`hap/${PAIR}`);
+    expect(hap.metadata.finalizers).toContain(CLEANUP_FINALIZER);
+    expect(hap.status).toMatchObject({ observedGeneration: hap.metadata.generation, activeNode: 'primary' });
+    expect(condition(hap.status, 'Ready')).toMatchObject({ status: 'True', reason: 'VIPOnPrimary', observedGeneration: hap.metadata.generation });
+    expect(condition(hap.status, 'ConfigApplied')).toMatchObject({ status: 'True' });
+    expect(await holdsVip(0)).toBe(true);
+    expect(await holdsVip(1)).toBe(false);
+    expect((await fetch(`http://127.0.0.1:${server.port}/readyz`)).status).toBe(200);
+  });
+
+  it('a spec edit bumps generation; the controller re-applies it and observedGeneration follows', async () => {
+    await kubectl.run(['patch', 'hap', PAIR, '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { primary: { priority: 200 } } })]);
+    const generation = (await getJson(`hap/${PAIR}`)).metadata.generation;
+    expect(generation).toBe(2);
+    const hap = await until('the edit to be applied and observed', async () => {
+      const h = await getJson(`hap/${PAIR}`);
+      const ready = condition(h.status, 'Ready');
+      return h.status?.observedGeneration === generation && ready?.status === 'True' && ready.observedGeneration === generation ? h : undefined;
+    });
+    expect(condition(hap.status, 'ConfigApplied')).toMatchObject({ status: 'True', observedGeneration: generation });
+    const onHost = await lab.hosts[0]!.run(['cat', `/etc/keepalived/ddi-ha.d/${namespace}_${PAIR}.conf`]);
+    expect(onHost).toMatch(/priority 200\b/);
+  });
+
+  it('deleting the HAPair removes its keepalived file from both hosts, then the finalizer lets the object go', async () => {
+    expect([await pairFile(0), await pairFile(1)]).toEqual([true, true]);
+    await kubectl.run(['delete', 'hap', PAIR, '-n', namespace, '--wait=false']);
+    await until('the HAPair to disappear', async () => {
+      const out = await kubectl.run(['get', 'hap', '-n', namespace, '-o', 'name']);
+      return out.includes(PAIR) ? undefined : true;
+    });
+    expect([await pairFile(0), await pairFile(1)]).toEqual([false, false]);
+    expect(await until('the VIP to leave h1', async () => ((await holdsVip(0)) ? undefined : true), 30_000)).toBe(true);
+    // The DDIHosts stay, Ready.
+    expect(condition((await getJson('ddih/h1')).status, 'Ready')).toMatchObject({ status: 'True' });
+  });
+
+  it('/metrics counts the passes and the ready resources; no log line carries the SSH key', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${server!.port}/metrics`)).text();
+    const successes = Number(/^ddi_ha_reconcile_total\{controller="namespace",result="success"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    expect(successes).toBeGreaterThan(0);
+    expect(text).toMatch(/^ddi_ha_reconcile_time_seconds_count\{controller="namespace"\} [1-9]/m);
+    expect(text).toMatch(/^ddi_ha_workqueue_adds_total\{name="namespace"\} [1-9]/m);
+    expect(text).toContain(`ddi_ha_resource_ready{kind="DDIHost",namespace="${namespace}",name="h1"} 1`);
+    // The deleted pair's series went with it.
+    expect(text).not.toContain(`name="${PAIR}"`);
+
+    const keyBody = lab.privateKey.split('\n').find((l) => l.length > 40)!;
+    expect(logLines.length).toBeGreaterThan(0);
+    expect(logLines.filter((l) => l.includes(keyBody))).toEqual([]);
+    const passes = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'reconciled');
+    expect(passes[0]).toMatchObject({ controller: 'namespace', namespace, reconcileID: expect.any(String) });
+  });
+});
