@@ -17,6 +17,8 @@ import { CLEANUP_FINALIZER, Controller, ControllerMetrics, type HealthServer, st
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { LOG_REDACT_PATHS } from '../../src/ssh/index.js';
 import { type Lab, startLab } from '../lab/lab.js';
+import { hostSha256, interfaceAddresses } from './apply-lab.js';
+import { eventually } from './observe-lab.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const provided = inject('ddiHaControlPlane');
@@ -44,24 +46,10 @@ async function getJson(resource: string): Promise<{ metadata: { generation: numb
 
 const condition = (status: { conditions?: Condition[] } | undefined, type: string) => status?.conditions?.find((c) => c.type === type);
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 1_000));
-  }
-}
-
-const pairFile = (host: number) => lab.hosts[host]!.exec(['test', '-e', `/etc/keepalived/ddi-ha.d/${namespace}_${PAIR}.conf`]).then((r) => r.exitCode === 0);
+const pairFilePath = () => `/etc/keepalived/ddi-ha.d/${namespace}_${PAIR}.conf`;
+const hasPairFile = async (host: number) => (await hostSha256(lab.hosts[host]!, pairFilePath())) !== 'absent';
 const vip = () => `${lab.network.spare(0)}/${lab.network.prefixLength}`;
-const holdsVip = async (host: number) => (await lab.hosts[host]!.run(['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'])).includes(`inet ${vip()}`);
+const holdsVip = async (host: number) => (await interfaceAddresses(lab.hosts[host]!)).includes(vip());
 
 function manifests(): string {
   const meta = (name: string) => ({ name, namespace });
@@ -145,25 +133,27 @@ describe('the controller on a real kube-apiserver and two lab hosts', () => {
     await kubectl.run(['patch', 'hap', PAIR, '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { primary: { priority: 200 } } })]);
     const generation = (await getJson(`hap/${PAIR}`)).metadata.generation;
     expect(generation).toBe(2);
-    const hap = await until('the edit to be applied and observed', async () => {
+    const hap = await eventually('the edit to be applied and observed', async () => {
       const h = await getJson(`hap/${PAIR}`);
       const ready = condition(h.status, 'Ready');
       return h.status?.observedGeneration === generation && ready?.status === 'True' && ready.observedGeneration === generation ? h : undefined;
-    });
+    }, 120_000, 1_000);
     expect(condition(hap.status, 'ConfigApplied')).toMatchObject({ status: 'True', observedGeneration: generation });
-    const onHost = await lab.hosts[0]!.run(['cat', `/etc/keepalived/ddi-ha.d/${namespace}_${PAIR}.conf`]);
+    const onHost = await lab.hosts[0]!.run(['cat', pairFilePath()]);
     expect(onHost).toMatch(/priority 200\b/);
   });
 
   it('deleting the HAPair removes its keepalived file from both hosts, then the finalizer lets the object go', async () => {
-    expect([await pairFile(0), await pairFile(1)]).toEqual([true, true]);
+    expect([await hasPairFile(0), await hasPairFile(1)]).toEqual([true, true]);
     await kubectl.run(['delete', 'hap', PAIR, '-n', namespace, '--wait=false']);
-    await until('the HAPair to disappear', async () => {
-      const out = await kubectl.run(['get', 'hap', '-n', namespace, '-o', 'name']);
-      return out.includes(PAIR) ? undefined : true;
-    });
-    expect([await pairFile(0), await pairFile(1)]).toEqual([false, false]);
-    expect(await until('the VIP to leave h1', async () => ((await holdsVip(0)) ? undefined : true), 30_000)).toBe(true);
+    await eventually(
+      'the HAPair to disappear',
+      async () => ((await kubectl.run(['get', 'hap', '-n', namespace, '-o', 'name'])).includes(PAIR) ? undefined : true),
+      120_000,
+      1_000,
+    );
+    expect([await hasPairFile(0), await hasPairFile(1)]).toEqual([false, false]);
+    expect(await eventually('the VIP to leave h1', async () => ((await holdsVip(0)) ? undefined : true), 30_000)).toBe(true);
     // The DDIHosts stay, Ready.
     expect(condition((await getJson('ddih/h1')).status, 'Ready')).toMatchObject({ status: 'True' });
   });
