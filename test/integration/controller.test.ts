@@ -13,7 +13,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { API_GROUP_VERSION } from '../../src/api/index.js';
-import { CLEANUP_FINALIZER, Controller, ControllerMetrics, type HealthServer, startHealthServer } from '../../src/controller/index.js';
+import { CLEANUP_FINALIZER, Controller, ControllerMetrics, type HealthServer, KubeClient, startHealthServer } from '../../src/controller/index.js';
+import { ResourceWatcher } from '../../src/controller/watcher.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { LOG_REDACT_PATHS } from '../../src/ssh/index.js';
 import { type Lab, startLab } from '../lab/lab.js';
@@ -173,5 +174,38 @@ describe('the controller on a real kube-apiserver and two lab hosts', () => {
     expect(logLines.filter((l) => l.includes(keyBody))).toEqual([]);
     const passes = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'reconciled');
     expect(passes[0]).toMatchObject({ controller: 'namespace', namespace, reconcileID: expect.any(String) });
+  });
+});
+
+describe('a watcher on the real API server', () => {
+  it('re-lists when its watch stays silent past the liveness timeout, then keeps watching', async () => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(provided.kubeconfigPath);
+    const events: string[] = [];
+    const restarts: string[] = [];
+    const watcher = new ResourceWatcher({
+      client: new KubeClient(kubeConfig),
+      kind: 'DDIHost',
+      namespace,
+      log: pino({ level: 'silent' }),
+      livenessTimeoutMs: 2_000,
+      onChange: (item, type) => events.push(`${type} ${item.metadata.name}`),
+      onRestart: (reason) => restarts.push(reason),
+    });
+    watcher.start();
+    try {
+      await eventually('the first list', async () => (watcher.hasSynced ? true : undefined), 10_000);
+      expect(watcher.list(namespace).map((i) => i.metadata.name).sort()).toEqual(['h1', 'h2']);
+      expect(events.sort()).toEqual(['added h1', 'added h2']);
+      // Nothing changes in the namespace: the watchdog re-lists; the cache is the same, so nothing is reported.
+      await eventually('a silent-watch re-list', async () => (restarts.includes('silent') ? true : undefined), 15_000);
+      await eventually('the re-list', async () => (watcher.list(namespace).length === 2 ? true : undefined), 10_000);
+      expect(events).toHaveLength(2);
+      // And it watches again after the re-list.
+      await kubectl.run(['annotate', 'ddih', 'h2', '-n', namespace, 'test/poke=1']);
+      await eventually('the annotation event', async () => (events.includes('modified h2') ? true : undefined), 15_000);
+    } finally {
+      watcher.stop();
+    }
   });
 });
