@@ -68,7 +68,19 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
     return { resources: 0, errors: [], waiting: [], statusesWritten: 0 };
   }
   const errors: string[] = [];
-  const secrets = (await Promise.all(referencedSecretNames(items).map((name) => client.readSecret(namespace, name)))).filter((s) => s !== undefined);
+  // A Secret we may not read (RBAC, say) is left out: the hosts that need it report why, and the pass is retried.
+  const unreadable = new Map<string, string>();
+  const secrets = (
+    await Promise.all(
+      referencedSecretNames(items).map((name) =>
+        client.readSecret(namespace, name).catch((err: unknown) => {
+          unreadable.set(name, kubeErrorMessage(err));
+          errors.push(`Secret ${name}: cannot read it: ${kubeErrorMessage(err)}`);
+          return undefined;
+        }),
+      ),
+    )
+  ).filter((s) => s !== undefined);
 
   // Our finalizer goes on before anything is applied, so no applied pair can vanish unseen.
   items = await Promise.all(
@@ -86,7 +98,11 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
   const deleting = (r: DDIResource) => Boolean(itemOf.get(keyOf(r))?.metadata.deletionTimestamp);
   // TrustOnFirstUse pins live in status.observedHostKey, which this pass reads and writes.
   const pins = statusHostKeyPins((host) => (itemOf.get(keyOf(host))?.status as DDIHostStatus | undefined)?.observedHostKey);
-  const sessionOf = manifestSessionProvider(set, deps.transport, pins);
+  const sessionOf = manifestSessionProvider(set, deps.transport, pins, (ns, name) =>
+    unreadable.has(name)
+      ? `the controller could not read it (${unreadable.get(name)}); let its service account get Secrets in ${ns}`
+      : `create it in namespace ${ns} with the SSH private key under privateKey`,
+  );
 
   let statusesWritten = 0;
   const writeStatus = async (item: KubeItem, status: object): Promise<void> => {

@@ -50,6 +50,15 @@ function recordingTransport() {
 }
 
 describe("manifestSessionProvider", () => {
+  it("a missing credentials Secret names it and says what to do where the set came from", async () => {
+    const { set, host } = hostSet("Pinned");
+    set.secrets.clear();
+    const { transport } = recordingTransport();
+    const pins = statusHostKeyPins(() => undefined);
+    await expect(manifestSessionProvider(set, transport, pins)(host)).rejects.toThrow(/names Secret "ssh".*add the Secret to the files you pass with -f/);
+    await expect(manifestSessionProvider(set, transport, pins, (ns, name) => `create ${ns}/${name}`)(host)).rejects.toThrow(/names Secret "ssh".*create lab\/ssh$/);
+  });
+
   it("TrustOnFirstUse: pins the key recorded in status.observedHostKey, and names status as the store", async () => {
     const { set, host } = hostSet("TrustOnFirstUse");
     const { transport, calls } = recordingTransport();

@@ -76,15 +76,27 @@ export class PinnedHostKeys implements HostKeyPins {
   }
 }
 
-/** A SessionProvider over one SshTransport, reading each host's credentials from the set. */
-export function manifestSessionProvider(set: ManifestSet, transport: Pick<SshTransport, "session">, pins: HostKeyPins): SessionProvider {
+/** What to do about a credentials Secret the set lacks, where the set comes from files (the CLI). */
+export const SECRET_FROM_FILES_HINT = "add the Secret to the files you pass with -f";
+
+/**
+ * A SessionProvider over one SshTransport, reading each host's credentials from the set.
+ * `missingSecretHint(namespace, name)` ends the message when the Secret is missing: what to do
+ * depends on where the set came from (files, or the API server).
+ */
+export function manifestSessionProvider(
+  set: ManifestSet,
+  transport: Pick<SshTransport, "session">,
+  pins: HostKeyPins,
+  missingSecretHint: (namespace: string, name: string) => string = () => SECRET_FROM_FILES_HINT,
+): SessionProvider {
   return async (host) => {
     const ref = host.spec.credentialsSecretRef.name;
     const secret = set.secrets.get(objectKey(host.metadata.namespace, ref));
     const privateKey = secret?.values.privateKey;
     if (!privateKey) {
       throw new Error(
-        `${describeResource(host)}: spec.credentialsSecretRef names Secret "${ref}", which is not in the manifest set or has no privateKey: add the Secret to the files you pass with -f`,
+        `${describeResource(host)}: spec.credentialsSecretRef names Secret "${ref}", which is not in the manifest set or has no privateKey: ${missingSecretHint(host.metadata.namespace ?? "default", ref)}`,
       );
     }
     const pinned = host.spec.hostKeyPolicy === "TrustOnFirstUse" ? pins.get(host) : undefined;
