@@ -7,8 +7,6 @@ import { promisify } from "node:util";
 import { KINDS } from "../api/index.js";
 import type { KubeItem } from "../engine/kube-status.js";
 
-export { type KubeItem, itemsAsDocuments, statusMergePatch } from "../engine/kube-status.js";
-
 const execFileAsync = promisify(execFile);
 
 export const LAB_FIELD_MANAGER = "ddi-ha-lab";

@@ -21,8 +21,6 @@ export interface LabPassOptions {
   apply: boolean | "needed";
 }
 
-export { needsApply } from "../engine/kube-status.js";
-
 export interface LabPassResult {
   /** One line per resource, e.g. `hapair/lab-vip  Ready=True (VIPOnPrimary)  active=primary`. */
   summary: Map<string, string>;

@@ -3,6 +3,8 @@
 // status until `kubectl wait --for=condition=Ready` returns, re-applies a spec edit, and on
 // deletion takes the pair's keepalived file off both hosts before the finalizer lets the object
 // go. Host state is checked with docker exec, independent of the engine under test.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -207,5 +209,33 @@ describe('a watcher on the real API server', () => {
     } finally {
       watcher.stop();
     }
+  });
+});
+
+describe('ddi-ha controller, the command', () => {
+  it('serves /readyz once it has listed every kind, and stops cleanly on SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'bin', 'ddi-ha.js'), 'controller', '--kubeconfig', provided.kubeconfigPath, '--namespace', namespace, '--metrics-port', '0', '--resync', '30s'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const lines: string[] = [];
+    child.stdout.on('data', (d: Buffer) => lines.push(...String(d).trimEnd().split('\n')));
+    child.stderr.on('data', (d: Buffer) => lines.push(...String(d).trimEnd().split('\n')));
+    try {
+      const port = await eventually(
+        'the serving line',
+        async () => lines.map((l) => /"port":(\d+)/.exec(l)?.[1]).find(Boolean),
+        30_000,
+      );
+      await eventually('/readyz = 200', async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined), 30_000);
+      // The namespace still holds the DDIHosts: the command reconciles it like the in-process controller.
+      await eventually('a reconciled pass', async () => (lines.some((l) => l.includes('"msg":"reconciled"')) ? true : undefined), 60_000);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = await once(child, 'exit');
+    expect(code, lines.join('\n')).toBe(0);
+    expect(lines.some((l) => l.includes('"msg":"controller stopped"'))).toBe(true);
   });
 });
