@@ -1,6 +1,6 @@
 // One controller reconcile: one reconcilePass over every ddi-ha object of a namespace, read from
 // the watchers' caches (the Secrets they reference from the API server). Like the lab's
-// runLabPass, with client-node instead of kubectl, plus the HAPair finalizer. See ADR 0010 for
+// runLabPass, with client-node instead of kubectl, plus the HAPair finalizer. See ADR 0011 for
 // why the namespace, not the object, is the unit.
 import type { Logger } from "pino";
 import type { DDIHostStatus, DDIResource } from "../api/index.js";
