@@ -1,5 +1,5 @@
 // The in-cluster controller: a watcher per kind feeds namespace keys into the work queue, and
-// each pass is reconcileNamespace over the watchers' caches. See ADR 0010.
+// each pass is reconcileNamespace over the watchers' caches. See ADR 0011.
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { KubeConfig } from "@kubernetes/client-node";
