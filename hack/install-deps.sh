@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the lab need: the daemons whose own config checkers
-# the unit tests run (keepalived -t, dhcpd -t, kea-dhcp4 -t), and the tools behind the lab.
+# the unit tests run (keepalived -t, dhcpd -t, kea-dhcp4 -t), promtool for the alert rules, and
+# the tools behind the lab.
 # Idempotent: a machine that has everything does nothing.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ packages=(
   nftables procps                                            # nft (dropping VRRP adverts in a netns), ps
   docker.io debootstrap                                      # the host lab
   etcd-server                                                # fallback etcd for the control plane
+  prometheus                                                 # promtool check rules / test rules on the chart's alerts
 )
 
 missing=()
@@ -26,6 +28,6 @@ fi
 echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# The daemons' postinst scripts try to start services; on a machine without systemd that fails
-# harmlessly, and the tests never use the machine's own instances.
+# The daemons' postinst scripts (prometheus's too) try to start services; on a machine without
+# systemd that fails harmlessly, and the tests never use the machine's own instances.
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

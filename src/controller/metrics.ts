@@ -1,9 +1,116 @@
 // Prometheus metrics with controller-runtime's names under ddi_ha_, in a registry of their own
-// (several controllers in one process, as in tests, do not collide).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+// (several controllers in one process, as in tests, do not collide), plus gauges of what each
+// pass computed into the statuses, which the alert rules in the chart read (ADR 0013).
+import { Counter, Gauge, Histogram, type LabelValues, Registry, collectDefaultMetrics } from "prom-client";
+import type { DDIHostStatus, DhcpFailoverPeerStatus, HAPairStatus, KeaHAClusterStatus } from "../api/index.js";
+import type { ResourceStatus } from "../engine/reconcile-pass.js";
+import { findCondition, isTrue } from "../status/index.js";
 import type { WorkQueueMetrics } from "./work-queue.js";
 
 export type ReconcileResultLabel = "success" | "requeue" | "error";
+const RESULTS: readonly ReconcileResultLabel[] = ["success", "requeue", "error"];
+
+/** What a pass computed for one object: the engine's ComputedStatus, of which the kind and name are read. */
+export interface PublishedStatus {
+  resource: { kind: string; metadata: { name: string } };
+  status: ResourceStatus;
+}
+
+interface Series<L extends string> {
+  labels: LabelValues<L>;
+  value: number;
+}
+
+/**
+ * A gauge whose series belong to namespaces. A namespace is published whole after each pass:
+ * the series it had and no longer has (an object deleted, a state left) are removed, so nothing
+ * reads a deleted pair or a state that has passed.
+ */
+export class NamespacedGauge<L extends string> {
+  readonly gauge: Gauge<L | "namespace">;
+  private readonly labelNames: readonly (L | "namespace")[];
+  private readonly published = new Map<string, Map<string, LabelValues<L | "namespace">>>();
+
+  /** `labelNames` includes `namespace`, in the order the series print their labels. */
+  constructor(config: { name: string; help: string; labelNames: readonly (L | "namespace")[] }, registers: Registry[]) {
+    this.labelNames = config.labelNames;
+    this.gauge = new Gauge({ name: config.name, help: config.help, labelNames: config.labelNames, registers });
+  }
+
+  publish(namespace: string, series: readonly Series<L>[]): void {
+    const now = new Map<string, LabelValues<L | "namespace">>();
+    for (const s of series) {
+      const all = { ...s.labels, namespace } as LabelValues<L | "namespace">;
+      // prom-client prints labels in the object's order.
+      const labels = Object.fromEntries(this.labelNames.map((l) => [l, all[l]])) as LabelValues<L | "namespace">;
+      now.set(JSON.stringify(Object.values(labels)), labels);
+      this.gauge.set(labels, s.value);
+    }
+    for (const [key, labels] of this.published.get(namespace) ?? new Map()) {
+      if (!now.has(key)) this.gauge.remove(labels);
+    }
+    if (now.size > 0) this.published.set(namespace, now);
+    else this.published.delete(namespace);
+  }
+}
+
+/** The namespace's series per status gauge, gathered from one pass's statuses. */
+type StatusSeries = { [G in keyof StatusGauges]: StatusGauges[G] extends NamespacedGauge<infer L> ? Series<L>[] : never };
+
+interface StatusGauges {
+  resourceReady: NamespacedGauge<"kind" | "name">;
+  resourceStalled: NamespacedGauge<"kind" | "name">;
+  hapairSplitBrain: NamespacedGauge<"name">;
+  hapairActiveNode: NamespacedGauge<"name" | "node">;
+  hapairFailoverCount: NamespacedGauge<"name">;
+  dhcpFailoverState: NamespacedGauge<"name" | "side" | "state">;
+  dhcpPoolLeases: NamespacedGauge<"name" | "subnet" | "kind">;
+  keaHealth: NamespacedGauge<"name" | "health">;
+  keaPeerState: NamespacedGauge<"name" | "peer" | "state">;
+  hostReachable: NamespacedGauge<"name">;
+  hostClockOffset: NamespacedGauge<"name">;
+  hostNtpSynchronized: NamespacedGauge<"name">;
+}
+
+const bool = (b: boolean) => (b ? 1 : 0);
+
+function addHAPair(out: StatusSeries, name: string, s: HAPairStatus): void {
+  if (s.activeNode !== undefined) {
+    out.hapairSplitBrain.push({ labels: { name }, value: bool(s.activeNode === "both") });
+    out.hapairActiveNode.push({ labels: { name, node: s.activeNode }, value: 1 });
+  }
+  if (s.failoverCount !== undefined) out.hapairFailoverCount.push({ labels: { name }, value: s.failoverCount });
+}
+
+function addDhcpFailoverPeer(out: StatusSeries, name: string, s: DhcpFailoverPeerStatus): void {
+  for (const [side, state] of [["primary", s.primaryState], ["secondary", s.secondaryState]] as const) {
+    if (state !== undefined) out.dhcpFailoverState.push({ labels: { name, side, state }, value: 1 });
+  }
+  // One subnet is one series per kind: should dhcpd ever log two pools of one subnet, they add up.
+  const bySubnet = new Map<string, { total: number; free: number; backup: number }>();
+  for (const p of s.pools ?? []) {
+    const sum = bySubnet.get(p.subnet) ?? { total: 0, free: 0, backup: 0 };
+    bySubnet.set(p.subnet, { total: sum.total + p.total, free: sum.free + p.free, backup: sum.backup + p.backup });
+  }
+  for (const [subnet, counts] of bySubnet) {
+    for (const kind of ["total", "free", "backup"] as const) out.dhcpPoolLeases.push({ labels: { name, subnet, kind }, value: counts[kind] });
+  }
+}
+
+function addKeaHACluster(out: StatusSeries, name: string, s: KeaHAClusterStatus): void {
+  if (s.health !== undefined) out.keaHealth.push({ labels: { name, health: s.health }, value: 1 });
+  for (const p of s.peers ?? []) out.keaPeerState.push({ labels: { name, peer: p.name, state: p.state }, value: 1 });
+}
+
+function addDDIHost(out: StatusSeries, name: string, s: DDIHostStatus): void {
+  const reachable = findCondition(s.conditions, "Reachable")?.status;
+  if (reachable === "True" || reachable === "False") out.hostReachable.push({ labels: { name }, value: bool(reachable === "True") });
+  // An unreachable host keeps its last facts in status; a gauge of them would look current.
+  if (reachable !== "True") return;
+  const clock = findCondition(s.conditions, "ClockSynchronized")?.status;
+  if (s.clockOffsetSeconds !== undefined && clock !== "Unknown") out.hostClockOffset.push({ labels: { name }, value: s.clockOffsetSeconds });
+  if (s.ntpSynchronized !== undefined) out.hostNtpSynchronized.push({ labels: { name }, value: bool(s.ntpSynchronized) });
+}
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -13,9 +120,7 @@ export class ControllerMetrics {
   readonly workqueueDepth: Gauge<"name">;
   readonly workqueueAdds: Counter<"name">;
   readonly workqueueRetries: Counter<"name">;
-  readonly resourceReady: Gauge<"kind" | "namespace" | "name">;
-  /** The resource_ready series published per namespace, to remove those of deleted objects. */
-  private readonly readySeries = new Map<string, Map<string, { kind: string; name: string }>>();
+  readonly status: StatusGauges;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -32,16 +137,55 @@ export class ControllerMetrics {
     this.workqueueDepth = new Gauge({ name: "ddi_ha_workqueue_depth", help: "Keys waiting in the work queue.", labelNames: ["name"], registers });
     this.workqueueAdds = new Counter({ name: "ddi_ha_workqueue_adds_total", help: "Keys added to the work queue.", labelNames: ["name"], registers });
     this.workqueueRetries = new Counter({ name: "ddi_ha_workqueue_retries_total", help: "Keys re-added with backoff.", labelNames: ["name"], registers });
-    this.resourceReady = new Gauge({
-      name: "ddi_ha_resource_ready",
-      help: "1 when the resource's Ready condition is True, else 0.",
-      labelNames: ["kind", "namespace", "name"],
-      registers,
-    });
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly (L | "namespace")[]) => new NamespacedGauge<L>({ name, help, labelNames }, registers);
+    this.status = {
+      resourceReady: gauge("ddi_ha_resource_ready", "1 when the resource's Ready condition is True, else 0.", ["kind", "namespace", "name"]),
+      resourceStalled: gauge("ddi_ha_resource_stalled", "1 when the resource is Stalled (its spec cannot succeed until it changes), else 0.", ["kind", "namespace", "name"]),
+      hapairSplitBrain: gauge("ddi_ha_hapair_split_brain", "1 while both nodes of the HAPair hold its VIP (status.activeNode both), else 0.", ["namespace", "name"]),
+      hapairActiveNode: gauge(
+        "ddi_ha_hapair_active_node",
+        "1 for the node that holds the HAPair's VIP now (status.activeNode: primary, secondary, none, or both in split brain); the other values have no series.",
+        ["namespace", "name", "node"],
+      ),
+      hapairFailoverCount: gauge(
+        "ddi_ha_hapair_failover_count",
+        "VIP moves between the HAPair's nodes, as counted in status.failoverCount. A gauge, not a counter: the count lives in the object's status and outlasts controller restarts, so it is copied, not counted here; it only goes up, so delta() or changes() over a window tell the moves in it.",
+        ["namespace", "name"],
+      ),
+      dhcpFailoverState: gauge(
+        "ddi_ha_dhcp_failover_state",
+        "1 for each side's current dhcpd failover state (status.primaryState, status.secondaryState); unknown while its dhcpd is stopped or its host unreachable.",
+        ["namespace", "name", "side", "state"],
+      ),
+      dhcpPoolLeases: gauge(
+        "ddi_ha_dhcp_pool_leases",
+        "Addresses in the failover pools of a subnet: total, free (free leases the primary may hand out) and backup (those the secondary may), from dhcpd's pool balance lines (status.pools).",
+        ["namespace", "name", "subnet", "kind"],
+      ),
+      keaHealth: gauge("ddi_ha_kea_health", "1 for the KeaHACluster's current health: OK (every peer serving), Impaired (a peer unreachable or not serving) or Down (none serving).", ["namespace", "name", "health"]),
+      keaPeerState: gauge("ddi_ha_kea_peer_state", "1 for each Kea peer's current HA state, as its status-get reports it (status.peers[].state).", ["namespace", "name", "peer", "state"]),
+      hostReachable: gauge("ddi_ha_host_reachable", "1 when the last pass reached the DDIHost over SSH with the expected host key (its Reachable condition), else 0.", ["namespace", "name"]),
+      hostClockOffset: gauge(
+        "ddi_ha_host_clock_offset_seconds",
+        "The DDIHost's clock minus the operator's, measured on the last pass (corrected by RTT/2); no series while the host cannot be read.",
+        ["namespace", "name"],
+      ),
+      hostNtpSynchronized: gauge("ddi_ha_host_ntp_synchronized", "1 when the DDIHost reports its clock NTP-synchronized (timedatectl), else 0; no series while unknown.", ["namespace", "name"]),
+    };
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "ddi_ha_" });
   }
 
+  /**
+   * The queue is named after its controller, as in controller-runtime, which also starts the
+   * controller's reconcile counters at 0 here: rate() and absent() then see a controller that has
+   * had nothing to reconcile yet.
+   */
   forQueue(name: string): WorkQueueMetrics {
+    for (const result of RESULTS) this.reconcileTotal.inc({ controller: name, result }, 0);
+    this.reconcileErrors.inc({ controller: name }, 0);
+    this.workqueueDepth.set({ name }, 0);
+    this.workqueueAdds.inc({ name }, 0);
+    this.workqueueRetries.inc({ name }, 0);
     return {
       added: () => this.workqueueAdds.inc({ name }),
       retried: () => this.workqueueRetries.inc({ name }),
@@ -49,14 +193,22 @@ export class ControllerMetrics {
     };
   }
 
-  /** Sets the namespace's Ready gauges to exactly these resources: gone objects lose their series. */
-  setNamespaceReadiness(namespace: string, ready: readonly { kind: string; name: string; ready: boolean }[]): void {
-    const now = new Map(ready.map((r) => [`${r.kind}/${r.name}`, r]));
-    for (const [key, { kind, name }] of this.readySeries.get(namespace) ?? new Map()) {
-      if (!now.has(key)) this.resourceReady.remove({ kind, namespace, name });
+  /** Sets the namespace's status gauges to exactly what this pass computed: gone objects and left states lose their series. */
+  publishNamespace(namespace: string, statuses: readonly PublishedStatus[]): void {
+    const out = Object.fromEntries(Object.keys(this.status).map((k) => [k, []])) as unknown as StatusSeries;
+    for (const { resource, status } of statuses) {
+      const { kind } = resource;
+      const name = resource.metadata.name;
+      out.resourceReady.push({ labels: { kind, name }, value: bool(isTrue(status.conditions, "Ready")) });
+      out.resourceStalled.push({ labels: { kind, name }, value: bool(isTrue(status.conditions, "Stalled")) });
+      // The engine computed each kind's own status, so the kind says which it is.
+      if (kind === "HAPair") addHAPair(out, name, status as HAPairStatus);
+      else if (kind === "DhcpFailoverPeer") addDhcpFailoverPeer(out, name, status as DhcpFailoverPeerStatus);
+      else if (kind === "KeaHACluster") addKeaHACluster(out, name, status as KeaHAClusterStatus);
+      else if (kind === "DDIHost") addDDIHost(out, name, status as DDIHostStatus);
     }
-    for (const r of ready) this.resourceReady.set({ kind: r.kind, namespace, name: r.name }, r.ready ? 1 : 0);
-    if (now.size > 0) this.readySeries.set(namespace, now);
-    else this.readySeries.delete(namespace);
+    for (const key of Object.keys(this.status) as (keyof StatusGauges)[]) {
+      (this.status[key] as NamespacedGauge<string>).publish(namespace, out[key]);
+    }
   }
 }

@@ -9,7 +9,7 @@ import { type KubeItem, itemsAsDocuments, needsApply, statusPatchIfChanged } fro
 import { type ComputedStatus, type PassMemory, reconcilePass } from "../engine/reconcile-pass.js";
 import { manifestSessionProvider, statusHostKeyPins } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
-import { findCondition, isTrue, setCondition } from "../status/index.js";
+import { isTrue, setCondition } from "../status/index.js";
 import { validateManifests } from "../validation/validate.js";
 import { CLEANUP_FINALIZER, addingFinalizer, removeHAPairFromHosts, removingFinalizer } from "./finalizer.js";
 import { type KubeClient, kubeErrorMessage } from "./kube-client.js";
@@ -64,7 +64,7 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
   const now = deps.now ?? (() => new Date());
   let items = deps.objectsIn(namespace);
   if (items.length === 0) {
-    deps.metrics.setNamespaceReadiness(namespace, []);
+    deps.metrics.publishNamespace(namespace, []);
     return { resources: 0, errors: [], waiting: [], statusesWritten: 0 };
   }
   const errors: string[] = [];
@@ -162,9 +162,6 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
       if (item) await writeStatus(item, status);
     }),
   );
-  deps.metrics.setNamespaceReadiness(
-    namespace,
-    result.statuses.map(({ resource, status }) => ({ kind: resource.kind, name: resource.metadata.name, ready: findCondition(status.conditions, "Ready")?.status === "True" })),
-  );
+  deps.metrics.publishNamespace(namespace, result.statuses);
   return { resources: items.length, errors, waiting: waitingResources(result.statuses), statusesWritten };
 }
