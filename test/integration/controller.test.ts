@@ -181,6 +181,13 @@ describe('the controller on a real kube-apiserver and two lab hosts', () => {
 
 describe('a watcher on the real API server', () => {
   it('re-lists when its watch stays silent past the liveness timeout, then keeps watching', async () => {
+    // A namespace of its own that no controller writes to: the watch must really be silent.
+    const quiet = `${namespace}-watch`;
+    const hostDoc = (name: string, address: string) =>
+      stringify({ apiVersion: API_GROUP_VERSION, kind: 'DDIHost', metadata: { name, namespace: quiet }, spec: { address, credentialsSecretRef: { name: 'none' }, hostKeyPolicy: 'TrustOnFirstUse' } });
+    await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], {
+      stdin: [stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: quiet } }), hostDoc('h1', '198.18.0.11'), hostDoc('h2', '198.18.0.12')].join('---\n'),
+    });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(provided.kubeconfigPath);
     const events: string[] = [];
@@ -188,7 +195,7 @@ describe('a watcher on the real API server', () => {
     const watcher = new ResourceWatcher({
       client: new KubeClient(kubeConfig),
       kind: 'DDIHost',
-      namespace,
+      namespace: quiet,
       log: pino({ level: 'silent' }),
       livenessTimeoutMs: 2_000,
       onChange: (item, type) => events.push(`${type} ${item.metadata.name}`),
@@ -197,14 +204,14 @@ describe('a watcher on the real API server', () => {
     watcher.start();
     try {
       await eventually('the first list', async () => (watcher.hasSynced ? true : undefined), 10_000);
-      expect(watcher.list(namespace).map((i) => i.metadata.name).sort()).toEqual(['h1', 'h2']);
+      expect(watcher.list(quiet).map((i) => i.metadata.name).sort()).toEqual(['h1', 'h2']);
       expect(events.sort()).toEqual(['added h1', 'added h2']);
       // Nothing changes in the namespace: the watchdog re-lists; the cache is the same, so nothing is reported.
       await eventually('a silent-watch re-list', async () => (restarts.includes('silent') ? true : undefined), 15_000);
-      await eventually('the re-list', async () => (watcher.list(namespace).length === 2 ? true : undefined), 10_000);
+      await eventually('the re-list', async () => (watcher.list(quiet).length === 2 ? true : undefined), 10_000);
       expect(events).toHaveLength(2);
       // And it watches again after the re-list.
-      await kubectl.run(['annotate', 'ddih', 'h2', '-n', namespace, 'test/poke=1']);
+      await kubectl.run(['annotate', 'ddih', 'h2', '-n', quiet, 'test/poke=1']);
       await eventually('the annotation event', async () => (events.includes('modified h2') ? true : undefined), 15_000);
     } finally {
       watcher.stop();
