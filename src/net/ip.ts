@@ -39,18 +39,30 @@ export function cidrFamily(cidr: string): 0 | 4 | 6 {
   return Number(prefix) <= (family === 4 ? 32 : 128) ? family : 0;
 }
 
-function cidrBits(cidr: string): { family: 4 | 6; value: bigint; prefix: number } | undefined {
+/** A CIDR as numbers, parsed once for repeated overlap checks; undefined when isCIDR() would refuse it. */
+export interface ParsedCidr {
+  family: 4 | 6;
+  value: bigint;
+  prefix: number;
+}
+
+export function parseCidr(cidr: string): ParsedCidr | undefined {
   const family = cidrFamily(cidr);
   if (family === 0) return undefined;
   const [ip, prefix] = cidr.split("/") as [string, string];
   return { family, value: family === 4 ? BigInt(ipv4ToNumber(ip)) : ipv6ToBigInt(ip), prefix: Number(prefix) };
 }
 
-/** Whether two CIDRs of one family share an address (CIDR blocks either nest or are disjoint). */
-export function cidrsOverlap(a: string, b: string): boolean {
-  const pa = cidrBits(a);
-  const pb = cidrBits(b);
-  if (!pa || !pb || pa.family !== pb.family) return false;
+/** Whether two parsed CIDRs of one family share an address (CIDR blocks either nest or are disjoint). */
+export function parsedCidrsOverlap(pa: ParsedCidr, pb: ParsedCidr): boolean {
+  if (pa.family !== pb.family) return false;
   const shift = BigInt((pa.family === 4 ? 32 : 128) - Math.min(pa.prefix, pb.prefix));
   return pa.value >> shift === pb.value >> shift;
+}
+
+/** Whether two CIDRs of one family share an address; false when either is not a CIDR. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const pa = parseCidr(a);
+  const pb = parseCidr(b);
+  return pa !== undefined && pb !== undefined && parsedCidrsOverlap(pa, pb);
 }

@@ -2,7 +2,7 @@
 // these run in `ddi-ha validate` and in the operator, which reports them in status.
 import { isIP, isIPv4 } from "node:net";
 import { type DDIHost, type DDIResource, durationToMs } from "../api/index.js";
-import { cidrsOverlap } from "../net/ip.js";
+import { type ParsedCidr, parseCidr, parsedCidrsOverlap } from "../net/ip.js";
 import { describeResource, type ManifestSet, objectKey, type ValidationProblem } from "./model.js";
 
 interface HostReference {
@@ -64,17 +64,22 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
 
   // VRIDs must be unique among pairs whose VIPs share a subnet (one L2 segment), or both pairs
   // split-brain. Subnets written with different prefixes (10.0.0.5/24, 10.0.0.6/25) still overlap.
-  const vipsByVrid = new Map<number, { vip: string; pair: DDIResource }[]>();
+  // Each VIP is parsed once: many pairs may share a VRID on different segments (bench: 1000 on VRID 51).
+  const vipsByVrid = new Map<number, { vip: string; parsed: ParsedCidr; pair: DDIResource }[]>();
   const pairsByVip = new Map<string, DDIResource>();
   for (const pair of set.haPairs) {
     const vips = [pair.spec.virtualIP, ...(pair.spec.virtualIPv6 ? [pair.spec.virtualIPv6] : [])];
     for (const vip of vips) {
       const field = vip === pair.spec.virtualIP ? "spec.virtualIP" : "spec.virtualIPv6";
+      const parsed = parseCidr(vip);
       const sameVrid = vipsByVrid.get(pair.spec.virtualRouterID) ?? [];
-      const other = sameVrid.find((o) => cidrsOverlap(o.vip, vip));
+      const other = parsed && sameVrid.find((o) => parsedCidrsOverlap(o.parsed, parsed));
       if (other) {
         error(pair, "spec.virtualRouterID", `VRID ${pair.spec.virtualRouterID} is already used by ${describeResource(other.pair)} in the same subnet (${vip} overlaps ${other.vip}): pick another virtualRouterID`);
-      } else vipsByVrid.set(pair.spec.virtualRouterID, [...sameVrid, { vip, pair }]);
+      } else if (parsed) {
+        sameVrid.push({ vip, parsed, pair });
+        vipsByVrid.set(pair.spec.virtualRouterID, sameVrid);
+      }
       const address = vip.split("/")[0]!;
       const sameVip = pairsByVip.get(address);
       if (sameVip) error(pair, field, `VIP ${address} is already used by ${describeResource(sameVip)}: a VIP belongs to one pair`);
@@ -87,7 +92,9 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
   for (const pair of set.haPairs) {
     for (const role of ["primary", "secondary"] as const) {
       const key = objectKey(pair.metadata.namespace, pair.spec[role].host);
-      nodesByHost.set(key, [...(nodesByHost.get(key) ?? []), { pair, role }]);
+      const nodes = nodesByHost.get(key) ?? [];
+      nodes.push({ pair, role });
+      nodesByHost.set(key, nodes);
     }
   }
   for (const nodes of nodesByHost.values()) {
