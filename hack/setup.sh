@@ -35,6 +35,9 @@ setup_lab_tools() {
   eval "$testbin_env"
   export DDI_HA_TESTBIN_DIR KUBE_APISERVER ETCD KUBECTL K8S_VERSION
 
+  step "helm (built from Go modules, cached)"
+  local helm_env; helm_env="$(bash hack/helm.sh)"; eval "$helm_env"; export HELM
+
   step "host-lab image (debootstrap, cached by recipe)"
   DDI_HA_LAB_IMAGE="$(bash hack/build-host-image.sh | tail -n 1)"
   export DDI_HA_LAB_IMAGE TESTCONTAINERS_RYUK_DISABLED=true
