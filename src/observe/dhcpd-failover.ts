@@ -129,11 +129,12 @@ export async function observeDhcpFailoverSide(session: HostSession, target: Dhcp
       omapiThroughForward(session, target),
       session.run(["systemctl", "is-active", "--", unit], { timeoutMs: 15_000 }),
       // Only the pool lines: on a busy server a plain tail is all DHCPDISCOVER/OFFER, and the
-      // balance would go stale. (journalctl exits 1 when nothing matches; that is no pools.)
-      session.run(["journalctl", "-u", unit, "-o", "cat", "-n", String(target.journalLines ?? 50), "--grep", POOL_LINE_PATTERN, "--no-pager"], { timeoutMs: 20_000 }),
+      // balance would go stale. Newest first (-r): bookworm's journalctl 252 prints `-n --grep`
+      // newest first anyway, newer ones oldest first. (It exits 1 when nothing matches: no pools.)
+      session.run(["journalctl", "-u", unit, "-o", "cat", "-r", "-n", String(target.journalLines ?? 50), "--grep", POOL_LINE_PATTERN, "--no-pager"], { timeoutMs: 20_000 }),
     ]);
     const dhcpdActive = active.stdout.trim() === "active";
-    const pools = latestPoolBalances(journal.stdout);
+    const pools = latestPoolBalances(journal.stdout.split("\n").reverse().join("\n"));
     let omapiError: string;
     let forwardError: string | undefined;
     if (forwarded.via === "forward") {

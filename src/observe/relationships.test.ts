@@ -68,7 +68,8 @@ describe("observeDhcpFailoverSide", () => {
     const { session, calls } = scripted((argv) => {
       if (argv[0] === "omshell") return { code: 0, stdout: dhcpdCaptured("omshell-normal.txt"), stderr: "" };
       if (argv[0] === "systemctl") return { code: 0, stdout: "active\n", stderr: "" };
-      if (argv[0] === "journalctl") return { code: 0, stdout: dhcpdCaptured("primary.log"), stderr: "" };
+      // journalctl -r: newest first.
+      if (argv[0] === "journalctl") return { code: 0, stdout: dhcpdCaptured("primary.log").trimEnd().split("\n").reverse().join("\n"), stderr: "" };
       throw new Error(argv.join(" "));
     });
     expect(await observeDhcpFailoverSide(session, target)).toEqual({
@@ -85,7 +86,7 @@ describe("observeDhcpFailoverSide", () => {
     expect(omshell.stdin).toContain('set name = "p"');
     expect(omshell.stdin).toContain("key-algorithm hmac-sha256");
     expect(omshell.stdin).toContain("server 127.0.0.1");
-    expect(calls.find((c) => c.argv[0] === "journalctl")!.argv).toEqual(["journalctl", "-u", "isc-dhcp-server.service", "-o", "cat", "-n", "50", "--grep", POOL_LINE_PATTERN, "--no-pager"]);
+    expect(calls.find((c) => c.argv[0] === "journalctl")!.argv).toEqual(["journalctl", "-u", "isc-dhcp-server.service", "-o", "cat", "-r", "-n", "50", "--grep", POOL_LINE_PATTERN, "--no-pager"]);
   });
 
   it("falls back to the leases file when OMAPI refuses the key, and keeps omshell's complaint", async () => {

@@ -89,6 +89,25 @@ describe("DhcpFailoverPeer, observed", () => {
     expect(pool.free + pool.backup).toBe(50);
   });
 
+  it("reads the newest pool balance from the real journal, past hundreds of other lines", async () => {
+    // A unit of its own whose journal has three balance rounds, then 300 lines of client traffic.
+    const unit = `ddi-ha-pool-lines-${Date.now()}`;
+    const script =
+      'for f in 51 52 53; do echo "balanced pool 55f7984fc050 198.18.77.0/24  total 100  free $f  backup 50  lts 0  max-misbal 15"; done; ' +
+      'i=0; while [ $i -lt 300 ]; do echo "DHCPDISCOVER from 00:11:22:33:44:55 via eth0"; i=$((i+1)); done';
+    await ol.hosts[0]!.run(["systemd-run", "--wait", "--quiet", `--unit=${unit}`, "sh", "-c", script]);
+    const seen = await eventually(
+      "the pool lines in the journal",
+      async () => {
+        const side = await observeDhcpFailoverSide(pSession, { ...target(), unit: `${unit}.service` });
+        return side.pools.length ? side : undefined;
+      },
+      15_000,
+      500,
+    );
+    expect(seen.pools).toEqual([{ subnet: "198.18.77.0/24", total: 100, free: 53, backup: 50, lts: 0 }]);
+  });
+
   it("secondary stopped: the primary shows communications-interrupted", async () => {
     await sSession.run(["systemctl", "stop", "isc-dhcp-server.service"]);
     const seen = await eventually("the primary in communications-interrupted", async () => {
