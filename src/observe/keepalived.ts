@@ -1,10 +1,11 @@
 // Who holds an HAPair's VIP and what keepalived says about itself, per node; and the pair's
 // summary (primary, secondary, none, or both = split brain). The kernel's address list is the
 // truth about the VIP; keepalived's notify channel adds why (MASTER/BACKUP/FAULT).
-import { BlockList, isIPv6 } from "node:net";
+import { isIPv6 } from "node:net";
 import type { HAPairStatus } from "../api/index.js";
 import type { HostSession } from "../exec/host-io.js";
 import { keepalivedStateFilePath, parseKeepalivedStateFile } from "../daemons/keepalived/index.js";
+import { parseCidr, parsedCidrsOverlap } from "../net/ip.js";
 import { sameAddress } from "./address-monitor.js";
 
 export type VrrpState = NonNullable<HAPairStatus["nodes"]>[number]["vrrpState"];
@@ -70,14 +71,16 @@ export function interfaceHoldsAddress(ipJson: string, vip: string): boolean {
  */
 export function vipInInterfaceSubnet(ipJson: string, vip: string): { inSubnet: boolean; addresses: string[] } {
   const bare = vip.split("/")[0]!;
-  const family = isIPv6(bare) ? "ipv6" : "ipv4";
-  const own = addressesOf(ipJson).filter(
-    (a): a is { local: string; prefixlen: number } =>
-      typeof a.local === "string" && typeof a.prefixlen === "number" && (a.family === "inet6") === (family === "ipv6") && !sameAddress(a.local, vip),
-  );
-  const subnets = new BlockList();
-  for (const a of own) subnets.addSubnet(a.local, a.prefixlen, family);
-  return { inSubnet: own.length > 0 && subnets.check(bare, family), addresses: own.map((a) => `${a.local}/${a.prefixlen}`) };
+  const v6 = isIPv6(bare);
+  const address = parseCidr(`${bare}/${v6 ? 128 : 32}`);
+  const own = addressesOf(ipJson)
+    .filter((a): a is { local: string; prefixlen: number } => typeof a.local === "string" && typeof a.prefixlen === "number" && (a.family === "inet6") === v6 && !sameAddress(a.local, vip))
+    .map((a) => `${a.local}/${a.prefixlen}`);
+  const inSubnet = address !== undefined && own.some((cidr) => {
+    const subnet = parseCidr(cidr);
+    return subnet !== undefined && parsedCidrsOverlap(subnet, address);
+  });
+  return { inSubnet, addresses: own };
 }
 
 export interface VipObservation {
