@@ -22,6 +22,7 @@ local READY_FALSE = {
   HostUnreachable = "Degraded",
   InvalidSpec = "Degraded",                  -- with Stalled
   ConfigRejected = "Degraded",               -- with Stalled: the daemon's own checker said no
+  ReferenceNotFound = "Progressing",         -- a DDIHost it names is not there yet; applied once it is
   HostsDiffer = "Degraded",                  -- ddi-ha status: someone changed the files
   DriftUnknown = "Degraded",
   CleanupFailed = "Degraded",                -- being deleted, but the host cleanup failed

@@ -25,6 +25,7 @@ describe("needsApply", () => {
     ["an apply failed: retried", item(1, { observedGeneration: 1, conditions: [cond("ConfigApplied", "False", "ApplyFailed")] }), true],
     ["the daemon refused the config: not retried", item(1, { observedGeneration: 1, conditions: [cond("ConfigApplied", "False", "ConfigRejected")] }), false],
     ["the spec cannot render: not retried", item(1, { observedGeneration: 1, conditions: [cond("ConfigApplied", "False", "InvalidSpec")] }), false],
+    ["a DDIHost it names does not exist yet: retried", item(1, { observedGeneration: 1, conditions: [cond("ConfigApplied", "False", "ReferenceNotFound")] }), true],
     ["no such object", undefined, false],
   ] as const)("%s", (_name, it_, expected) => {
     expect(needsApply(it_)).toBe(expected);

@@ -3,6 +3,7 @@
 // status merge patch (or none, when nothing changed).
 import { isDeepStrictEqual } from "node:util";
 import type { ManifestDocument } from "../manifests/load.js";
+import { STALLING_REASONS } from "../status/apply-outcome.js";
 
 export interface KubeItem {
   apiVersion: string;
@@ -38,7 +39,8 @@ export function needsApply(item: Pick<KubeItem, "metadata" | "status"> | undefin
   const applied = status.conditions?.find((c) => c.type === "ConfigApplied");
   if (applied?.status === "True") return false;
   // A spec the daemon's check or the renderer refused fails the same way until it changes (Stalled).
-  return applied?.reason !== "ConfigRejected" && applied?.reason !== "InvalidSpec";
+  // Anything else is retried: a host that did not answer, a DDIHost that does not exist yet.
+  return applied?.reason === undefined || !STALLING_REASONS.has(applied.reason);
 }
 
 /**

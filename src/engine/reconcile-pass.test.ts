@@ -8,10 +8,11 @@ import { HostKeyMismatchError, HostUnreachableError, fingerprintOf } from "../ss
 import { findCondition } from "../status/index.js";
 import { validateManifests } from "../validation/validate.js";
 import { defaultLabManifests, labManifestYaml } from "../lab/default-manifests.js";
+import { type KubeItem, needsApply } from "./kube-status.js";
 import { newPassMemory, reconcilePass } from "./reconcile-pass.js";
 import type { VerifiedHostKey } from "./render-inputs.js";
 
-function labSet() {
+function labDocuments() {
   const files = defaultLabManifests({
     subnet: "198.18.7.0/24",
     gateway: "198.18.7.1",
@@ -20,7 +21,11 @@ function labSet() {
     privateKey: "unused",
     omapiSecret: Buffer.alloc(32, 1).toString("base64"),
   });
-  const { set, problems } = validateManifests(files.flatMap((f) => parseManifestText(labManifestYaml(f), f.name)));
+  return files.flatMap((f) => parseManifestText(labManifestYaml(f), f.name));
+}
+
+function labSet() {
+  const { set, problems } = validateManifests(labDocuments());
   expect(problems).toEqual([]);
   return set;
 }
@@ -68,6 +73,45 @@ describe("reconcilePass with every host unreachable", () => {
   it("applies only what the predicate picks", async () => {
     const result = await reconcilePass(labSet(), unreachable, { apply: (r) => r.kind === "KeaHACluster" });
     expect([...result.applied.keys()]).toEqual(["KeaHACluster/ddi-ha-lab/lab-kea"]);
+  });
+});
+
+describe("reconcilePass: a DDIHost a relationship names does not exist yet", () => {
+  it("is ReferenceNotFound and not Stalled, so the next pass applies it once the DDIHost is there", async () => {
+    const documents = labDocuments().filter((d) => !(d.object.kind === "DDIHost" && (d.object.metadata as { name: string }).name === "h1"));
+    const { set, problems } = validateManifests(documents);
+    const errors = problems.filter((p) => p.severity === "error");
+    expect(errors.map((p) => [p.resource, p.path, p.kind])).toEqual([
+      ["HAPair ddi-ha-lab/lab-vip", "spec.primary.host", "reference"],
+      ["DhcpFailoverPeer ddi-ha-lab/lab-dhcp", "spec.primary.host", "reference"],
+    ]);
+    const now = new Date("2026-11-22T08:00:00Z");
+    const first = await reconcilePass(set, unreachable, { apply: true, problems, now: () => now });
+    // The renderer's own "does not exist" failure is not a spec problem while the reference is missing.
+    expect(first.applied.get("HAPair/ddi-ha-lab/lab-vip")?.outcome).toEqual({
+      unresolvedReferences: [expect.stringMatching(/^spec\.primary\.host: DDIHost "h1" not found in namespace "ddi-ha-lab"/)],
+    });
+    const items = new Map<string, KubeItem>();
+    for (const kind of ["HAPair", "DhcpFailoverPeer"]) {
+      const { resource, status } = first.statuses.find((s) => s.resource.kind === kind)!;
+      expect(findCondition(status.conditions, "Stalled"), kind).toBeUndefined();
+      expect(findCondition(status.conditions, "ConfigApplied"), kind).toMatchObject({ status: "False", reason: "ReferenceNotFound" });
+      expect(findCondition(status.conditions, "Ready"), kind).toMatchObject({ status: "False", reason: "ReferenceNotFound" });
+      const item = { apiVersion: resource.apiVersion, kind, metadata: { ...resource.metadata }, status: status as Record<string, unknown> };
+      expect(needsApply(item), kind).toBe(true);
+      items.set(kind, item);
+    }
+
+    // The DDIHost appears (Argo CD synced it later): the same spec is applied now.
+    const full = labSet();
+    const second = await reconcilePass(full, unreachable, {
+      apply: (r) => r.kind === "KeaHACluster" || needsApply(items.get(r.kind)),
+      previousStatus: (r) => items.get(r.kind)?.status,
+      now: () => now,
+    });
+    expect(second.applied.get("HAPair/ddi-ha-lab/lab-vip")?.outcome.errors?.length).toBeGreaterThan(0);
+    const hap = second.statuses.find((s) => s.resource.kind === "HAPair")!.status;
+    expect(findCondition(hap.conditions, "ConfigApplied")).toMatchObject({ status: "False", reason: "HostUnreachable" });
   });
 });
 

@@ -121,12 +121,20 @@ async function applyRelationships(
       .filter(wanted)
       .map(async (resource) => {
         const name = describeResource(resource);
+        const own = problems.filter((p) => p.severity === "error" && p.resource === name);
+        const format = (p: ValidationProblem) => `${p.path}: ${p.message}`;
+        const references = own.filter((p) => p.kind === "reference").map(format);
         const specProblems = [
-          ...problems.filter((p) => p.severity === "error" && p.resource === name).map((p) => `${p.path}: ${p.message}`),
-          ...whole.failures.filter((f) => f.resource === name).map((f) => f.message),
+          ...own.filter((p) => p.kind !== "reference").map(format),
+          // With a reference missing, the renderer fails on it too: that says nothing of the spec yet.
+          ...(references.length > 0 ? [] : whole.failures.filter((f) => f.resource === name).map((f) => f.message)),
         ];
         if (specProblems.length > 0) {
           applied.set(kindKey(resource), { resource, outcome: { specProblems } });
+          return;
+        }
+        if (references.length > 0) {
+          applied.set(kindKey(resource), { resource, outcome: { unresolvedReferences: references } });
           return;
         }
         if (inputsError !== undefined) {

@@ -1,7 +1,8 @@
 // What this reconcile pass did to the hosts, and what that means for ConfigApplied, Stalled and
 // Reconciling. Shared by the three relationship kinds.
 import type { ApplyResult } from "../apply/index.js";
-import type { ConditionInput } from "./conditions.js";
+import type { Condition } from "../api/index.js";
+import { type ConditionInput, findCondition } from "./conditions.js";
 
 export interface ApplyOutcome {
   /** Per-host results of this pass's apply. */
@@ -9,17 +10,36 @@ export interface ApplyOutcome {
   /** Hosts where the apply could not even start (unreachable, host key refused), with why. */
   errors?: readonly { host: string; message: string }[];
   /**
-   * Why the spec cannot succeed until it is changed: semantic validation (VRID collision, a
-   * missing DDIHost), a renderer refusal. Makes the object Stalled.
+   * Why the spec cannot succeed until it is changed: semantic validation (a VRID
+   * collision, one machine named twice), a renderer refusal. Makes the object Stalled.
    */
   specProblems?: readonly string[];
+  /**
+   * Objects the spec names that are not there yet (a DDIHost): the spec may be right, and it
+   * applies once they appear, so this is retried (ReferenceNotFound), not Stalled.
+   */
+  unresolvedReferences?: readonly string[];
 }
+
+/** What judgeApply needs of the status before this pass. */
+export interface PreviousApply {
+  conditions?: readonly Condition[];
+  observedGeneration?: number;
+}
+
+/** ConfigApplied reasons that stall the object until its spec changes (needsApply skips them). */
+export const STALLING_REASONS: ReadonlySet<string> = new Set(["InvalidSpec", "ConfigRejected"]);
 
 export interface ApplyVerdict {
   /** undefined: this pass did not apply; keep the previous ConfigApplied. */
   configApplied?: ConditionInput;
   stalled?: ConditionInput;
   reconciling?: ConditionInput;
+  /**
+   * The problem Ready names first, before what the hosts say: the spec's refusal (with Stalled)
+   * or its missing references. Its message is ConfigApplied's, so it is not listed twice.
+   */
+  blocking?: { reason: string; message: string };
   /** Files changed on some host in this pass (services were reloaded). */
   changed: boolean;
 }
@@ -27,16 +47,31 @@ export interface ApplyVerdict {
 /**
  * Reads an apply outcome. A daemon checker that rejected the rendered config (stage validate) or
  * a spec problem stalls the object: retrying the same spec cannot succeed. A busy host lock
- * means work is still in progress. Any other failure is transient and retried with backoff.
+ * means work is still in progress. A reference to an object that is not there yet, and any
+ * other failure, is transient and retried with backoff.
+ *
+ * Without an outcome (this pass did not apply), a refusal of this same generation stands: the
+ * operator skips the apply because of it (needsApply), so Stalled and ConfigApplied stay as the
+ * refusing pass set them, `previous` and `generation` tell which.
  */
-export function judgeApply(outcome: ApplyOutcome | undefined, kind: string): ApplyVerdict {
-  if (!outcome) return { changed: false };
+export function judgeApply(outcome: ApplyOutcome | undefined, kind: string, previous?: PreviousApply, generation?: number): ApplyVerdict {
+  if (!outcome) return previousRefusal(previous, generation) ?? { changed: false };
   const specProblems = outcome.specProblems ?? [];
   if (specProblems.length > 0) {
     const message = `the ${kind} spec cannot be applied until it is changed: ${specProblems.join("; ")}`;
     return {
       configApplied: { type: "ConfigApplied", status: "False", reason: "InvalidSpec", message },
       stalled: { type: "Stalled", status: "True", reason: "InvalidSpec", message },
+      blocking: { reason: "InvalidSpec", message },
+      changed: false,
+    };
+  }
+  const references = outcome.unresolvedReferences ?? [];
+  if (references.length > 0) {
+    const message = `the ${kind} names objects that do not exist (yet): ${references.join("; ")}; the operator applies it once they appear`;
+    return {
+      configApplied: { type: "ConfigApplied", status: "False", reason: "ReferenceNotFound", message },
+      blocking: { reason: "ReferenceNotFound", message },
       changed: false,
     };
   }
@@ -51,6 +86,7 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string): App
     return {
       configApplied: { type: "ConfigApplied", status: "False", reason: "ConfigRejected", message: full },
       stalled: { type: "Stalled", status: "True", reason: "ConfigRejected", message: full },
+      blocking: { reason: "ConfigRejected", message: full },
       changed,
     };
   }
@@ -93,6 +129,22 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string): App
   return {
     configApplied: { type: "ConfigApplied", status: "True", reason: "Applied", message: `the config on ${hosts} matches the spec` },
     changed,
+  };
+}
+
+/** The previous refusal of this generation, re-stated, or undefined when there is none. */
+function previousRefusal(previous: PreviousApply | undefined, generation: number | undefined): ApplyVerdict | undefined {
+  const applied = findCondition(previous?.conditions, "ConfigApplied");
+  if (!applied || applied.status !== "False" || !STALLING_REASONS.has(applied.reason)) return undefined;
+  const observed = applied.observedGeneration ?? previous?.observedGeneration;
+  if (generation === undefined || observed !== generation) return undefined;
+  const stalled = findCondition(previous?.conditions, "Stalled");
+  const keep = (c: Condition): ConditionInput => ({ type: c.type, status: c.status, reason: c.reason, message: c.message });
+  return {
+    configApplied: keep(applied),
+    stalled: stalled?.status === "True" ? keep(stalled) : { type: "Stalled", status: "True", reason: applied.reason, message: applied.message },
+    blocking: { reason: applied.reason, message: applied.message },
+    changed: false,
   };
 }
 

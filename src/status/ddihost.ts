@@ -59,6 +59,17 @@ function clockCondition(name: string, facts: HostFacts, maxOffset: number): Cond
 }
 
 /**
+ * The offset to report: the previous one while the new measurement is within its uncertainty of
+ * it (the same clock, measured again), else the new one rounded to 1 ms. A raw float differs on
+ * every pass, and each difference would be a status write and a watch event.
+ */
+export function reportedClockOffset(measured: number | undefined, uncertainty: number | undefined, previous: number | undefined): number | undefined {
+  if (measured === undefined) return undefined;
+  if (previous !== undefined && Math.abs(measured - previous) <= (uncertainty ?? 0)) return previous;
+  return Math.round(measured * 1000) / 1000;
+}
+
+/**
  * The DDIHost status for one pass. Ready is True when the host is reachable with the expected
  * key and its clock is synchronized. A changed host key stalls the object: nothing but a new
  * spec.hostKey (or a restored host) can fix it. When the host is unreachable the facts of the
@@ -76,7 +87,9 @@ export function computeDDIHostStatus(
   const conditions: ConditionInput[] = [];
   let status: DDIHostStatus;
   if (observation.reachable) {
-    const f = observation.facts;
+    const offset = reportedClockOffset(observation.facts.clockOffsetSeconds, observation.facts.clockOffsetUncertaintySeconds, previousStatus?.clockOffsetSeconds);
+    // The condition reads the reported offset too, so that its message is as steady as the field.
+    const f = { ...observation.facts, clockOffsetSeconds: offset };
     const clock = clockCondition(name, f, maxOffset);
     conditions.push({ type: "Reachable", status: "True", reason: "Connected", message: `${name} answers over SSH with the expected host key` });
     conditions.push(clock);

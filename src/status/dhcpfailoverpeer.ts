@@ -34,7 +34,7 @@ export function computeDhcpFailoverPeerStatus(
   generation: number,
   now: Date,
 ): DhcpFailoverPeerStatus {
-  const apply = judgeApply(applyOutcome, "DhcpFailoverPeer");
+  const apply = judgeApply(applyOutcome, "DhcpFailoverPeer", previousStatus, generation);
   const sides: Record<Side, DhcpFailoverSideObservation> = { primary: observation.primary, secondary: observation.secondary };
   const states: Record<Side, string> = { primary: ownState(sides.primary), secondary: ownState(sides.secondary) };
   const other = (s: Side): Side => (s === "primary" ? "secondary" : "primary");
@@ -67,17 +67,19 @@ export function computeDhcpFailoverPeerStatus(
   });
 
   const problems: { reason: string; message: string }[] = [];
-  if (apply.stalled) problems.push(apply.stalled);
+  if (apply.blocking) problems.push(apply.blocking);
   for (const s of ["primary", "secondary"] as Side[]) {
     const side = sides[s];
     if (!side.reachable) problems.push({ reason: "HostUnreachable", message: `cannot observe the ${s} ${side.host}: ${side.error ?? "unreachable"}` });
     else if (!side.dhcpdActive) {
       problems.push({ reason: "DhcpdNotRunning", message: `dhcpd is not running on the ${s} ${side.host}: start it (systemctl start isc-dhcp-server); see journalctl -u isc-dhcp-server there` });
     } else if (side.source !== "omapi" && side.omapiError) {
-      problems.push({ reason: "OmapiFailed", message: `cannot read the failover state of the ${s} ${side.host} through OMAPI: ${side.omapiError}` });
+      // The forward's failure first: it is why omshell was tried, and often the one to fix (sshd's AllowTcpForwarding).
+      const why = side.forwardError ? `${side.forwardError}; omshell on the host, tried instead: ${side.omapiError}` : side.omapiError;
+      problems.push({ reason: "OmapiFailed", message: `cannot read the failover state of the ${s} ${side.host} through OMAPI: ${why}` });
     }
   }
-  if (configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
+  if (!apply.blocking && configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
   if (!configApplied) problems.push({ reason: "ApplyPending", message: "the dhcpd failover config has not been applied to the hosts yet" });
   if (partnerDown.length) problems.push({ reason: "PartnerDown", message: partnerDownMessage });
   if (interrupted.length) problems.push({ reason: "CommunicationsInterrupted", message: interruptedMessage });

@@ -134,7 +134,7 @@ export function computeHAPairStatus(
   generation: number,
   now: Date,
 ): HAPairStatus {
-  const apply = judgeApply(applyOutcome, "HAPair");
+  const apply = judgeApply(applyOutcome, "HAPair", previousStatus, generation);
   const nodes = observation.nodes;
   const activeNode = summarizePair(nodes);
   const holder = nodes.find((n) => n.role === activeNode);
@@ -170,12 +170,12 @@ export function computeHAPairStatus(
 
   // Ready: the first problem wins, in the order a person would fix them.
   const problems: NodeProblem[] = [];
-  if (apply.stalled) problems.push({ reason: apply.stalled.reason, message: apply.stalled.message });
+  if (apply.blocking) problems.push(apply.blocking);
   for (const n of nodes.filter((x) => !x.reachable)) {
     problems.push({ reason: "HostUnreachable", message: `cannot observe ${nodeLabel(n)}: ${n.error ?? "unreachable"}; the VIP may move there unseen` });
   }
   if (activeNode === "both") problems.push({ reason: "SplitBrain", message: conditions.find((c) => c.type === "SplitBrain")!.message });
-  if (configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
+  if (!apply.blocking && configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
   if (!configApplied) problems.push({ reason: "ApplyPending", message: "the keepalived config has not been applied to the hosts yet" });
   for (const n of nodes.filter((x) => x.reachable)) {
     if (!n.interfaceFound) {

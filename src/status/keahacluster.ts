@@ -57,7 +57,7 @@ export function computeKeaHAClusterStatus(
   generation: number,
   now: Date,
 ): KeaHAClusterStatus {
-  const apply = judgeApply(applyOutcome, "KeaHACluster");
+  const apply = judgeApply(applyOutcome, "KeaHACluster", previousStatus, generation);
   const peers = observation.peers;
   const health = keaClusterHealth(peers);
   const conditions: ConditionInput[] = [];
@@ -74,11 +74,11 @@ export function computeKeaHAClusterStatus(
 
   // Problems in the order a person would look at them: the spec, unreachable peers, then states.
   const problems: { reason: string; message: string }[] = [];
-  if (apply.stalled) problems.push(apply.stalled);
+  if (apply.blocking) problems.push(apply.blocking);
   const peerProblems = peers.map(peerProblem).filter((p): p is { reason: string; message: string } => p !== undefined);
   // A peer in partner-down is the survivor: its partner's own problem names the cause, so list that first.
   peerProblems.sort((a, b) => Number(a.reason === "PartnerDown") - Number(b.reason === "PartnerDown"));
-  if (configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
+  if (!apply.blocking && configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
   if (!configApplied) problems.push({ reason: "ApplyPending", message: "the Kea configs have not been applied to the peers yet" });
   problems.push(...peerProblems);
 

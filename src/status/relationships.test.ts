@@ -59,6 +59,21 @@ describe("computeDhcpFailoverPeerStatus scenarios", () => {
     expect(status.conditions!.map((c) => c.type).sort()).toEqual(["Ready", "ConfigApplied", ...extra].sort());
   });
 
+  it("names the failed SSH port forward in the OmapiFailed message, before omshell's complaint", () => {
+    const forwardError =
+      "the SSH port forward to 127.0.0.1:7911 on dhcp-a closed before dhcpd answered (sshd refuses forwarding, e.g. AllowTcpForwarding no, or nothing listens on the port): no answer";
+    const status = computeDhcpFailoverPeerStatus(
+      { peerName: "p", primary: side("dhcp-a", { source: "none", localState: undefined, omapiError: "omshell is not installed on dhcp-a", forwardError }), secondary: side("dhcp-b") },
+      applied,
+      undefined,
+      1,
+      now,
+    );
+    const ready = findCondition(status.conditions, "Ready")!;
+    expect(ready.reason).toBe("OmapiFailed");
+    expect(ready.message).toContain(`cannot read the failover state of the primary dhcp-a through OMAPI: ${forwardError}; omshell on the host, tried instead: omshell is not installed on dhcp-a`);
+  });
+
   it("names both hosts and the fix in the communications-interrupted message", () => {
     const status = computeDhcpFailoverPeerStatus(
       { peerName: "dhcp-failover", primary: side("dhcp-a", { localState: "communications-interrupted" }), secondary: side("dhcp-b"), mcltSeconds: 3600 },
@@ -192,5 +207,31 @@ describe("computeDDIHostStatus", () => {
     const second = computeDDIHostStatus({ host: "h1", reachable: true, facts: { ...facts, clockOffsetSeconds: 0.009 } }, first, 1, later);
     expect(second.clockOffsetSeconds).toBe(0.009);
     expect(second.conditions).toEqual(first.conditions);
+  });
+
+  it("keeps the previous offset while a new measurement is within its uncertainty, else rounds it to 1 ms", () => {
+    const measured = (clockOffsetSeconds: number, clockOffsetUncertaintySeconds?: number) => ({
+      host: "h1",
+      reachable: true as const,
+      facts: { ...facts, clockOffsetSeconds, ...(clockOffsetUncertaintySeconds !== undefined ? { clockOffsetUncertaintySeconds } : {}) },
+    });
+    const first = computeDDIHostStatus(measured(0.0023417, 0.0036), undefined, 1, now);
+    expect(first.clockOffsetSeconds).toBe(0.002);
+    // The same clock measured again: the status does not change, so nothing is written.
+    const second = computeDDIHostStatus(measured(0.0041293, 0.0036), first, 1, later);
+    expect(second).toEqual(first);
+    const moved = computeDDIHostStatus(measured(0.0141293, 0.0036), second, 1, later);
+    expect(moved.clockOffsetSeconds).toBe(0.014);
+    // Without an uncertainty only the rounding applies.
+    expect(computeDDIHostStatus(measured(0.0144), moved, 1, later).clockOffsetSeconds).toBe(0.014);
+    expect(computeDDIHostStatus(measured(0.0156), moved, 1, later).clockOffsetSeconds).toBe(0.016);
+  });
+
+  it("a clock too far off says the same while the offset stays within its uncertainty", () => {
+    const off = (clockOffsetSeconds: number) => ({ host: "h1", reachable: true as const, facts: { ...facts, clockOffsetSeconds, clockOffsetUncertaintySeconds: 0.01 } });
+    const first = computeDDIHostStatus(off(-2.5049), undefined, 1, now);
+    const second = computeDDIHostStatus(off(-2.4951), first, 1, later);
+    expect(second).toEqual(first);
+    expect(findCondition(second.conditions, "ClockSynchronized")?.message).toContain("2.50 s behind");
   });
 });

@@ -34,15 +34,15 @@ const DEFAULT_KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf";
 export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
   const problems: ValidationProblem[] = [];
   const all: DDIResource[] = [...set.haPairs, ...set.keaClusters, ...set.failoverPeers];
-  const error = (r: DDIResource, path: string, message: string, severity: "error" | "warning" = "error") =>
-    problems.push({ severity, resource: describeResource(r), source: set.sources.get(r), path, message });
+  const error = (r: DDIResource, path: string, message: string, severity: "error" | "warning" = "error", kind?: ValidationProblem["kind"]) =>
+    problems.push({ severity, resource: describeResource(r), source: set.sources.get(r), path, message, ...(kind ? { kind } : {}) });
   const hostOf = (r: DDIResource, name: string): DDIHost | undefined => set.hosts.get(objectKey(r.metadata.namespace, name));
 
   // Every reference names a DDIHost of the same namespace.
   for (const r of all) {
     for (const ref of hostReferences(r)) {
       if (!hostOf(r, ref.hostName)) {
-        error(r, ref.path, `DDIHost "${ref.hostName}" not found in namespace "${r.metadata.namespace}": add a DDIHost named ${ref.hostName} or fix the name`);
+        error(r, ref.path, `DDIHost "${ref.hostName}" not found in namespace "${r.metadata.namespace}": add a DDIHost named ${ref.hostName} or fix the name`, "error", "reference");
       }
     }
   }

@@ -9,6 +9,12 @@ export interface ValidationProblem {
   /** Dotted field path, e.g. `spec.primary.host`. */
   path: string;
   message: string;
+  /**
+   * "reference": the field names another object (a DDIHost) that is not in the set. Not a fault of
+   * this spec: it resolves when that object appears (Argo CD sync order, delete and recreate), so
+   * the operator retries it instead of stalling.
+   */
+  kind?: "reference";
 }
 
 export interface SecretData {
