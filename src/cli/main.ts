@@ -59,9 +59,10 @@ const durationMs = (value: string) => {
   return durationToMs(value);
 };
 
-const positiveInt = (what: string) => (value: string) => {
+/** An integer in [min, 65535]; commander prefixes the error with the flag's name. */
+const boundedInt = (what: string, min: number) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected ${what}`);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < min || n > 65535) throw new InvalidArgumentError(`expected ${what}: an integer from ${min} to 65535, not "${value}"`);
   return n;
 };
 
@@ -69,16 +70,16 @@ program
   .command("controller")
   .description("Run the in-cluster controller: watch the ddi-ha resources, reconcile each namespace over SSH, write status; serve /metrics, /healthz and /readyz.")
   .option("-n, --namespace <ns>", "watch only this namespace (default: all namespaces)")
-  .option("--metrics-port <port>", "port for /metrics, /healthz and /readyz", positiveInt("a port number"), 8080)
+  .option("--metrics-port <port>", "port for /metrics, /healthz and /readyz", boundedInt("a port number (0 picks a free one)", 0), 8080)
   .addOption(new Option("--resync <duration>", "drift check interval after a settled pass (jittered by up to 10%)").argParser(durationMs).default(60_000, "60s"))
-  .option("--workers <n>", "namespaces reconciled at once", positiveInt("a number of workers"), 4)
+  .option("--workers <n>", "namespaces reconciled at once", boundedInt("a number of workers", 1), 4)
   .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)")
   .action(async (opts: { namespace?: string; metricsPort: number; resync: number; workers: number; kubeconfig?: string }) => {
     const { runController } = await import("./controller-command.js");
     process.exitCode = await runController({
       metricsPort: opts.metricsPort,
       resyncMs: opts.resync,
-      workers: Math.max(1, opts.workers),
+      workers: opts.workers,
       ...(opts.namespace ? { namespace: opts.namespace } : {}),
       ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
     });
