@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { KINDS } from "../api/index.js";
+import { type DDIHost, KINDS } from "../api/index.js";
 import type { ApplyOptions } from "../apply/index.js";
 import type { KubeItem } from "../engine/kube-status.js";
 import { type PassMemory, newPassMemory } from "../engine/reconcile-pass.js";
@@ -62,6 +62,10 @@ export class Controller {
   private readonly watchers: ResourceWatcher[];
   private readonly queue: WorkQueue;
   private readonly memories = new Map<string, PassMemory>();
+  /** The last value read of each Secret the objects name (`namespace/name`): cleanups after a bulk delete use it. */
+  private readonly secretCache = new Map<string, KubeItem>();
+  /** The DDIHosts each namespace's passes have seen, to release the SSH sessions of those that left. */
+  private readonly hostsSeen = new Map<string, Set<string>>();
   private readonly resyncMs: number;
   private readonly log: Logger;
 
@@ -77,6 +81,8 @@ export class Controller {
       handle: (namespace) => this.reconcile(namespace),
       onUnexpectedError: (namespace, err) => this.log.error({ namespace, err }, "reconcile threw"),
       metrics: this.metrics.forQueue(CONTROLLER_NAME),
+      // No pass before every kind is listed: a pass would see an HAPair without its DDIHosts.
+      paused: true,
     });
     this.watchers = KINDS.map(
       ({ kind }) =>
@@ -89,6 +95,12 @@ export class Controller {
           onChange: (item, type, previous) => {
             if (type === "modified" && !isWorthAPass(item, previous)) return;
             this.queue.add(item.metadata.namespace ?? "default");
+          },
+          onSynced: () => {
+            if (this.ready) {
+              this.log.info("every kind listed: reconciling");
+              this.queue.resume();
+            }
           },
         }),
     );
@@ -116,6 +128,22 @@ export class Controller {
     return this.watchers.flatMap((w) => w.list(namespace));
   }
 
+  /**
+   * Closes the pooled SSH sessions of the namespace's DDIHosts that left the cache (deleted, or
+   * the namespace emptied): no keepalives to a host we no longer manage, no key kept for it.
+   * Runs in the namespace's own pass, so no pass is using those sessions.
+   */
+  private async releaseHostsGone(namespace: string): Promise<void> {
+    const now = new Set(this.objectsIn(namespace).filter((i) => i.kind === "DDIHost").map((i) => i.metadata.name));
+    for (const name of this.hostsSeen.get(namespace) ?? []) {
+      if (now.has(name)) continue;
+      await this.transport.release({ metadata: { name, namespace } } as DDIHost);
+      this.log.debug({ namespace, name }, "DDIHost gone: SSH session released");
+    }
+    if (now.size > 0) this.hostsSeen.set(namespace, now);
+    else this.hostsSeen.delete(namespace);
+  }
+
   private memoryOf(namespace: string): PassMemory {
     let memory = this.memories.get(namespace);
     if (!memory) this.memories.set(namespace, (memory = newPassMemory()));
@@ -132,6 +160,7 @@ export class Controller {
         transport: this.transport,
         objectsIn: (ns) => this.objectsIn(ns),
         memoryOf: (ns) => this.memoryOf(ns),
+        secretCache: this.secretCache,
         metrics: this.metrics,
         log,
         ...(this.options.applyOptions ? { applyOptions: this.options.applyOptions } : {}),
@@ -163,6 +192,7 @@ export class Controller {
       this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result });
       if (result === "error") this.metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME });
       this.metrics.reconcileTime.observe({ controller: CONTROLLER_NAME }, (performance.now() - started) / 1000);
+      await this.releaseHostsGone(namespace).catch((err: unknown) => log.warn({ err: kubeErrorMessage(err) }, "releasing SSH sessions failed"));
     }
   }
 }

@@ -1,5 +1,8 @@
 // The `ddi-ha.io/cleanup` finalizer on HAPairs: deleting a pair under deletionPolicy Remove takes
 // its keepalived file off both hosts before the object goes; Retain lets it go untouched.
+// The `ddi-ha.io/in-use` finalizer on DDIHosts keeps a host (and so the address and credentials
+// the cleanup needs) until no pair that still has to be taken off it is left: a bulk delete
+// (`kubectl delete ns`, `kubectl delete -f site/`, an Argo CD app) removes them all at once.
 import type { HAPair } from "../api/index.js";
 import { type ApplyOptions, type ApplyResult, type RemovedFile, applyHostFiles } from "../apply/index.js";
 import { keepalivedPairRemovals } from "../daemons/keepalived/index.js";
@@ -7,15 +10,59 @@ import type { SessionProvider } from "../engine/render-inputs.js";
 import { type ManifestSet, objectKey } from "../validation/model.js";
 
 export const CLEANUP_FINALIZER = "ddi-ha.io/cleanup";
+export const IN_USE_FINALIZER = "ddi-ha.io/in-use";
 
-/** The finalizers with ours added (undefined: it is there already). */
-export function addingFinalizer(finalizers: readonly string[] | undefined): string[] | undefined {
-  return finalizers?.includes(CLEANUP_FINALIZER) ? undefined : [...(finalizers ?? []), CLEANUP_FINALIZER];
+type Meta = { metadata: { name: string; deletionTimestamp?: string | Date | undefined; finalizers?: string[] | undefined }; spec?: unknown };
+
+/** The finalizers with `finalizer` (ours) added (undefined: it is there already). */
+export function addingFinalizer(finalizers: readonly string[] | undefined, finalizer = CLEANUP_FINALIZER): string[] | undefined {
+  return finalizers?.includes(finalizer) ? undefined : [...(finalizers ?? []), finalizer];
 }
 
-/** The finalizers without ours, others' kept in order. */
-export function removingFinalizer(finalizers: readonly string[] | undefined): string[] {
-  return (finalizers ?? []).filter((f) => f !== CLEANUP_FINALIZER);
+/** The finalizers without `finalizer` (ours), others' kept in order. */
+export function removingFinalizer(finalizers: readonly string[] | undefined, finalizer = CLEANUP_FINALIZER): string[] {
+  return (finalizers ?? []).filter((f) => f !== finalizer);
+}
+
+/**
+ * The DDIHost names that must outlive their pairs: those named by an HAPair that has our cleanup
+ * finalizer (live or being deleted) and deletionPolicy Remove (the default). `pairs` are raw
+ * objects, so a pair that failed validation still protects its hosts.
+ */
+export function hostsInUse(pairs: readonly Meta[]): Set<string> {
+  const names = new Set<string>();
+  for (const pair of pairs) {
+    if (!pair.metadata.finalizers?.includes(CLEANUP_FINALIZER)) continue;
+    const spec = (pair.spec ?? {}) as { deletionPolicy?: string; primary?: { host?: string }; secondary?: { host?: string } };
+    if (spec.deletionPolicy === "Retain") continue;
+    for (const host of [spec.primary?.host, spec.secondary?.host]) if (host) names.add(host);
+  }
+  return names;
+}
+
+/**
+ * The in-use finalizer change a DDIHost needs: the list to set, or undefined for none. A host
+ * being deleted gets no new finalizer (the API server refuses it), but keeps one it has while in use.
+ */
+export function inUseFinalizerChange(host: Meta, inUse: ReadonlySet<string>): string[] | undefined {
+  const has = host.metadata.finalizers?.includes(IN_USE_FINALIZER) ?? false;
+  const wanted = inUse.has(host.metadata.name);
+  if (wanted && !has && !host.metadata.deletionTimestamp) return addingFinalizer(host.metadata.finalizers, IN_USE_FINALIZER);
+  if (!wanted && has) return removingFinalizer(host.metadata.finalizers, IN_USE_FINALIZER);
+  return undefined;
+}
+
+/** A host the cleanup will never reach: its DDIHost or its credentials Secret is gone (and no copy of the Secret is left). */
+export interface AbandonedHost {
+  host: string;
+  files: string[];
+  why: string;
+}
+
+export interface PairRemoval {
+  results: ApplyResult[];
+  /** Hosts left as they are, with the files still on them. */
+  abandoned: AbandonedHost[];
 }
 
 /** What deleting the pair removes on each node's host (DDIHost name → files); empty under Retain. */
@@ -27,22 +74,32 @@ export function pairRemovalsByHost(pair: HAPair): Map<string, RemovedFile[]> {
 
 /**
  * Removes the pair's files from its hosts, both at once, each through the apply engine (host
- * lock, reload, verify). Throws, naming every host that failed, unless all removals succeeded.
+ * lock, reload, verify). `goneForGood(host)` says why a host can never be reached again (its
+ * DDIHost or credentials were deleted), or undefined: such a host is abandoned, its files named,
+ * instead of failing the removal forever. Throws, naming every host that failed, unless every
+ * other host's removal succeeded.
  */
 export async function removeHAPairFromHosts(
   pair: HAPair,
   set: ManifestSet,
   sessionOf: SessionProvider,
   options: ApplyOptions = {},
-): Promise<ApplyResult[]> {
+  goneForGood: (host: string) => string | undefined = () => undefined,
+): Promise<PairRemoval> {
   const ns = pair.metadata.namespace!;
   const failures: string[] = [];
   const results: ApplyResult[] = [];
+  const abandoned: AbandonedHost[] = [];
   await Promise.all(
     [...pairRemovalsByHost(pair)].map(async ([hostName, remove]) => {
+      const why = goneForGood(hostName);
+      if (why) {
+        abandoned.push({ host: hostName, files: remove.map((f) => f.path), why });
+        return;
+      }
       const host = set.hosts.get(objectKey(ns, hostName));
       if (!host) {
-        failures.push(`DDIHost ${hostName} does not exist: recreate it, or set spec.deletionPolicy to Retain to delete the pair without touching its hosts`);
+        failures.push(`DDIHost ${hostName} is not valid: fix it, or set spec.deletionPolicy to Retain to delete the pair without touching its hosts`);
         return;
       }
       try {
@@ -55,5 +112,6 @@ export async function removeHAPairFromHosts(
     }),
   );
   if (failures.length > 0) throw new Error(`could not remove the pair's keepalived files: ${failures.join("; ")}`);
-  return results;
+  abandoned.sort((a, b) => a.host.localeCompare(b.host));
+  return { results, abandoned };
 }

@@ -6,6 +6,13 @@ import type { KubeItem } from "../engine/kube-status.js";
 
 export const CONTROLLER_FIELD_MANAGER = "ddi-ha-controller";
 
+/**
+ * client-node's Watch aborts a watch that received nothing for `requestTimeoutMs` (30 s in
+ * 2.0.1), shorter than the API server's bookmark interval (about a minute): every quiet watch
+ * would reconnect twice a minute. The property is private in its types, public in its code.
+ */
+export const WATCH_INACTIVITY_TIMEOUT_MS = 90_000;
+
 /** client-node's patch calls default to json-patch; every patch here is a merge patch (RFC 7386). */
 const MERGE_PATCH = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
@@ -55,6 +62,9 @@ export class KubeClient {
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.watch = new Watch(kubeConfig);
+    const watch = this.watch as unknown as { requestTimeoutMs?: unknown };
+    // If a client-node upgrade renames it, quiet watches reconnect more often; nothing breaks.
+    if (typeof watch.requestTimeoutMs === "number") watch.requestTimeoutMs = WATCH_INACTIVITY_TIMEOUT_MS;
   }
 
   async list(kind: string, namespace: string | undefined): Promise<KubeList> {
@@ -68,12 +78,12 @@ export class KubeClient {
     return { items, resourceVersion: list.metadata?.resourceVersion ?? "" };
   }
 
-  /** Writes `patch` ({status: …}) through the /status subresource, so spec and metadata stay untouched. */
-  async patchStatus(item: Pick<KubeItem, "kind" | "metadata">, patch: object): Promise<void> {
-    await this.custom.patchNamespacedCustomObjectStatus(
+  /** Writes `patch` ({status: …}) through the /status subresource, so spec and metadata stay untouched. Returns the object written. */
+  async patchStatus(item: Pick<KubeItem, "kind" | "metadata">, patch: object): Promise<KubeItem> {
+    return (await this.custom.patchNamespacedCustomObjectStatus(
       { ...this.objectRef(item), body: patch, fieldManager: CONTROLLER_FIELD_MANAGER },
       MERGE_PATCH,
-    );
+    )) as KubeItem;
   }
 
   /**

@@ -4,11 +4,11 @@ import { describe, expect, it } from "vitest";
 import { API_GROUP_VERSION, type HAPair, haPairSpecSchema } from "../api/index.js";
 import type { KubeItem } from "../engine/kube-status.js";
 import { isWorthAPass } from "./controller.js";
-import { CLEANUP_FINALIZER, addingFinalizer, pairRemovalsByHost, removingFinalizer } from "./finalizer.js";
+import { CLEANUP_FINALIZER, IN_USE_FINALIZER, addingFinalizer, hostsInUse, inUseFinalizerChange, pairRemovalsByHost, removingFinalizer } from "./finalizer.js";
 import { startHealthServer } from "./health-server.js";
 import { collectionPath } from "./kube-client.js";
 import { ControllerMetrics } from "./metrics.js";
-import { referencedSecretNames, waitingResources } from "./reconcile-namespace.js";
+import { abandonedMessage, referencedSecretNames, waitingResources } from "./reconcile-namespace.js";
 
 const item = (kind: string, metadata: Partial<KubeItem["metadata"]> = {}, spec: object = {}): KubeItem => ({
   apiVersion: API_GROUP_VERSION,
@@ -57,6 +57,42 @@ describe("waitingResources", () => {
       { resource: r("new"), status: {} },
     ];
     expect(waitingResources(statuses as never)).toEqual(["HAPair settling", "HAPair new"]);
+  });
+});
+
+describe("the in-use finalizer on DDIHosts", () => {
+  const hap = (name: string, hosts: [string, string], opts: { finalizer?: boolean; deletionPolicy?: string } = {}) => ({
+    metadata: { name, ...(opts.finalizer === false ? {} : { finalizers: [CLEANUP_FINALIZER] }) },
+    spec: { primary: { host: hosts[0] }, secondary: { host: hosts[1] }, ...(opts.deletionPolicy ? { deletionPolicy: opts.deletionPolicy } : {}) },
+  });
+  const host = (name: string, finalizers?: string[], deleting = false) => ({
+    metadata: { name, ...(finalizers ? { finalizers } : {}), ...(deleting ? { deletionTimestamp: "2025-01-01T00:00:00Z" } : {}) },
+  });
+
+  it("protects the hosts of pairs that still have our cleanup finalizer and deletionPolicy Remove (the default)", () => {
+    const inUse = hostsInUse([
+      hap("a", ["h1", "h2"]),
+      hap("b", ["h3", "h4"], { deletionPolicy: "Retain" }),
+      hap("c", ["h5", "h6"], { finalizer: false }),
+      hap("d", ["h2", "h7"], { deletionPolicy: "Remove" }),
+    ]);
+    expect([...inUse].sort()).toEqual(["h1", "h2", "h7"]);
+  });
+
+  it("is added to a host in use, never to one being deleted, and removed once no pair needs the host", () => {
+    const inUse = new Set(["h1"]);
+    expect(inUseFinalizerChange(host("h1", ["x"]), inUse)).toEqual(["x", IN_USE_FINALIZER]);
+    expect(inUseFinalizerChange(host("h1", [IN_USE_FINALIZER]), inUse)).toBeUndefined();
+    expect(inUseFinalizerChange(host("h1", undefined, true), inUse)).toBeUndefined();
+    expect(inUseFinalizerChange(host("h1", [IN_USE_FINALIZER], true), inUse)).toBeUndefined();
+    expect(inUseFinalizerChange(host("h2", ["x", IN_USE_FINALIZER], true), inUse)).toEqual(["x"]);
+    expect(inUseFinalizerChange(host("h2"), inUse)).toBeUndefined();
+  });
+
+  it("a pair deleted without reaching a host says which host, why, and which files are left", () => {
+    expect(abandonedMessage([{ host: "h1", why: "DDIHost h1 does not exist any more", files: ["/etc/keepalived/ddi-ha.d/site_vip.conf"] }])).toBe(
+      "deleted without cleaning up h1 (DDIHost h1 does not exist any more; left on it: /etc/keepalived/ddi-ha.d/site_vip.conf): remove those files by hand and reload keepalived",
+    );
   });
 });
 

@@ -1,8 +1,9 @@
 // One kind's list+watch with a cache, restarted on every error. client-node's ListWatch gives up
 // on any error but 410 and has no liveness check, so the loop is our own around its Watch:
 //   list → cache, then watch from the list's resourceVersion; a clean end or a client-side
-//   timeout re-watches from the last resourceVersion; 410 Gone re-lists; any other error waits
-//   (1 s doubling to 30 s) and re-lists; no event or bookmark for `livenessTimeoutMs` re-lists.
+//   timeout re-watches from the last resourceVersion; 410 Gone re-lists; any other error (a
+//   failed request or an ERROR event in the stream) waits (1 s doubling to 30 s, reset by the
+//   next event) and re-lists; no event or bookmark for `livenessTimeoutMs` re-lists.
 import type { Logger } from "pino";
 import type { KubeItem } from "../engine/kube-status.js";
 import { type BackoffPolicy, backoffDelay } from "./backoff.js";
@@ -23,9 +24,11 @@ export interface ResourceWatcherOptions {
   log: Logger;
   livenessTimeoutMs?: number;
   onRestart?(reason: "error" | "gone" | "silent"): void;
+  /** Called once, after the first list is in the cache. */
+  onSynced?(): void;
 }
 
-type RawEvent = { type: string; object: KubeItem & { code?: number } };
+type RawEvent = { type: string; object: KubeItem & { code?: number; message?: string; reason?: string } };
 
 const cacheKey = (item: KubeItem) => `${item.metadata.namespace ?? ""}/${item.metadata.name}`;
 
@@ -39,6 +42,8 @@ export class ResourceWatcher {
   private watchdog: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private synced = false;
+  /** The Status of an ERROR event on the current watch, until the stream ends. */
+  private watchError: RawEvent["object"] | undefined;
   private readonly livenessTimeoutMs: number;
   /** Bumped on every (re)start, so that callbacks of a watch we abandoned are ignored. */
   private generation = 0;
@@ -59,10 +64,6 @@ export class ResourceWatcher {
   /** The cached objects of one namespace. */
   list(namespace: string): KubeItem[] {
     return [...this.cache.values()].filter((i) => i.metadata.namespace === namespace);
-  }
-
-  namespaces(): Set<string> {
-    return new Set([...this.cache.values()].map((i) => i.metadata.namespace ?? ""));
   }
 
   start(): void {
@@ -118,11 +119,15 @@ export class ResourceWatcher {
       return;
     }
     if (generation !== this.generation || this.stopped) return;
+    // `failures` is reset by the first watch event, not here: a list that works followed by a
+    // watch that fails at once must still back off further each time.
     this.lastActivity = Date.now();
-    this.failures = 0;
     this.replaceCache(listed.items);
     this.resourceVersion = listed.resourceVersion;
-    this.synced = true;
+    if (!this.synced) {
+      this.synced = true;
+      this.options.onSynced?.();
+    }
     await this.watchFromLast(generation);
   }
 
@@ -147,6 +152,7 @@ export class ResourceWatcher {
     const path = collectionPath(this.kind, this.options.namespace);
     // The server ends the watch after timeoutSeconds (spread so watchers do not reconnect at once).
     const timeoutSeconds = 240 + Math.floor(Math.random() * 120);
+    this.watchError = undefined;
     try {
       const abort = await this.options.client.watch.watch(
         path,
@@ -166,13 +172,16 @@ export class ResourceWatcher {
   }
 
   private onEvent({ type, object }: RawEvent): void {
-    this.lastActivity = Date.now();
-    this.failures = 0;
     if (type === "ERROR") {
-      // The API server says the resourceVersion is too old (410): the stream ends, onDone re-lists.
-      if (object.code === 410) this.resourceVersion = "";
+      // The API server ends the stream after an ERROR. 410: the resourceVersion is too old, onDone
+      // re-lists at once. Any other: onDone goes through the failure path (backoff, then a
+      // re-list), not straight back to a watch from the same resourceVersion. Neither is activity.
+      this.watchError = object;
+      this.resourceVersion = "";
       return;
     }
+    this.lastActivity = Date.now();
+    this.failures = 0;
     if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
     if (type === "BOOKMARK") return;
     const item = { ...object, kind: object.kind ?? this.kind };
@@ -189,10 +198,14 @@ export class ResourceWatcher {
   private onDone(err: unknown, generation: number): void {
     this.abort = undefined;
     if (this.stopped) return;
-    const code = statusCodeOf(err);
+    const watchError = this.watchError;
+    this.watchError = undefined;
+    const code = statusCodeOf(err) ?? watchError?.code;
     const timedOut = (err as { name?: string } | null)?.name === "TimeoutError";
-    if (code === 410 || (!err && this.resourceVersion === "")) {
+    if (code === 410 || (!err && !watchError && this.resourceVersion === "")) {
       this.restart("gone", 0);
+    } else if (watchError && !err) {
+      this.failed(new Error(`watch ERROR event${watchError.code ? ` ${watchError.code}` : ""}: ${watchError.message ?? watchError.reason ?? "no message"}`), "watch");
     } else if (err && !timedOut) {
       this.failed(err, "watch");
     } else {

@@ -64,6 +64,22 @@ describe("WorkQueue", () => {
     expect(q.length).toBe(0);
   });
 
+  it("a paused queue takes keys but runs none until resume(), then runs each once", async () => {
+    const h = controllableHandler();
+    const q = new WorkQueue({ workers: 2, handle: h.handle, paused: true });
+    q.add("a");
+    q.add("b");
+    q.add("a");
+    q.addAfter("c", 10);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(h.started).toEqual([]);
+    expect(q.length).toBe(3);
+    q.resume();
+    expect(h.started).toEqual(["a", "b"]);
+    await h.finish("a");
+    expect(h.started).toEqual(["a", "b", "c"]);
+  });
+
   it("runs one pass per key at a time; adds during a pass make exactly one more pass after it", async () => {
     const h = controllableHandler();
     const q = new WorkQueue({ workers: 4, handle: h.handle });

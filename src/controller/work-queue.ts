@@ -27,6 +27,8 @@ export interface WorkQueueOptions {
   onUnexpectedError?(key: string, err: unknown): void;
   backoff?: BackoffPolicy;
   metrics?: WorkQueueMetrics;
+  /** Keys are taken but none is processed until resume() (a controller waits for its caches to sync). */
+  paused?: boolean;
 }
 
 export class WorkQueue {
@@ -39,9 +41,17 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
   private shuttingDown = false;
+  private paused: boolean;
 
   constructor(private readonly options: WorkQueueOptions) {
     if (!(options.workers >= 1)) throw new Error(`workers must be at least 1, not ${options.workers}`);
+    this.paused = options.paused ?? false;
+  }
+
+  /** Starts processing the keys added while paused, and every key after. */
+  resume(): void {
+    this.paused = false;
+    this.dispatch();
   }
 
   /** Asks for a pass over `key`; coalesces with a pass already waiting. Ignored after shutdown. */
@@ -111,7 +121,7 @@ export class WorkQueue {
   }
 
   private dispatch(): void {
-    while (!this.shuttingDown && this.processing.size < this.options.workers && this.waiting.length > 0) {
+    while (!this.shuttingDown && !this.paused && this.processing.size < this.options.workers && this.waiting.length > 0) {
       const key = this.waiting.shift()!;
       this.options.metrics?.depth(this.waiting.length);
       this.dirty.delete(key);

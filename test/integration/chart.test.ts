@@ -18,7 +18,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { KINDS } from '../../src/api/index.js';
-import { CLEANUP_FINALIZER } from '../../src/controller/index.js';
+import { CLEANUP_FINALIZER, IN_USE_FINALIZER } from '../../src/controller/index.js';
 import { type KubeObject, defaultLabManifests } from '../../src/lab/default-manifests.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { type ControlPlane, startControlPlane } from '../harness/control-plane.js';
@@ -39,7 +39,7 @@ const plurals = KINDS.map((k) => k.plural).sort();
 const EXPECTED_RULES = [
   { apiGroups: ['ddi-ha.io'], resources: plurals, verbs: ['list', 'watch'] },
   { apiGroups: ['ddi-ha.io'], resources: plurals.map((p) => `${p}/status`), verbs: ['patch'] },
-  { apiGroups: ['ddi-ha.io'], resources: ['hapairs'], verbs: ['patch'] },
+  { apiGroups: ['ddi-ha.io'], resources: ['ddihosts', 'hapairs'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];
 const sortedRule = (r: { apiGroups: string[]; resources: string[]; verbs: string[] }) => ({
@@ -262,6 +262,7 @@ const NEEDED: [string, string][] = [
     ['patch', `${p}.ddi-ha.io/status`],
   ]),
   ['patch', 'hapairs.ddi-ha.io'],
+  ['patch', 'ddihosts.ddi-ha.io'],
   ['get', 'secrets'],
 ];
 const FORBIDDEN: [string, string][] = [
@@ -272,7 +273,8 @@ const FORBIDDEN: [string, string][] = [
   ['create', 'hapairs.ddi-ha.io'],
   ['update', 'hapairs.ddi-ha.io'],
   ['get', 'hapairs.ddi-ha.io'],
-  ['patch', 'ddihosts.ddi-ha.io'],
+  ['delete', 'ddihosts.ddi-ha.io'],
+  ['patch', 'dhcpfailoverpeers.ddi-ha.io'],
   ['create', 'pods'],
   ['create', 'events'],
   ['list', 'configmaps'],
@@ -413,8 +415,8 @@ async function objectsFor(namespace: string): Promise<KubeObject[]> {
         const { hostKey: _pinned, ...rest } = spec!;
         return { ...o, spec: { ...rest, port: ports[i], hostKeyPolicy: 'TrustOnFirstUse' } };
       }
-      // Retain: deleting the pair drops the finalizer without reaching the (absent) hosts.
-      if (o.kind === 'HAPair') return { ...o, spec: { ...spec, deletionPolicy: 'Retain' } };
+      // The HAPair keeps deletionPolicy Remove, so its DDIHosts get the in-use finalizer; the
+      // round trip switches it to Retain before deleting it (the hosts are never reachable).
       return o;
     });
 }
@@ -478,7 +480,7 @@ async function controllerRoundTrip({ kc, releaseNamespace, release, objectsNames
     const resources = KINDS.map((k) => `${k.plural}.ddi-ha.io`).join(',');
     type Item = { kind: string; metadata: { name: string; finalizers?: string[] }; status?: { conditions?: { type: string; message?: string }[] } };
     const seen = await eventually(
-      'a status on every object and the finalizer on the HAPair',
+      'a status on every object, the finalizer on the HAPair and the in-use one on its DDIHosts',
       async () => {
         // A refusal shows up in the log first: stop waiting, it will not pass.
         const refusal = lines.find(isRefusal);
@@ -487,7 +489,8 @@ async function controllerRoundTrip({ kc, releaseNamespace, release, objectsNames
         const done =
           list.items.length === ddiObjects.length &&
           list.items.every((i) => i.status?.conditions?.some((c) => c.type === 'Ready')) &&
-          list.items.some((i) => i.kind === 'HAPair' && i.metadata.finalizers?.includes(CLEANUP_FINALIZER));
+          list.items.some((i) => i.kind === 'HAPair' && i.metadata.finalizers?.includes(CLEANUP_FINALIZER)) &&
+          list.items.some((i) => i.kind === 'DDIHost' && i.metadata.finalizers?.includes(IN_USE_FINALIZER));
         return done ? { items: list.items } : undefined;
       },
       60_000,
@@ -498,7 +501,18 @@ async function controllerRoundTrip({ kc, releaseNamespace, release, objectsNames
     for (const item of items) expect(JSON.stringify(item.status), `${item.kind} ${item.metadata.name}`).not.toMatch(/could not read it|forbidden/i);
 
     const pair = items.find((i) => i.kind === 'HAPair')!;
+    // Retain: deleting the pair drops its finalizer without reaching the (absent) hosts, and
+    // the hosts lose theirs (a patch of DDIHosts, which the chart must allow).
+    await kc.run(['patch', 'hapairs.ddi-ha.io', pair.metadata.name, '-n', objectsNamespace, '--type=merge', '-p', '{"spec":{"deletionPolicy":"Retain"}}']);
     await kc.run(['delete', 'hapairs.ddi-ha.io', pair.metadata.name, '-n', objectsNamespace, '--wait=true', '--timeout=60s']);
+    await eventually(
+      'the DDIHosts to lose the in-use finalizer',
+      async () => {
+        const hosts = JSON.parse(await kc.run(['get', 'ddihosts.ddi-ha.io', '-n', objectsNamespace, '-o', 'json'])) as { items: Item[] };
+        return hosts.items.every((i) => !i.metadata.finalizers?.includes(IN_USE_FINALIZER)) ? true : undefined;
+      },
+      60_000,
+    ).catch((err: Error) => Promise.reject(new Error(`${err.message}\n${logs()}`)));
 
     const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
     process.stdout.write(`controller (tsx, ${sets.length ? 'one namespace' : 'all namespaces'}): RSS ${Math.round(Number(rss) / 1024)} MiB after its passes\n`);

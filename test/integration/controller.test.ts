@@ -15,10 +15,10 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { API_GROUP_VERSION } from '../../src/api/index.js';
-import { CLEANUP_FINALIZER, Controller, ControllerMetrics, type HealthServer, KubeClient, startHealthServer } from '../../src/controller/index.js';
+import { CLEANUP_FINALIZER, Controller, IN_USE_FINALIZER, ControllerMetrics, type HealthServer, KubeClient, startHealthServer } from '../../src/controller/index.js';
 import { ResourceWatcher } from '../../src/controller/watcher.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
-import { LOG_REDACT_PATHS } from '../../src/ssh/index.js';
+import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import { type Lab, startLab } from '../lab/lab.js';
 import { hostSha256, interfaceAddresses } from './apply-lab.js';
 import { eventually } from './observe-lab.js';
@@ -33,6 +33,7 @@ let lab: Lab;
 let dir: string;
 let kubectl: Kubectl;
 let controller: Controller | undefined;
+let transport: SshTransport | undefined;
 let server: HealthServer | undefined;
 const logLines: string[] = [];
 
@@ -54,13 +55,14 @@ const hasPairFile = async (host: number) => (await hostSha256(lab.hosts[host]!, 
 const vip = () => `${lab.network.spare(0)}/${lab.network.prefixLength}`;
 const holdsVip = async (host: number) => (await interfaceAddresses(lab.hosts[host]!)).includes(vip());
 
-function manifests(): string {
+/** The namespace, the lab's Secret, two DDIHosts and the pair; `secret`: the Secret the hosts name, left out when it is not 'lab-ssh'. */
+function manifests(secret = 'lab-ssh'): string {
   const meta = (name: string) => ({ name, namespace });
   const hosts = lab.hosts.map((h, i) => ({
     apiVersion: API_GROUP_VERSION,
     kind: 'DDIHost',
     metadata: meta(`h${i + 1}`),
-    spec: { address: h.sshHost, port: h.sshPort, credentialsSecretRef: { name: 'lab-ssh' }, hostKey: h.hostKeyLine, hostKeyPolicy: 'Pinned' },
+    spec: { address: h.sshHost, port: h.sshPort, credentialsSecretRef: { name: secret }, hostKey: h.hostKeyLine, hostKeyPolicy: 'Pinned' },
   }));
   const pair = {
     apiVersion: API_GROUP_VERSION,
@@ -76,7 +78,7 @@ function manifests(): string {
   };
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: meta('lab-ssh'), type: 'Opaque', stringData: { privateKey: lab.privateKey } },
+    ...(secret === 'lab-ssh' ? [{ apiVersion: 'v1', kind: 'Secret', metadata: meta('lab-ssh'), type: 'Opaque', stringData: { privateKey: lab.privateKey } }] : []),
     ...hosts,
     pair,
   ]
@@ -94,6 +96,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await controller?.stop();
+  await transport?.closeAll();
   await server?.close();
   await lab?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -113,7 +116,8 @@ describe('the controller on a real kube-apiserver and two lab hosts', () => {
     });
     const log = pino({ level: 'debug', redact: [...LOG_REDACT_PATHS] }, sink);
     const metrics = new ControllerMetrics();
-    controller = new Controller({ kubeConfig, namespace, resyncMs: 60_000, log, metrics });
+    transport = new SshTransport({ logger: log });
+    controller = new Controller({ kubeConfig, namespace, resyncMs: 60_000, log, metrics, transport });
     server = await startHealthServer({ port: 0, host: '127.0.0.1', registry: metrics.registry, isReady: () => controller!.ready });
     controller.start();
 
@@ -124,6 +128,8 @@ describe('the controller on a real kube-apiserver and two lab hosts', () => {
 
     const hap = await getJson(`hap/${PAIR}`);
     expect(hap.metadata.finalizers).toContain(CLEANUP_FINALIZER);
+    // Its hosts outlive its cleanup, whatever deletes them.
+    for (const h of ['h1', 'h2']) expect((await getJson(`ddih/${h}`)).metadata.finalizers).toContain(IN_USE_FINALIZER);
     expect(hap.status).toMatchObject({ observedGeneration: hap.metadata.generation, activeNode: 'primary' });
     expect(condition(hap.status, 'Ready')).toMatchObject({ status: 'True', reason: 'VIPOnPrimary', observedGeneration: hap.metadata.generation });
     expect(condition(hap.status, 'ConfigApplied')).toMatchObject({ status: 'True' });
@@ -244,5 +250,57 @@ describe('ddi-ha controller, the command', () => {
     const [code] = await once(child, 'exit');
     expect(code, lines.join('\n')).toBe(0);
     expect(lines.some((l) => l.includes('"msg":"controller stopped"'))).toBe(true);
+  });
+});
+
+describe('bulk deletion (kubectl delete -f site/, a namespace, an Argo CD app)', () => {
+  const ours = async () =>
+    (await kubectl.run(['get', 'hapairs.ddi-ha.io,ddihosts.ddi-ha.io,secrets', '-n', namespace, '-o', 'name']))
+      .split('\n')
+      .filter((l) => /hapair|ddihost|secret\/lab-ssh/.test(l));
+
+  it('the HAPair, its DDIHosts and their Secret deleted in one call: the pair is still taken off both hosts, then everything goes and the sessions are released', async () => {
+    await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], { stdin: manifests() });
+    await kubectl.run(['wait', '--for=condition=Ready', `hap/${PAIR}`, '-n', namespace, '--timeout=180s'], { timeoutMs: 190_000 });
+    expect([await hasPairFile(0), await hasPairFile(1)]).toEqual([true, true]);
+    expect(transport!.size).toBe(2);
+    const mark = logLines.length;
+
+    // The Secret first: the hardest order for the cleanup.
+    await kubectl.run(['delete', 'secret/lab-ssh', 'ddih/h1', 'ddih/h2', `hap/${PAIR}`, '-n', namespace, '--wait=false']);
+    const left = await eventually('every object to go', async () => ((await ours()).length === 0 ? true : undefined), 120_000, 1_000).catch(
+      async (err: Error) => Promise.reject(new Error(`${err.message}: ${(await ours()).join(' ')}\n${logLines.slice(mark).join('\n')}`)),
+    );
+    expect(left).toBe(true);
+    expect([await hasPairFile(0), await hasPairFile(1)]).toEqual([false, false]);
+    const after = logLines.slice(mark).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const removed = after.find((l) => l.msg === 'pair removed from its hosts');
+    expect(removed?.removed).toEqual(expect.arrayContaining([expect.stringContaining(`${namespace}_${PAIR}.conf`)]));
+    expect(after.filter((l) => String(l.msg).includes('without cleaning up'))).toEqual([]);
+    await eventually('the SSH sessions to be released', async () => (transport!.size === 0 ? true : undefined), 30_000);
+  });
+
+  it('a pair whose hosts have no credentials any more (none cached either) still goes, with a warning naming the hosts and the files left', async () => {
+    // Hosts naming a Secret that never existed: nothing is applied, but the finalizers go on.
+    await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], { stdin: manifests('never-created') });
+    await eventually(
+      'the finalizers',
+      async () => {
+        const hap = await getJson(`hap/${PAIR}`);
+        const h1 = await getJson('ddih/h1');
+        return hap.metadata.finalizers?.includes(CLEANUP_FINALIZER) && h1.metadata.finalizers?.includes(IN_USE_FINALIZER) ? true : undefined;
+      },
+      60_000,
+    );
+    const mark = logLines.length;
+    await kubectl.run(['delete', 'ddih/h1', 'ddih/h2', `hap/${PAIR}`, '-n', namespace, '--wait=false']);
+    await eventually('every object to go', async () => ((await ours()).length === 0 ? true : undefined), 60_000, 1_000);
+    const warning = logLines
+      .slice(mark)
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .find((l) => l.msg.includes('without cleaning up'));
+    expect(warning?.level).toBe(40);
+    expect(warning?.msg).toContain(`HAPair ${PAIR} deleted without cleaning up h1 (its credentials Secret never-created does not exist and the controller has no copy of it; left on it: ${pairFilePath()})`);
+    expect(warning?.msg).toContain('h2 (');
   });
 });

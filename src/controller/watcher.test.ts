@@ -1,0 +1,70 @@
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { KubeClient } from "./kube-client.js";
+import { ResourceWatcher } from "./watcher.js";
+
+type Callback = (type: string, object: unknown) => void;
+
+/** A client whose every watch delivers `events` and then ends cleanly, as the API server does after an ERROR. */
+function fakeClient(events: (n: number) => { type: string; object: unknown }[]) {
+  const calls: string[] = [];
+  let lists = 0;
+  let watches = 0;
+  const client = {
+    list: async () => {
+      calls.push(`list`);
+      return { items: [], resourceVersion: String(100 + ++lists) };
+    },
+    watch: {
+      watch: async (_path: string, params: { resourceVersion: string }, callback: Callback, done: (err: unknown) => void) => {
+        const n = ++watches;
+        calls.push(`watch rv=${params.resourceVersion}`);
+        setTimeout(() => {
+          for (const e of events(n)) callback(e.type, e.object);
+          done(null);
+        }, 10);
+        return new AbortController();
+      },
+    },
+  };
+  return { client: client as unknown as KubeClient, calls };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("ResourceWatcher", () => {
+  it("an ERROR event (not 410) backs off 1 s, 2 s, 4 s and re-lists, instead of re-watching from the same resourceVersion at once", async () => {
+    const { client, calls } = fakeClient(() => [{ type: "ERROR", object: { kind: "Status", code: 500, message: "etcd is sad" } }]);
+    const restarts: string[] = [];
+    const synced = vi.fn();
+    const w = new ResourceWatcher({ client, kind: "DDIHost", log: pino({ level: "silent" }), onChange: () => {}, onRestart: (r) => restarts.push(r), onSynced: synced });
+    w.start();
+    await vi.advanceTimersByTimeAsync(7_500);
+    w.stop();
+    // Lists at 0, ~1 s, ~3 s, ~7 s; each watch follows a fresh list.
+    expect(calls).toEqual(["list", "watch rv=101", "list", "watch rv=102", "list", "watch rv=103", "list", "watch rv=104"]);
+    expect(restarts).toEqual(["error", "error", "error", "error"]);
+    expect(synced).toHaveBeenCalledTimes(1);
+  });
+
+  it("an ERROR 410 re-lists at once; events in between reset the backoff", async () => {
+    const { client, calls } = fakeClient((n) =>
+      n === 1
+        ? [{ type: "ERROR", object: { kind: "Status", code: 410, message: "too old resource version" } }]
+        : [{ type: "BOOKMARK", object: { metadata: { resourceVersion: `20${n}` } } }],
+    );
+    const restarts: string[] = [];
+    const w = new ResourceWatcher({ client, kind: "DDIHost", log: pino({ level: "silent" }), onChange: () => {}, onRestart: (r) => restarts.push(r) });
+    w.start();
+    await vi.advanceTimersByTimeAsync(35);
+    w.stop();
+    // 410 → list again at once; then clean ends resume from the bookmark's resourceVersion.
+    expect(calls.slice(0, 5)).toEqual(["list", "watch rv=101", "list", "watch rv=102", "watch rv=202"]);
+    expect(restarts).toEqual(["gone"]);
+  });
+});
