@@ -112,7 +112,9 @@ export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
       configPath: configPathUnder(["/etc/dhcp", "/etc/dhcpd"], "/etc/dhcp/dhcpd.conf").describe(
         "Main dhcpd config, under /etc/dhcp/ or /etc/dhcpd/; the operator adds one marked include line to it.",
       ),
-      deletionPolicy: z.enum(["Remove", "Retain"]).default("Remove").describe("Remove: delete the include file and line when deleted. Retain: leave them."),
+      deletionPolicy: z.enum(["Remove", "Retain"]).default("Remove").describe(
+          "What deleting the resource does to the hosts. Remove: delete the include file and its line. Retain: leave them. Not acted on yet: the controller has no finalizer for this kind, so both leave the files for now.",
+        ),
     })
     .describe("An ISC dhcpd failover relationship between two DDIHosts."),
   [
