@@ -26,6 +26,7 @@ local READY_FALSE = {
   HostsDiffer = "Degraded",                  -- ddi-ha status: someone changed the files
   DriftUnknown = "Degraded",
   CleanupFailed = "Degraded",                -- being deleted, but the host cleanup failed
+  DeletedWithoutCleanup = "Degraded",        -- let go without cleanup: its DDIHost or credentials were gone; files left on the host
   -- HAPair
   SplitBrain = "Degraded",
   InterfaceNotFound = "Degraded",

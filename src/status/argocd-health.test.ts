@@ -187,6 +187,8 @@ describe("the classification of Ready=False reasons", () => {
     const text = readFileSync(file, "utf8");
     // `reason: "A"` and `reason: x ? "A" : "B"`, up to the end of the expression.
     for (const m of text.matchAll(/reason:([^,}\n]*)/g)) for (const s of m[1]!.matchAll(/"([A-Z]\w*)"/g)) written.add(s[1]!);
+    // The controller's `readyCondition(item, "A", …)`.
+    for (const m of text.matchAll(/readyCondition\(\w+, "([A-Z]\w*)"/g)) written.add(m[1]!);
     // DDIHost's reason per host failure kind.
     const perKind = text.match(/REACHABLE_REASONS[^=]*= \{([^}]*)\}/)?.[1] ?? "";
     for (const m of perKind.matchAll(/: "([A-Z]\w*)"/g)) written.add(m[1]!);
