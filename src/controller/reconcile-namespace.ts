@@ -219,6 +219,12 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
         await client.setFinalizers(current, removingFinalizer(current.metadata.finalizers));
         released.add(keyOf(item));
       } catch (err) {
+        // The finalizer patch met a newer object (our own status write, say): the cleanup is
+        // done or idempotent, so look again soon rather than call it a failure.
+        if (statusCodeOf(err) === 409) {
+          conflicts.push(`${label(item)}: changed while the pass ran (finalizer removal: not yet)`);
+          return;
+        }
         const message = kubeErrorMessage(err);
         errors.push(`HAPair ${item.metadata.name}: ${message}`);
         await writeStatus(item, readyCondition(item, "CleanupFailed", `being deleted, but ${message}`));
