@@ -3,11 +3,11 @@
 // runLabPass, with client-node instead of kubectl, plus the HAPair finalizer. See ADR 0011 for
 // why the namespace, not the object, is the unit.
 import type { Logger } from "pino";
-import type { DDIHostStatus, DDIResource } from "../api/index.js";
+import type { DDIResource } from "../api/index.js";
 import type { ApplyOptions } from "../apply/index.js";
-import { type KubeItem, itemsAsDocuments, needsApply, statusPatchIfChanged } from "../engine/kube-status.js";
+import { type KubeItem, indexItems, itemsAsDocuments, kubeItemKey, needsApply, pinsFromStatus, statusPatchIfChanged } from "../engine/kube-status.js";
 import { type ComputedStatus, type PassMemory, reconcilePass } from "../engine/reconcile-pass.js";
-import { manifestSessionProvider, statusHostKeyPins } from "../engine/sessions.js";
+import { manifestSessionProvider } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { isTrue, setCondition } from "../status/index.js";
 import { validateManifests } from "../validation/validate.js";
@@ -58,7 +58,7 @@ export function abandonedMessage(abandoned: readonly AbandonedHost[]): string {
 }
 
 type Named = { kind: string; metadata: { name: string; namespace?: string | undefined } };
-const keyOf = (r: Named) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+const keyOf = kubeItemKey;
 const label = (r: Named) => `${r.kind} ${r.metadata.name}`;
 
 /** The Secrets the namespace's objects name: SSH credentials and OMAPI keys. */
@@ -151,10 +151,10 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
   if (conflicts.length > 0) return { resources: items.length, errors, waiting: conflicts, statusesWritten: 0 };
 
   const { set, problems } = validateManifests(itemsAsDocuments([...items, ...secrets], "kube-apiserver"));
-  const itemOf = new Map(items.map((i) => [keyOf(i), i]));
-  const deleting = (r: DDIResource) => Boolean(itemOf.get(keyOf(r))?.metadata.deletionTimestamp);
+  const itemOf = indexItems(items);
+  const deleting = (r: DDIResource) => Boolean(itemOf(r)?.metadata.deletionTimestamp);
   // TrustOnFirstUse pins live in status.observedHostKey, which this pass reads and writes.
-  const pins = statusHostKeyPins((host) => (itemOf.get(keyOf(host))?.status as DDIHostStatus | undefined)?.observedHostKey);
+  const pins = pinsFromStatus(itemOf);
   const sessionOf = manifestSessionProvider(set, deps.transport, pins, (ns, name) =>
     unreadable.has(name)
       ? `the controller could not read it (${unreadable.get(name)}); let its service account get Secrets in ${ns}`
@@ -257,9 +257,9 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
   };
 
   const result = await reconcilePass(live, sessionOf, {
-    apply: (r) => needsApply(itemOf.get(keyOf(r))),
+    apply: (r) => needsApply(itemOf(r)),
     problems,
-    previousStatus: (r) => itemOf.get(keyOf(r))?.status,
+    previousStatus: (r) => itemOf(r)?.status,
     memory: deps.memoryOf(namespace),
     ...(deps.applyOptions ? { applyOptions: deps.applyOptions } : {}),
     now,
@@ -274,7 +274,7 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
   const statuses = result.statuses.filter(({ resource }) => !gone.has(keyOf(resource)));
   await Promise.all(
     statuses.map(async ({ resource, status }) => {
-      const item = itemOf.get(keyOf(resource));
+      const item = itemOf(resource);
       if (item) await writeStatus(item, status);
     }),
   );

@@ -1,8 +1,11 @@
 // What the lab and the controller share about objects read from the API server: the object shape,
-// turning them into manifest documents for validation, whether one needs an apply, and the
-// status merge patch (or none, when nothing changed).
+// finding the object a resource came from, turning them into manifest documents for validation,
+// TrustOnFirstUse pins from their status, whether one needs an apply, and the status merge patch
+// (or none, when nothing changed).
 import { isDeepStrictEqual } from "node:util";
+import type { DDIHostStatus } from "../api/index.js";
 import type { ManifestDocument } from "../manifests/load.js";
+import { type HostKeyPins, statusHostKeyPins } from "./sessions.js";
 import { STALLING_REASONS } from "../status/apply-outcome.js";
 
 export interface KubeItem {
@@ -21,6 +24,22 @@ export interface KubeItem {
   spec?: unknown;
   status?: Record<string, unknown>;
   [k: string]: unknown;
+}
+
+type Named = { kind: string; metadata: { name: string; namespace?: string | undefined } };
+
+/** `Kind/namespace/name`: one key for an API object and the resource validated from it. */
+export const kubeItemKey = (r: Named): string => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+
+/** The API object each validated resource came from. */
+export function indexItems(items: readonly KubeItem[]): (resource: Named) => KubeItem | undefined {
+  const byKey = new Map(items.map((i) => [kubeItemKey(i), i]));
+  return (resource) => byKey.get(kubeItemKey(resource));
+}
+
+/** TrustOnFirstUse pins as the API contract keeps them: in each DDIHost's status.observedHostKey. */
+export function pinsFromStatus(itemOf: (resource: Named) => KubeItem | undefined): HostKeyPins {
+  return statusHostKeyPins((host) => (itemOf(host)?.status as DDIHostStatus | undefined)?.observedHostKey);
 }
 
 /** API objects as manifest documents, so the same validation the CLI runs builds the set. */

@@ -1,10 +1,9 @@
 // The lab's reconcile loop body: read the namespace from the API server, validate it as the CLI
 // does, run one reconcile pass over SSH, and write every status to the /status subresource.
-import type { DDIHostStatus, DDIResource } from "../api/index.js";
-import { manifestSessionProvider, statusHostKeyPins } from "../engine/sessions.js";
+import { manifestSessionProvider } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { formatProblem, validateManifests } from "../validation/validate.js";
-import { type KubeItem, itemsAsDocuments, needsApply, statusPatchIfChanged } from "../engine/kube-status.js";
+import { indexItems, itemsAsDocuments, needsApply, pinsFromStatus, statusPatchIfChanged } from "../engine/kube-status.js";
 import type { Kubectl } from "./kubectl.js";
 import { type ComputedStatus, type PassMemory, reconcilePass } from "../engine/reconcile-pass.js";
 import { summarizeStatus } from "../status/summary.js";
@@ -37,21 +36,19 @@ export async function runLabPass(options: LabPassOptions): Promise<LabPassResult
   const { kubectl, namespace } = options;
   const items = await kubectl.getNamespace(namespace);
   const { set, problems } = validateManifests(itemsAsDocuments(items, "kube-apiserver"));
-  const itemOf = new Map<string, KubeItem>(items.map((i) => [`${i.kind}/${i.metadata.namespace}/${i.metadata.name}`, i]));
-  const keyOf = (r: DDIResource) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+  const itemOf = indexItems(items);
   // TrustOnFirstUse pins live in status.observedHostKey, which this pass reads and writes.
-  const pins = statusHostKeyPins((host) => (itemOf.get(keyOf(host))?.status as DDIHostStatus | undefined)?.observedHostKey);
-  const result = await reconcilePass(set, manifestSessionProvider(set, options.transport, pins), {
-    apply: options.apply === "needed" ? (r) => needsApply(itemOf.get(keyOf(r))) : options.apply,
+  const result = await reconcilePass(set, manifestSessionProvider(set, options.transport, pinsFromStatus(itemOf)), {
+    apply: options.apply === "needed" ? (r) => needsApply(itemOf(r)) : options.apply,
     problems,
-    previousStatus: (r) => itemOf.get(keyOf(r))?.status,
+    previousStatus: (r) => itemOf(r)?.status,
     memory: options.memory,
   });
   const writeErrors: string[] = [];
   const summary = new Map<string, string>();
   await Promise.all(
     result.statuses.map(async ({ resource, status }) => {
-      const item = itemOf.get(keyOf(resource));
+      const item = itemOf(resource);
       summary.set(`${SHORT[resource.kind]}/${resource.metadata.name}`, summarizeStatus(resource.kind, status as Record<string, unknown>));
       if (!item) return;
       const patch = statusPatchIfChanged(item.status, status);
