@@ -1,7 +1,7 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { scratchDirs } from "../testing/support.js";
 import type { DDIHost } from "../api/index.js";
 import { parseManifestText } from "../manifests/load.js";
 import type { SshSessionOptions, SshTransport } from "../ssh/index.js";
@@ -10,15 +10,7 @@ import { manifestSessionProvider, PinnedHostKeys, statusHostKeyPins } from "./se
 
 const RECORDED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "ddi-ha-pins-"));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const tempDir = scratchDirs("ddi-ha-pins-");
 
 function hostSet(policy: "Pinned" | "TrustOnFirstUse") {
   const hostKey = policy === "Pinned" ? `, hostKey: "${RECORDED}"` : "";

@@ -1,8 +1,10 @@
 // Helpers shared by the tests of several modules (never imported by product code).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { expect } from "vitest";
+import { afterAll, expect } from "vitest";
 import { type DDIHost, ddiHostSpecSchema } from "../api/index.js";
 import { loadManifests } from "../manifests/load.js";
 import type { ManifestSet } from "../validation/model.js";
@@ -70,4 +72,17 @@ export function rootForRealDaemons(): boolean {
     throw new Error("CI is set but this process is not root: the tests of the real daemons need root for network namespaces (run CI as root)");
   }
   return isRoot;
+}
+
+/** Makes scratch directories under the system temp dir (`prefix` + random); all are removed after the file's tests. */
+export function scratchDirs(prefix: string): () => Promise<string> {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  });
+  return async () => {
+    const dir = await mkdtemp(join(tmpdir(), prefix));
+    dirs.push(dir);
+    return dir;
+  };
 }

@@ -1,22 +1,13 @@
 // Runs the real `dhcpd -t` (isc-dhcp-server 4.4.3-P1 here) on rendered and hand-broken files.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { scratchDirs } from "../../testing/support.js";
 import { localHostIO } from "../../exec/host-io.js";
 import type { RenderedFile } from "../../render/types.js";
 import { checkDhcpdFiles, ensureIncludeLine, generateOmapiKey, lintDhcpdConfig, renderDhcpFailover } from "./index.js";
 import { failoverPeer, labHosts, loadExample } from "./test-support.js";
 
-const workDirs: string[] = [];
-async function workDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "ddi-ha-dhcpd-check-"));
-  workDirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  for (const dir of workDirs) await rm(dir, { recursive: true, force: true });
-});
+const workDir = scratchDirs("ddi-ha-dhcpd-check-");
 
 const key = { name: "omapi-test", ...generateOmapiKey() };
 const forHost = (files: RenderedFile[], host: string) => files.filter((f) => f.host === host);

@@ -1,10 +1,9 @@
 // Runs the REAL kea-dhcp4 and kea-ctrl-agent (Debian bookworm's 2.2.0 here): `-t`, and the
 // scratch server in a private network namespace (needs root for unshare -n, as in CI).
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { scratchDirs } from "../../testing/support.js";
 import { localHostSession } from "../../apply/local-session.js";
 import { localHostIO } from "../../exec/host-io.js";
 import { localRunner } from "../../exec/runner.js";
@@ -16,15 +15,7 @@ import { loadExample } from "./test-fixtures.js";
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const workDirs: string[] = [];
-async function workDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "kea-check-"));
-  workDirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  for (const dir of workDirs) await rm(dir, { recursive: true, force: true });
-});
+const workDir = scratchDirs("kea-check-");
 
 const { cluster, hosts } = await loadExample();
 const files = renderKeaCluster(cluster, hosts);

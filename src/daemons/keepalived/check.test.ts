@@ -1,25 +1,16 @@
 // The real keepalived 2.2.7 on every rendered variant. keepalived -t exits 5 when an interface the
 // config names does not exist (checked below), so these runs happen in a private network namespace
 // holding those interfaces (withNetnsInterfaces); the production checker runs keepalived directly.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { scratchDirs } from "../../testing/support.js";
 import type { HAPair } from "../../api/index.js";
 import { localHostIO } from "../../exec/host-io.js";
 import type { RenderedFile } from "../../render/types.js";
 import { NOTIFY_SCRIPT_PATH, checkKeepalivedFiles, lintKeepalivedConfig, renderKeepalivedHost, renderKeepalivedPair } from "./index.js";
 import { VARIANTS, haPair, host, labHosts, loadExample, withNetnsInterfaces } from "./test-support.js";
 
-const workDirs: string[] = [];
-async function workDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "ka-check-"));
-  workDirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  await Promise.all(workDirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const workDir = scratchDirs("ka-check-");
 
 const onHost = (files: RenderedFile[], h: string) => files.filter((f) => f.host === h);
 const labIO = withNetnsInterfaces(localHostIO, ["eth0", "eth1"]);
