@@ -1,45 +1,64 @@
-// The in-cluster controller: a watcher per kind feeds namespace keys into the work queue, and
-// each pass is reconcileNamespace over the watchers' caches. See ADR 0011.
+// The in-cluster controller: a watcher per kind feeds object keys (kind/namespace/name) into the
+// work queue; each pass is reconcileObject over the watchers' caches. Resync is per host: a
+// DDIHost's pass takes its host's one probe and requeues the relationships on it, which reuse
+// that probe. A stream per host (address changes) makes a VIP move reach status at once. See ADR 0015.
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type DDIHost, KINDS } from "../api/index.js";
 import type { ApplyOptions } from "../apply/index.js";
-import type { KubeItem } from "../engine/kube-status.js";
-import { type PassMemory, newPassMemory } from "../engine/reconcile-pass.js";
+import { HostProbes, hostKeyOf, probeRequestFor } from "../engine/host-probes.js";
+import { type KubeItem, itemsAsDocuments, kubeItemKey } from "../engine/kube-status.js";
+import { type ComputedStatus, newPassMemory } from "../engine/reconcile-pass.js";
+import type { SessionProvider } from "../engine/render-inputs.js";
+import { type AddressWatch, probeHost, watchAddresses } from "../observe/index.js";
 import { SshTransport } from "../ssh/index.js";
+import { validateManifests } from "../validation/validate.js";
+import type { ManifestSet } from "../validation/model.js";
 import { jittered } from "./backoff.js";
 import { KubeClient, kubeErrorMessage } from "./kube-client.js";
 import { ControllerMetrics, type ReconcileResultLabel } from "./metrics.js";
-import { reconcileNamespace } from "./reconcile-namespace.js";
+import { hostNamesOfItem, reconcileObject } from "./reconcile-object.js";
 import { ResourceWatcher } from "./watcher.js";
 import { type WorkResult, WorkQueue } from "./work-queue.js";
 
-/** The `controller` label of metrics and logs: one controller, keyed by namespace. */
-export const CONTROLLER_NAME = "namespace";
+/** The `controller` label of metrics and logs: one controller, keyed by object. */
+export const CONTROLLER_NAME = "object";
 export const DEFAULT_RESYNC_MS = 60_000;
 export const DEFAULT_WORKERS = 4;
+/** How often Kea HA and dhcpd failover states are asked (through the forwards: no exec). */
+export const DEFAULT_POLL_MS = 5_000;
+/** How long a Secret read from the API server is reused. */
+const SECRET_TTL_MS = 30_000;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
   /** Watch one namespace only; undefined: all. */
   namespace?: string | undefined;
-  /** Drift check after a pass that settled, jittered by up to 10 %. */
+  /** Each host's full check (one probe, drift included), jittered by up to 10 %. */
   resyncMs?: number;
-  /** Namespaces reconciled at once. */
+  /** Kea HA and dhcpd failover state polling. */
+  pollMs?: number;
+  /** Objects reconciled at once. */
   workers?: number;
   log: Logger;
   metrics?: ControllerMetrics;
   transport?: SshTransport;
   livenessTimeoutMs?: number;
   applyOptions?: ApplyOptions;
+  /** Stream each host's address changes into the queue (default true). */
+  hostStreams?: boolean;
+  /**
+   * Leader election: while this says false the controller keeps its caches warm but reconciles
+   * nothing and writes nothing. Call `leadershipChanged()` when it flips.
+   */
+  isLeader?: () => boolean;
 }
 
 /**
  * A change worth a pass: anything but an update that touched only status (our own writes among
  * them), which would otherwise make every status write cost one more round of SSH observation.
- * Drift in status edits by others is caught by the periodic resync.
  */
 export function isWorthAPass(item: KubeItem, previous: KubeItem | undefined): boolean {
   if (!previous) return true;
@@ -54,20 +73,49 @@ export function isWorthAPass(item: KubeItem, previous: KubeItem | undefined): bo
   );
 }
 
+/**
+ * The keys a change to `item` must requeue besides its own: the objects a cross-object rule ties
+ * it to. A DDIHost: every relationship that names it. A relationship: the DDIHosts it names (their
+ * in-use finalizer) and every other relationship on those hosts (VRID collisions, one Kea cluster
+ * or failover peer per host, files two resources fight over).
+ */
+export function relatedKeys(item: KubeItem, namespaceItems: readonly KubeItem[]): string[] {
+  const own = kubeItemKey(item);
+  const hosts = new Set(item.kind === "DDIHost" ? [item.metadata.name] : hostNamesOfItem(item));
+  const keys = new Set<string>();
+  for (const other of namespaceItems) {
+    const key = kubeItemKey(other);
+    if (key === own) continue;
+    if (other.kind === "DDIHost") {
+      if (hosts.has(other.metadata.name)) keys.add(key);
+    } else if (hostNamesOfItem(other).some((h) => hosts.has(h))) {
+      keys.add(key);
+    }
+  }
+  return [...keys].sort();
+}
+
 export class Controller {
   readonly metrics: ControllerMetrics;
+  /** Each host's latest probe: what a no-op resync costs (one exec per host). */
+  readonly probes = new HostProbes();
   private readonly client: KubeClient;
   private readonly transport: SshTransport;
   private readonly ownsTransport: boolean;
   private readonly watchers: ResourceWatcher[];
   private readonly queue: WorkQueue;
-  private readonly memories = new Map<string, PassMemory>();
-  /** The last value read of each Secret the objects name (`namespace/name`): cleanups after a bulk delete use it. */
+  private readonly memory = newPassMemory();
   private readonly secretCache = new Map<string, KubeItem>();
-  /** The DDIHosts each namespace's passes have seen, to release the SSH sessions of those that left. */
-  private readonly hostsSeen = new Map<string, Set<string>>();
+  private readonly secretReads = new Map<string, { at: number; secret: Promise<KubeItem | undefined> }>();
+  /** The validated set of each namespace (no Secrets), rebuilt after a watch change: probe requests come from it. */
+  private readonly namespaceSets = new Map<string, ManifestSet>();
+  /** The last status computed for each object, for the namespace's gauges. */
+  private readonly lastStatuses = new Map<string, ComputedStatus>();
+  private readonly streams = new Map<string, AddressWatch>();
   private readonly resyncMs: number;
+  private readonly pollMs: number;
   private readonly log: Logger;
+  private stopped = false;
 
   constructor(private readonly options: ControllerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
@@ -75,11 +123,12 @@ export class Controller {
     this.ownsTransport = !options.transport;
     this.transport = options.transport ?? new SshTransport({ logger: options.log });
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
+    this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.log = options.log.child({ controller: CONTROLLER_NAME });
     this.queue = new WorkQueue({
       workers: options.workers ?? DEFAULT_WORKERS,
-      handle: (namespace) => this.reconcile(namespace),
-      onUnexpectedError: (namespace, err) => this.log.error({ namespace, err }, "reconcile threw"),
+      handle: (key) => this.reconcile(key),
+      onUnexpectedError: (key, err) => this.log.error({ key, err }, "reconcile threw"),
       metrics: this.metrics.forQueue(CONTROLLER_NAME),
       // No pass before every kind is listed: a pass would see an HAPair without its DDIHosts.
       paused: true,
@@ -92,10 +141,7 @@ export class Controller {
           namespace: options.namespace,
           log: this.log,
           ...(options.livenessTimeoutMs ? { livenessTimeoutMs: options.livenessTimeoutMs } : {}),
-          onChange: (item, type, previous) => {
-            if (type === "modified" && !isWorthAPass(item, previous)) return;
-            this.queue.add(item.metadata.namespace ?? "default");
-          },
+          onChange: (item, type, previous) => this.onChange(item, type, previous),
           onSynced: () => {
             if (this.ready) {
               this.log.info("every kind listed: reconciling");
@@ -111,67 +157,164 @@ export class Controller {
     return this.watchers.every((w) => w.hasSynced);
   }
 
+  private get leading(): boolean {
+    return this.options.isLeader?.() ?? true;
+  }
+
   start(): void {
-    this.log.info({ namespace: this.options.namespace ?? "(all)", resyncMs: this.resyncMs }, "controller starting");
+    this.log.info({ namespace: this.options.namespace ?? "(all)", resyncMs: this.resyncMs, pollMs: this.pollMs }, "controller starting");
     for (const w of this.watchers) w.start();
   }
 
-  /** Stops watching, lets the passes in flight finish, closes the SSH connections. */
+  /** Stops watching, lets the passes in flight finish, closes the streams and SSH connections. */
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const w of this.watchers) w.stop();
     await this.queue.shutdown();
+    await Promise.all([...this.streams.values()].map((s) => s.stop().catch(() => undefined)));
+    this.streams.clear();
     if (this.ownsTransport) await this.transport.closeAll();
     this.log.info("controller stopped");
+  }
+
+  /** Leadership flipped: a new leader looks at everything at once; a follower's passes do nothing. */
+  leadershipChanged(): void {
+    if (!this.leading) return;
+    for (const item of this.allItems()) this.queue.add(kubeItemKey(item));
+  }
+
+  /** The SSH channels opened per host so far (exec, stream, forward). */
+  channelsOpened() {
+    return this.transport.channelsOpened();
+  }
+
+  private allItems(): KubeItem[] {
+    return this.watchers.flatMap((w) => w.list());
   }
 
   private objectsIn(namespace: string): KubeItem[] {
     return this.watchers.flatMap((w) => w.list(namespace));
   }
 
-  /**
-   * Closes the pooled SSH sessions of the namespace's DDIHosts that left the cache (deleted, or
-   * the namespace emptied): no keepalives to a host we no longer manage, no key kept for it.
-   * Runs in the namespace's own pass, so no pass is using those sessions.
-   */
-  private async releaseHostsGone(namespace: string): Promise<void> {
-    const now = new Set(this.objectsIn(namespace).filter((i) => i.kind === "DDIHost").map((i) => i.metadata.name));
-    for (const name of this.hostsSeen.get(namespace) ?? []) {
-      if (now.has(name)) continue;
-      await this.transport.release({ metadata: { name, namespace } } as DDIHost);
-      this.log.debug({ namespace, name }, "DDIHost gone: SSH session released");
+  private onChange(item: KubeItem, type: string, previous: KubeItem | undefined): void {
+    const namespace = item.metadata.namespace ?? "default";
+    this.namespaceSets.delete(namespace);
+    if (type === "modified" && !isWorthAPass(item, previous)) return;
+    const key = kubeItemKey(item);
+    this.queue.add(key);
+    for (const related of relatedKeys(item, this.objectsIn(namespace))) this.queue.add(related);
+    // A relationship may have moved off a host: the hosts it used before are requeued too.
+    if (previous) for (const related of relatedKeys(previous, this.objectsIn(namespace))) this.queue.add(related);
+  }
+
+  private namespaceSet(namespace: string): ManifestSet {
+    let set = this.namespaceSets.get(namespace);
+    if (!set) {
+      set = validateManifests(itemsAsDocuments(this.objectsIn(namespace), "kube-apiserver")).set;
+      this.namespaceSets.set(namespace, set);
     }
-    if (now.size > 0) this.hostsSeen.set(namespace, now);
-    else this.hostsSeen.delete(namespace);
+    return set;
   }
 
-  private memoryOf(namespace: string): PassMemory {
-    let memory = this.memories.get(namespace);
-    if (!memory) this.memories.set(namespace, (memory = newPassMemory()));
-    return memory;
+  private readSecret(namespace: string, name: string): Promise<KubeItem | undefined> {
+    const key = `${namespace}/${name}`;
+    const cached = this.secretReads.get(key);
+    if (cached && Date.now() - cached.at < SECRET_TTL_MS) return cached.secret;
+    const secret = this.client.readSecret(namespace, name);
+    this.secretReads.set(key, { at: Date.now(), secret });
+    secret.catch(() => this.secretReads.delete(key));
+    return secret;
   }
 
-  private async reconcile(namespace: string): Promise<WorkResult> {
-    const log = this.log.child({ namespace, reconcileID: randomUUID() });
+  /** The probe a pass of `key` uses for `host`: a DDIHost's own pass takes a new one, the others reuse it. */
+  private probeFor(key: string, host: DDIHost, sessionOf: SessionProvider): Promise<ReturnType<typeof probeHost> extends Promise<infer P> ? P : never> {
+    const ownHostPass = key === kubeItemKey(host);
+    // Within one resync (plus its jitter) a relationship's pass reuses its hosts' probes.
+    const maxAgeMs = ownHostPass ? 1_000 : Math.round(this.resyncMs * 1.25);
+    return this.probes.get(hostKeyOf(host), maxAgeMs, async () => {
+      const session = await sessionOf(host);
+      this.ensureStream(host, session);
+      return probeHost(session, probeRequestFor(this.namespaceSet(host.metadata.namespace ?? "default"), host));
+    });
+  }
+
+  /**
+   * One long-lived `ip monitor address` per host on its pooled session: an address change (a VIP
+   * moving) invalidates the host's probe and requeues the relationships on it, so the move is in
+   * status within a round trip. A restarted stream may have missed changes: full resync of the host.
+   */
+  private ensureStream(host: DDIHost, session: Parameters<typeof watchAddresses>[0]): void {
+    if (this.options.hostStreams === false || this.stopped) return;
+    const hostKey = hostKeyOf(host);
+    if (this.streams.has(hostKey)) return;
+    const namespace = host.metadata.namespace ?? "default";
+    const requeueHost = (why: string) => {
+      this.probes.invalidate(hostKey);
+      const item = this.objectsIn(namespace).find((i) => i.kind === "DDIHost" && i.metadata.name === host.metadata.name);
+      if (!item) return;
+      this.log.debug({ host: hostKey, why }, "host event: requeueing its objects");
+      for (const key of [kubeItemKey(item), ...relatedKeys(item, this.objectsIn(namespace))]) this.queue.add(key);
+    };
+    const watch = watchAddresses(session, (event) => {
+      if (event.type === "add" || event.type === "delete") requeueHost(`address ${event.type} ${event.address}`);
+      else if (event.type === "watching" && event.restarts > 0) requeueHost("stream restarted");
+    });
+    this.streams.set(hostKey, watch);
+  }
+
+  private async forgetHost(hostKey: string, name: string, namespace: string): Promise<void> {
+    this.probes.forget(hostKey);
+    const stream = this.streams.get(hostKey);
+    this.streams.delete(hostKey);
+    await stream?.stop().catch(() => undefined);
+    await this.transport.release({ metadata: { name, namespace } } as DDIHost);
+    this.log.debug({ namespace, name }, "DDIHost gone: stream stopped, SSH session released");
+  }
+
+  private publish(namespace: string): void {
+    const prefix = new RegExp(`^[^/]+/${namespace.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/`);
+    this.metrics.publishNamespace(namespace, [...this.lastStatuses].filter(([k]) => prefix.test(k)).map(([, s]) => s));
+  }
+
+  private async reconcile(key: string): Promise<WorkResult> {
+    if (!this.leading) return {};
+    const [kind, namespace = "default", name = ""] = key.split("/");
+    const log = this.log.child({ kind, namespace, name, reconcileID: randomUUID() });
     const started = performance.now();
     let result: ReconcileResultLabel = "error";
     try {
-      const outcome = await reconcileNamespace(namespace, {
+      const outcome = await reconcileObject(key, {
         client: this.client,
         transport: this.transport,
         objectsIn: (ns) => this.objectsIn(ns),
-        memoryOf: (ns) => this.memoryOf(ns),
+        memory: this.memory,
+        readSecret: (ns, n) => this.readSecret(ns, n),
+        probeOf: (host, sessionOf) => this.probeFor(key, host, sessionOf),
+        onHostApplied: (host) => this.probes.invalidate(hostKeyOf(host)),
         secretCache: this.secretCache,
         metrics: this.metrics,
         log,
         ...(this.options.applyOptions ? { applyOptions: this.options.applyOptions } : {}),
       });
       const elapsedMs = Math.round(performance.now() - started);
-      if (outcome.resources === 0) {
-        // The namespace's last object is gone: nothing to check again until an event.
-        this.memories.delete(namespace);
+      if (!outcome.exists) {
+        // Deleted: its series go; a host's stream and session are closed.
+        this.lastStatuses.delete(key);
+        this.publish(namespace);
+        if (kind === "DDIHost") await this.forgetHost(`${namespace}/${name}`, name, namespace);
         result = "success";
-        log.debug({ elapsedMs }, "namespace empty");
+        log.debug({ elapsedMs }, "object gone");
         return {};
+      }
+      if (outcome.computed) {
+        this.lastStatuses.set(key, outcome.computed);
+        this.publish(namespace);
+      }
+      if (outcome.drift?.corrected) this.metrics.driftCorrections.inc({ kind: kind! });
+      // A DDIHost's pass took the host's probe of this resync: the relationships on it use it now.
+      if (kind === "DDIHost" && outcome.computed) {
+        const item = this.objectsIn(namespace).find((i) => kubeItemKey(i) === key);
+        if (item) for (const related of relatedKeys(item, this.objectsIn(namespace))) if (!related.startsWith("DDIHost/")) this.queue.add(related);
       }
       if (outcome.errors.length > 0) {
         log.error({ errors: outcome.errors, elapsedMs }, "reconcile failed; retrying with backoff");
@@ -180,11 +323,14 @@ export class Controller {
       if (outcome.waiting.length > 0) {
         result = "requeue";
         log.info({ waiting: outcome.waiting, statusesWritten: outcome.statusesWritten, elapsedMs }, "not settled yet; looking again soon");
-        return { retry: true, maxRetryDelayMs: this.resyncMs };
+        return { retry: true, maxRetryDelayMs: Math.min(this.resyncMs, kind === "DDIHost" ? this.resyncMs : this.pollMs * 2) };
       }
       result = "success";
-      log.info({ resources: outcome.resources, statusesWritten: outcome.statusesWritten, elapsedMs }, "reconciled");
-      return { requeueAfterMs: jittered(this.resyncMs) };
+      log.debug({ statusesWritten: outcome.statusesWritten, elapsedMs }, "reconciled");
+      // The resync is the host's; Kea and dhcpd states are polled (their probes are reused).
+      if (kind === "DDIHost") return { requeueAfterMs: jittered(this.resyncMs) };
+      if (kind === "KeaHACluster" || kind === "DhcpFailoverPeer") return { requeueAfterMs: this.pollMs };
+      return {};
     } catch (err) {
       log.error({ err: kubeErrorMessage(err), elapsedMs: Math.round(performance.now() - started) }, "reconcile failed; retrying with backoff");
       return { retry: true };
@@ -192,7 +338,6 @@ export class Controller {
       this.metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result });
       if (result === "error") this.metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME });
       this.metrics.reconcileTime.observe({ controller: CONTROLLER_NAME }, (performance.now() - started) / 1000);
-      await this.releaseHostsGone(namespace).catch((err: unknown) => log.warn({ err: kubeErrorMessage(err) }, "releasing SSH sessions failed"));
     }
   }
 }

@@ -78,12 +78,29 @@ export class KubeClient {
     return { items, resourceVersion: list.metadata?.resourceVersion ?? "" };
   }
 
-  /** Writes `patch` ({status: …}) through the /status subresource, so spec and metadata stay untouched. Returns the object written. */
-  async patchStatus(item: Pick<KubeItem, "kind" | "metadata">, patch: object): Promise<KubeItem> {
+  /**
+   * Writes `patch` ({status: …}) through the /status subresource, so spec and metadata stay
+   * untouched. It carries the resourceVersion the status was computed from: if the object
+   * changed since (another writer, our own earlier write not yet in the cache), the API server
+   * answers 409 and the caller re-reads instead of overwriting a newer status. Returns the object written.
+   */
+  async patchStatus(item: Pick<KubeItem, "kind" | "metadata">, patch: { status: unknown }): Promise<KubeItem> {
+    const body = item.metadata.resourceVersion ? { ...patch, metadata: { resourceVersion: item.metadata.resourceVersion } } : patch;
     return (await this.custom.patchNamespacedCustomObjectStatus(
-      { ...this.objectRef(item), body: patch, fieldManager: CONTROLLER_FIELD_MANAGER },
+      { ...this.objectRef(item), body, fieldManager: CONTROLLER_FIELD_MANAGER },
       MERGE_PATCH,
     )) as KubeItem;
+  }
+
+  /** The object as the API server has it now, or undefined when it is gone. */
+  async get(item: Pick<KubeItem, "kind" | "metadata">): Promise<KubeItem | undefined> {
+    try {
+      const got = (await this.custom.getNamespacedCustomObject(this.objectRef(item))) as KubeItem;
+      return { ...got, kind: got.kind ?? item.kind, apiVersion: got.apiVersion ?? API_GROUP_VERSION };
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return undefined;
+      throw err;
+    }
   }
 
   /**

@@ -116,7 +116,18 @@ describe("ControllerMetrics", () => {
     expect(await series(m, "ddi_ha_hapair_active_node")).toEqual(['{namespace="other",name="vip",node="primary"} 1']);
     m.publishNamespace("ns", []);
     m.publishNamespace("other", []);
-    expect((await m.registry.metrics()).split("\n").filter((l) => l.startsWith("ddi_ha_"))).toEqual([]);
+    // Every per-object series is gone; only the controller's own counters remain.
+    expect((await m.registry.metrics()).split("\n").filter((l) => l.startsWith("ddi_ha_") && l.includes("namespace="))).toEqual([]);
+  });
+
+  it("config_drift is 1 while driftPolicy Report leaves a drifted file, 0 when in sync", async () => {
+    const m = new ControllerMetrics();
+    const drifted = {
+      ...onPrimary,
+      conditions: [...(onPrimary.conditions ?? []).filter((c) => c.type !== "ConfigInSync"), { type: "ConfigInSync", status: "False" as const, reason: "DriftDetected", message: "h1:/etc/x differs", lastTransitionTime: "2026-01-01T00:00:00Z" }],
+    };
+    m.publishNamespace("ns", [published("HAPair", "vip", drifted), published("HAPair", "ok", onPrimary)]);
+    expect(await series(m, "ddi_ha_config_drift")).toEqual(['{kind="HAPair",namespace="ns",name="ok"} 0', '{kind="HAPair",namespace="ns",name="vip"} 1']);
   });
 
   it("HAPair: split brain, the active node (only the current one) and the failover count from the computed status", async () => {

@@ -60,6 +60,7 @@ type StatusSeries = { [G in keyof StatusGauges]: StatusGauges[G] extends Namespa
 interface StatusGauges {
   resourceReady: NamespacedGauge<"kind" | "name">;
   resourceStalled: NamespacedGauge<"kind" | "name">;
+  configDrift: NamespacedGauge<"kind" | "name">;
   hapairSplitBrain: NamespacedGauge<"name">;
   hapairActiveNode: NamespacedGauge<"name" | "node">;
   hapairFailoverCount: NamespacedGauge<"name">;
@@ -116,6 +117,7 @@ export class ControllerMetrics {
   readonly registry = new Registry();
   readonly reconcileTotal: Counter<"controller" | "result">;
   readonly reconcileErrors: Counter<"controller">;
+  readonly driftCorrections: Counter<"kind">;
   readonly reconcileTime: Histogram<"controller">;
   readonly workqueueDepth: Gauge<"name">;
   readonly workqueueAdds: Counter<"name">;
@@ -126,6 +128,13 @@ export class ControllerMetrics {
     const registers = [this.registry];
     this.reconcileTotal = new Counter({ name: "ddi_ha_reconcile_total", help: "Reconcile passes, by result.", labelNames: ["controller", "result"], registers });
     this.reconcileErrors = new Counter({ name: "ddi_ha_reconcile_errors_total", help: "Reconcile passes that failed.", labelNames: ["controller"], registers });
+    this.driftCorrections = new Counter({
+      name: "ddi_ha_drift_corrections_total",
+      help: "Resyncs that found a managed file changed on a host and re-applied it (spec.driftPolicy Correct), by kind.",
+      labelNames: ["kind"],
+      registers,
+    });
+    for (const kind of ["HAPair", "KeaHACluster", "DhcpFailoverPeer"]) this.driftCorrections.inc({ kind }, 0);
     this.reconcileTime = new Histogram({
       name: "ddi_ha_reconcile_time_seconds",
       help: "Duration of one reconcile pass (apply, observe, status).",
@@ -140,6 +149,11 @@ export class ControllerMetrics {
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly (L | "namespace")[]) => new NamespacedGauge<L>({ name, help, labelNames }, registers);
     this.status = {
       resourceReady: gauge("ddi_ha_resource_ready", "1 when the resource's Ready condition is True, else 0.", ["kind", "namespace", "name"]),
+      configDrift: gauge(
+        "ddi_ha_config_drift",
+        "1 while a file the relationship manages on a host differs from what its spec renders and spec.driftPolicy Report leaves it so (ConfigInSync=False, reason DriftDetected), else 0.",
+        ["kind", "namespace", "name"],
+      ),
       resourceStalled: gauge("ddi_ha_resource_stalled", "1 when the resource is Stalled (its spec cannot succeed until it changes), else 0.", ["kind", "namespace", "name"]),
       hapairSplitBrain: gauge("ddi_ha_hapair_split_brain", "1 while both nodes of the HAPair hold its VIP (status.activeNode both), else 0.", ["namespace", "name"]),
       hapairActiveNode: gauge(
@@ -201,6 +215,10 @@ export class ControllerMetrics {
       const name = resource.metadata.name;
       out.resourceReady.push({ labels: { kind, name }, value: bool(isTrue(status.conditions, "Ready")) });
       out.resourceStalled.push({ labels: { kind, name }, value: bool(isTrue(status.conditions, "Stalled")) });
+      if (kind !== "DDIHost") {
+        const inSync = findCondition(status.conditions, "ConfigInSync");
+        out.configDrift.push({ labels: { kind, name }, value: bool(inSync?.status === "False" && inSync.reason === "DriftDetected") });
+      }
       // The engine computed each kind's own status, so the kind says which it is.
       if (kind === "HAPair") addHAPair(out, name, status as HAPairStatus);
       else if (kind === "DhcpFailoverPeer") addDhcpFailoverPeer(out, name, status as DhcpFailoverPeerStatus);

@@ -8,7 +8,7 @@ import { CLEANUP_FINALIZER, IN_USE_FINALIZER, addingFinalizer, hostsInUse, inUse
 import { startHealthServer } from "./health-server.js";
 import { collectionPath } from "./kube-client.js";
 import { ControllerMetrics } from "./metrics.js";
-import { abandonedMessage, referencedSecretNames, waitingResources } from "./reconcile-namespace.js";
+import { abandonedMessage, referencedSecretNames, waitingResources } from "./reconcile-object.js";
 
 const item = (kind: string, metadata: Partial<KubeItem["metadata"]> = {}, spec: object = {}): KubeItem => ({
   apiVersion: API_GROUP_VERSION,

@@ -61,9 +61,10 @@ export class ResourceWatcher {
     return this.synced;
   }
 
-  /** The cached objects of one namespace. */
-  list(namespace: string): KubeItem[] {
-    return [...this.cache.values()].filter((i) => i.metadata.namespace === namespace);
+  /** The cached objects of one namespace, or of all. */
+  list(namespace?: string): KubeItem[] {
+    const all = [...this.cache.values()];
+    return namespace === undefined ? all : all.filter((i) => i.metadata.namespace === namespace);
   }
 
   start(): void {

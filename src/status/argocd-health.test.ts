@@ -181,7 +181,7 @@ describe("the classification of Ready=False reasons", () => {
     "VIPOnPrimary", "VIPOnSecondary",
   ]);
   const sources = ["apply-outcome.ts", "hapair.ts", "dhcpfailoverpeer.ts", "keahacluster.ts", "ddihost.ts"].map((f) => join(root, "src/status", f));
-  sources.push(join(root, "src/engine/drift.ts"), join(root, "src/controller/reconcile-namespace.ts"));
+  sources.push(join(root, "src/engine/drift.ts"), join(root, "src/controller/reconcile-object.ts"));
   const written = new Set<string>(["Impaired", "Down"]); // KeaHACluster's health, as Ready's reason when no peer names a problem
   for (const file of sources) {
     const text = readFileSync(file, "utf8");

@@ -1,12 +1,16 @@
-// One controller reconcile: one reconcilePass over every ddi-ha object of a namespace, read from
-// the watchers' caches (the Secrets they reference from the API server). Like the lab's
-// runLabPass, with client-node instead of kubectl, plus the HAPair finalizer. See ADR 0011 for
-// why the namespace, not the object, is the unit.
+// One controller reconcile of ONE object (kind/namespace/name): its finalizers, then a
+// reconcilePass over that object alone (a relationship and its own hosts, or a DDIHost), with
+// statuses from each host's probe and cross-object rules computed from the watchers' caches of
+// its namespace, with no I/O. Only the object's own status is written. See ADR 0015.
 import type { Logger } from "pino";
-import type { DDIResource } from "../api/index.js";
+import type { DDIHost, DDIResource } from "../api/index.js";
 import type { ApplyOptions } from "../apply/index.js";
 import { type KubeItem, indexItems, itemsAsDocuments, kubeItemKey, needsApply, pinsFromStatus, statusPatchIfChanged } from "../engine/kube-status.js";
 import { type ComputedStatus, type PassMemory, reconcilePass } from "../engine/reconcile-pass.js";
+import { hostNamesOf } from "../engine/host-probes.js";
+import { withOnly } from "../engine/drift.js";
+import type { HostProbe } from "../observe/index.js";
+import type { SessionProvider } from "../engine/render-inputs.js";
 import { manifestSessionProvider } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { isTrue, setCondition } from "../status/index.js";
@@ -24,13 +28,21 @@ import {
 import { type KubeClient, kubeErrorMessage, statusCodeOf } from "./kube-client.js";
 import type { ControllerMetrics } from "./metrics.js";
 
-export interface NamespaceReconcilerDeps {
+export interface ObjectReconcilerDeps {
   client: KubeClient;
   transport: SshTransport;
   /** The namespace's ddi-ha objects as the watchers' caches hold them. */
   objectsIn(namespace: string): KubeItem[];
-  /** What passes over this namespace remember between them (the last VIP holders). */
-  memoryOf(namespace: string): PassMemory;
+  /** What passes remember between them (the last VIP holder of each pair). */
+  memory: PassMemory;
+  /** A Secret of the namespace (cached briefly by the controller), undefined when it does not exist. */
+  readSecret(namespace: string, name: string): Promise<KubeItem | undefined>;
+  /** The host's probe for this pass: the controller's shared cache decides whether to take a new one. */
+  probeOf(host: DDIHost, sessionOf: SessionProvider): Promise<HostProbe>;
+  /** An apply touched the host: its next probe must be fresh. */
+  onHostApplied?(host: DDIHost): void;
+  /** False on a follower (leader election): nothing is written, neither to hosts nor to the API. */
+  canWrite?(): boolean;
   metrics: ControllerMetrics;
   log: Logger;
   applyOptions?: ApplyOptions;
@@ -43,8 +55,13 @@ export interface NamespaceReconcilerDeps {
   secretCache?: Map<string, KubeItem>;
 }
 
-export interface NamespaceOutcome {
-  resources: number;
+export interface ObjectOutcome {
+  /** False when the object is not in the cache (deleted): nothing was done. */
+  exists: boolean;
+  /** The object's status as computed by this pass (for metrics and the caller's decisions). */
+  computed?: ComputedStatus;
+  /** Files this pass found drifted (`host:path`) and whether it corrected them. */
+  drift?: { differing: readonly string[]; corrected: boolean };
   /** What failed that a retry may fix (API writes, cleanups on hosts); also in the statuses where it belongs. */
   errors: string[];
   /** Resources neither Ready nor Stalled: worth another look soon. */
@@ -60,6 +77,15 @@ export function abandonedMessage(abandoned: readonly AbandonedHost[]): string {
 type Named = { kind: string; metadata: { name: string; namespace?: string | undefined } };
 const keyOf = kubeItemKey;
 const label = (r: Named) => `${r.kind} ${r.metadata.name}`;
+
+/** The DDIHost names an object from the cache uses; none when its spec is not even shaped right (validation says why). */
+export function hostNamesOfItem(item: KubeItem): string[] {
+  try {
+    return hostNamesOf(item as unknown as DDIResource).filter((n): n is string => typeof n === "string");
+  } catch {
+    return [];
+  }
+}
 
 /** The Secrets the namespace's objects name: SSH credentials and OMAPI keys. */
 export function referencedSecretNames(items: readonly KubeItem[]): string[] {
@@ -79,19 +105,18 @@ export function waitingResources(statuses: readonly ComputedStatus[]): string[] 
     .map(({ resource }) => label(resource));
 }
 
-export async function reconcileNamespace(namespace: string, deps: NamespaceReconcilerDeps): Promise<NamespaceOutcome> {
+export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): Promise<ObjectOutcome> {
   const { client, log } = deps;
   const now = deps.now ?? (() => new Date());
   const cache = deps.secretCache ?? new Map<string, KubeItem>();
+  const namespace = key.split("/")[1] ?? "default";
   const cachePrefix = `${namespace}/`;
   let items = deps.objectsIn(namespace);
-  // Copies of Secrets nothing names any more are forgotten.
-  const named = new Set(referencedSecretNames(items).map((name) => `${cachePrefix}${name}`));
-  for (const key of cache.keys()) if (key.startsWith(cachePrefix) && !named.has(key)) cache.delete(key);
-  if (items.length === 0) {
-    deps.metrics.publishNamespace(namespace, []);
-    return { resources: 0, errors: [], waiting: [], statusesWritten: 0 };
-  }
+  const focusOf = (list: readonly KubeItem[]) => list.find((i) => keyOf(i) === key);
+  if (!focusOf(items)) return { exists: false, errors: [], waiting: [], statusesWritten: 0 };
+  const focusHosts = new Set(hostNamesOfItem(focusOf(items)!));
+  // The Secrets this object's pass needs: its hosts' credentials and, for a failover peer, its OMAPI key.
+  const needed = items.filter((i) => keyOf(i) === key || (i.kind === "DDIHost" && focusHosts.has(i.metadata.name)));
   const errors: string[] = [];
   // A Secret we may not read (RBAC, say) is left out: the hosts that need it report why, and the pass is retried.
   const unreadable = new Map<string, string>();
@@ -99,8 +124,8 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
   const missing = new Set<string>();
   const secrets = (
     await Promise.all(
-      referencedSecretNames(items).map((name) =>
-        client.readSecret(namespace, name).then(
+      referencedSecretNames(needed).map((name) =>
+        deps.readSecret(namespace, name).then(
           (secret) => {
             if (secret) cache.set(`${cachePrefix}${name}`, secret);
             else missing.add(name);
@@ -132,9 +157,10 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
     }
   };
   // Our finalizer goes on before anything is applied, so no applied pair can vanish unseen.
+  const isFocus = (item: KubeItem) => keyOf(item) === key;
   items = await Promise.all(
     items.map(async (item) => {
-      const finalizers = item.kind === "HAPair" && !item.metadata.deletionTimestamp ? addingFinalizer(item.metadata.finalizers) : undefined;
+      const finalizers = isFocus(item) && item.kind === "HAPair" && !item.metadata.deletionTimestamp ? addingFinalizer(item.metadata.finalizers) : undefined;
       return (finalizers && (await patchFinalizers(item, finalizers, "finalizer added"))) || item;
     }),
   );
@@ -142,13 +168,13 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
   const inUse = hostsInUse(items.filter((i) => i.kind === "HAPair"));
   items = await Promise.all(
     items.map(async (item) => {
-      if (item.kind !== "DDIHost" || item.metadata.finalizers?.includes(IN_USE) || !inUse.has(item.metadata.name)) return item;
+      if (!isFocus(item) || item.kind !== "DDIHost" || item.metadata.finalizers?.includes(IN_USE) || !inUse.has(item.metadata.name)) return item;
       const finalizers = inUseFinalizerChange(item, inUse);
       return (finalizers && (await patchFinalizers(item, finalizers, "in-use finalizer added"))) || item;
     }),
   );
   // Nothing is applied before every finalizer is on.
-  if (conflicts.length > 0) return { resources: items.length, errors, waiting: conflicts, statusesWritten: 0 };
+  if (conflicts.length > 0) return { exists: true, errors, waiting: conflicts, statusesWritten: 0 };
 
   const { set, problems } = validateManifests(itemsAsDocuments([...items, ...secrets], "kube-apiserver"));
   const itemOf = indexItems(items);
@@ -163,16 +189,33 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
 
   let statusesWritten = 0;
   /** Returns the object written, or undefined when nothing changed or the write failed. */
-  const writeStatus = async (item: KubeItem, status: object): Promise<KubeItem | undefined> => {
-    const patch = statusPatchIfChanged(item.status, status);
-    if (!patch) return undefined;
-    try {
-      const written = await client.patchStatus(item, patch);
-      statusesWritten++;
-      return written;
-    } catch (err) {
-      errors.push(`${item.kind} ${item.metadata.name}: status not written: ${kubeErrorMessage(err)}`);
-      return undefined;
+  const writeStatus = async (item: KubeItem, status: object, recompute?: (previous: unknown) => object): Promise<KubeItem | undefined> => {
+    let current = item;
+    let next = status;
+    for (let attempt = 0; ; attempt++) {
+      const patch = statusPatchIfChanged(current.status, next);
+      if (!patch) return undefined;
+      try {
+        const written = await client.patchStatus(current, patch);
+        statusesWritten++;
+        return written;
+      } catch (err) {
+        // A newer object than the one this status was computed over: re-read it and compute the
+        // status again over its status, so counters and transition times never go backwards.
+        if (statusCodeOf(err) === 409 && recompute && attempt < 2) {
+          const fresh = await client.get(current).catch(() => undefined);
+          if (!fresh) return undefined;
+          current = fresh;
+          next = recompute(fresh.status);
+          continue;
+        }
+        if (statusCodeOf(err) === 409) {
+          conflicts.push(`${label(item)}: changed while the pass ran (status: not yet)`);
+          return undefined;
+        }
+        errors.push(`${item.kind} ${item.metadata.name}: status not written: ${kubeErrorMessage(err)}`);
+        return undefined;
+      }
     }
   };
   const readyCondition = (item: KubeItem, reason: string, message: string) => {
@@ -181,7 +224,7 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
     return { ...previous, conditions: setCondition(previous.conditions, ready, item.metadata.generation ?? 0, now()) };
   };
 
-  const cleanups = items.filter((i) => i.kind === "HAPair" && i.metadata.deletionTimestamp && i.metadata.finalizers?.includes(CLEANUP_FINALIZER));
+  const cleanups = items.filter((i) => isFocus(i) && i.kind === "HAPair" && i.metadata.deletionTimestamp && i.metadata.finalizers?.includes(CLEANUP_FINALIZER));
   // Deleted together with its Secret: the cleanup uses the last copy read of it.
   const cached = [...missing].flatMap((name) => cache.get(`${cachePrefix}${name}`) ?? []);
   const cleanupSessionOf =
@@ -237,7 +280,7 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
   const gone = new Set<string>();
   await Promise.all(
     items
-      .filter((i) => i.kind === "DDIHost" && i.metadata.finalizers?.includes(IN_USE) && !stillInUse.has(i.metadata.name))
+      .filter((i) => isFocus(i) && i.kind === "DDIHost" && i.metadata.finalizers?.includes(IN_USE) && !stillInUse.has(i.metadata.name))
       .map(async (item) => {
         try {
           const finalizers = removingFinalizer(item.metadata.finalizers, IN_USE);
@@ -249,35 +292,41 @@ export async function reconcileNamespace(namespace: string, deps: NamespaceRecon
       }),
   );
 
-  // A pair on its way out is neither applied nor observed again; nor is a host that just went.
-  const live = {
-    ...set,
-    haPairs: set.haPairs.filter((p) => !deleting(p)),
-    hosts: new Map([...set.hosts].filter(([, h]) => !gone.has(keyOf(h)))),
-  };
-
+  // This object alone: a relationship with its own hosts, or a DDIHost. A pair on its way out is
+  // neither applied nor observed again; nor is a host that just went.
+  const focus = [...set.hosts.values(), ...set.haPairs, ...set.keaClusters, ...set.failoverPeers].find((r) => keyOf(r) === key);
+  if (!focus || (focus.kind === "HAPair" && deleting(focus)) || gone.has(key)) {
+    return { exists: true, errors, waiting: conflicts, statusesWritten };
+  }
+  const own = focus.kind === "DDIHost" ? { ...withOnly(set, focus), haPairs: [] } : withOnly(set, focus);
+  const live = { ...own, hosts: new Map([...set.hosts].filter(([, h]) => focusHosts.has(h.metadata.name) && !gone.has(keyOf(h)))) };
+  const probeSessions = sessionOf;
+  let drift: ObjectOutcome["drift"];
   const result = await reconcilePass(live, sessionOf, {
     apply: (r) => needsApply(itemOf(r)),
     problems,
     previousStatus: (r) => itemOf(r)?.status,
-    memory: deps.memoryOf(namespace),
+    memory: deps.memory,
     ...(deps.applyOptions ? { applyOptions: deps.applyOptions } : {}),
     now,
+    probeOf: (host) => deps.probeOf(host, probeSessions),
+    ...(deps.onHostApplied ? { onHostApplied: (host: DDIHost) => deps.onHostApplied!(host) } : {}),
   });
   for (const { resource, outcome } of result.applied.values()) {
     const changed = (outcome.results ?? []).filter((r) => r.changed.length > 0 || r.removed.length > 0).map((r) => r.host);
+    if (outcome.drift && outcome.drift.differing.length > 0) {
+      drift = { differing: outcome.drift.differing, corrected: outcome.drift.policy === "Correct" && (outcome.results ?? []).length > 0 && (outcome.results ?? []).every((r) => r.ok) };
+      log.warn({ kind: resource.kind, name: resource.metadata.name, differing: outcome.drift.differing, policy: outcome.drift.policy, corrected: drift.corrected }, "drift found");
+    }
     if (changed.length > 0 || outcome.errors?.length || outcome.specProblems?.length) {
       log.info({ kind: resource.kind, name: resource.metadata.name, generation: resource.metadata.generation, changedOn: changed }, "applied");
     }
   }
 
-  const statuses = result.statuses.filter(({ resource }) => !gone.has(keyOf(resource)));
-  await Promise.all(
-    statuses.map(async ({ resource, status }) => {
-      const item = itemOf(resource);
-      if (item) await writeStatus(item, status);
-    }),
-  );
-  deps.metrics.publishNamespace(namespace, statuses);
-  return { resources: items.length, errors, waiting: [...conflicts, ...waitingResources(statuses)], statusesWritten };
+  const computed = result.statuses.find(({ resource }) => keyOf(resource) === key);
+  if (computed) {
+    const item = itemOf(computed.resource);
+    if (item) await writeStatus(item, computed.status, computed.recompute);
+  }
+  return { exists: true, ...(computed ? { computed } : {}), ...(drift ? { drift } : {}), errors, waiting: [...conflicts, ...(computed ? waitingResources([computed]) : [])], statusesWritten };
 }
