@@ -43,7 +43,7 @@ async function promtool(...args: string[]): Promise<{ code: number; output: stri
 /** Each published metric's label names, read from prom-client's metric objects. */
 function publishedLabels(): Map<string, Set<string>> {
   const m = new ControllerMetrics();
-  m.forQueue("namespace");
+  m.forQueue("object");
   const names = new Map<string, Set<string>>();
   for (const metric of m.registry.getMetricsAsArray()) {
     // prom-client keeps labelNames on the metric without typing it.

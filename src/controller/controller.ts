@@ -326,7 +326,8 @@ export class Controller {
         return { retry: true, maxRetryDelayMs: Math.min(this.resyncMs, kind === "DDIHost" ? this.resyncMs : this.pollMs * 2) };
       }
       result = "success";
-      log.debug({ statusesWritten: outcome.statusesWritten, elapsedMs }, "reconciled");
+      // Info when something was written; a quiet resync is debug (one per object and resync).
+      (outcome.statusesWritten > 0 ? log.info.bind(log) : log.debug.bind(log))({ statusesWritten: outcome.statusesWritten, elapsedMs }, "reconciled");
       // The resync is the host's; Kea and dhcpd states are polled (their probes are reused).
       if (kind === "DDIHost") return { requeueAfterMs: jittered(this.resyncMs) };
       if (kind === "KeaHACluster" || kind === "DhcpFailoverPeer") return { requeueAfterMs: this.pollMs };

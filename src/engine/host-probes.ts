@@ -77,6 +77,8 @@ export class HostProbes {
   private readonly latest = new Map<string, HostProbe>();
   private readonly inflight = new Map<string, Promise<HostProbe>>();
   private readonly generation = new Map<string, number>();
+  /** Probes started per host: with the transport's channel counts, the cost of one. */
+  readonly taken = new Map<string, number>();
 
   constructor(private readonly nowMs: () => number = Date.now) {}
 
@@ -87,6 +89,7 @@ export class HostProbes {
     const running = this.inflight.get(hostKey);
     if (running) return running;
     const generation = this.generation.get(hostKey) ?? 0;
+    this.taken.set(hostKey, (this.taken.get(hostKey) ?? 0) + 1);
     const probe = take()
       .then((p) => {
         // A probe that started before an invalidate (an apply changed the host) is not kept.

@@ -169,10 +169,10 @@ describe('the controller on a real kube-apiserver and two lab hosts', () => {
 
   it('/metrics counts the passes and the ready resources; no log line carries the SSH key', async () => {
     const text = await (await fetch(`http://127.0.0.1:${server!.port}/metrics`)).text();
-    const successes = Number(/^ddi_ha_reconcile_total\{controller="namespace",result="success"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    const successes = Number(/^ddi_ha_reconcile_total\{controller="object",result="success"\} (\d+)/m.exec(text)?.[1] ?? 0);
     expect(successes).toBeGreaterThan(0);
-    expect(text).toMatch(/^ddi_ha_reconcile_time_seconds_count\{controller="namespace"\} [1-9]/m);
-    expect(text).toMatch(/^ddi_ha_workqueue_adds_total\{name="namespace"\} [1-9]/m);
+    expect(text).toMatch(/^ddi_ha_reconcile_time_seconds_count\{controller="object"\} [1-9]/m);
+    expect(text).toMatch(/^ddi_ha_workqueue_adds_total\{name="object"\} [1-9]/m);
     expect(text).toContain(`ddi_ha_resource_ready{kind="DDIHost",namespace="${namespace}",name="h1"} 1`);
     // The deleted pair's series went with it.
     expect(text).not.toContain(`name="${PAIR}"`);
