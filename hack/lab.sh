@@ -3,10 +3,10 @@
 # real host containers. It installs what it needs (as hack/test.sh does), starts etcd +
 # kube-apiserver on 127.0.0.1 and four systemd hosts on a 198.18.0.0/15 docker network, installs
 # the CRDs, writes the default manifest set to .lab/<name>/manifests/, applies it with
-# `kubectl apply --server-side`, then applies it to the hosts over SSH, observes them and writes
-# every resource's status to the API server. See docs/testing.md, "The lab command".
+# `kubectl apply --server-side`, then runs the real controller in-process against it (applies to
+# the hosts over SSH, observes them, writes every resource's status). See docs/testing.md, "The lab command".
 #
-#   hack/lab.sh                  set up, then watch (observe + status every 10 s) until Ctrl-C;
+#   hack/lab.sh                  set up, then print each status change until Ctrl-C;
 #                                Ctrl-C removes the lab and stops the control plane
 #   hack/lab.sh --once           set up, wait until every resource is Ready, print, tear down
 #   hack/lab.sh --keep           leave the lab and the control plane running on exit

@@ -1,5 +1,7 @@
 // The lab demo behind hack/lab.sh: a real kube-apiserver, four real lab hosts, the embedded
-// default manifest set, and the operator's engine applying it over SSH and writing statuses.
+// default manifest set, and the operator's real controller (`ddi-ha controller`, in this process)
+// applying it over SSH and writing statuses; a watch prints each status change as the API server
+// reports it.
 //
 //   npx tsx test/lab/demo.ts [--once] [--keep] [--hosts 4] [--name default] [--kubeconfig PATH]
 //
@@ -14,9 +16,15 @@ import { parseArgs } from 'node:util';
 import { generateOmapiKey } from '../../src/daemons/dhcpd/index.js';
 import { defaultLabManifests, LAB_NAMESPACE, labHostName, labManifestYaml } from '../../src/lab/default-manifests.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
-import { type LabPassResult, runLabPass } from '../../src/lab/lab-pass.js';
-import { newPassMemory, type PassMemory } from '../../src/engine/reconcile-pass.js';
-import { SshTransport } from '../../src/ssh/index.js';
+import { openSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { KINDS } from '../../src/api/index.js';
+import { Controller, KubeClient } from '../../src/controller/index.js';
+import { ResourceWatcher } from '../../src/controller/watcher.js';
+import type { KubeItem } from '../../src/engine/kube-status.js';
+import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
+import { summarizeStatus } from '../../src/status/summary.js';
 import { type ControlPlane, findTestBinaries, startControlPlane } from '../harness/control-plane.js';
 import { type Lab, LAB_LABEL, startLab } from './lab.js';
 
@@ -30,7 +38,10 @@ export interface LabDemo {
   dir: string;
   manifestsDir: string;
   transport: SshTransport;
-  memory: PassMemory;
+  /** The controller, once startLabController ran. */
+  controller?: Controller;
+  /** The watch that follows every status, once started. */
+  statusWatch?: StatusWatch;
 }
 
 /**
@@ -61,47 +72,77 @@ export async function prepareLabDemo(opts: { lab: Lab; kubectl: Kubectl; dir: st
   await kubectl.applyServerSide([join(repoRoot, 'crds')]);
   await kubectl.waitForCrds();
   await kubectl.applyServerSide([manifestsDir]);
-  return { lab, kubectl, namespace, dir, manifestsDir, transport: new SshTransport(), memory: newPassMemory() };
+  return { lab, kubectl, namespace, dir, manifestsDir, transport: new SshTransport() };
 }
 
 
-const allReady = (r: LabPassResult): boolean =>
-  r.statuses.every(({ status }) => (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'));
+/** One line per resource, kept current by a watch of every kind in the namespace. */
+export interface StatusWatch {
+  summary: Map<string, string>;
+  stop(): void;
+}
+
+/** Watches every kind and calls `onLine` whenever a resource's one-line summary changes. */
+export function watchStatuses(kubeconfigPath: string, namespace: string, onLine: (name: string, line: string) => void): StatusWatch {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigPath);
+  const client = new KubeClient(kubeConfig);
+  const summary = new Map<string, string>();
+  const log = pino({ level: 'silent' });
+  const show = (item: KubeItem) => {
+    const name = `${item.kind.toLowerCase()}/${item.metadata.name}`;
+    const line = summarizeStatus(item.kind, (item.status ?? {}) as Record<string, unknown>);
+    if (summary.get(name) === line) return;
+    summary.set(name, line);
+    onLine(name, line);
+  };
+  const watchers = KINDS.map(({ kind }) => new ResourceWatcher({ client, kind, namespace, log, onChange: (item, type) => (type === 'deleted' ? summary.delete(`${kind.toLowerCase()}/${item.metadata.name}`) : show(item)) }));
+  for (const w of watchers) w.start();
+  return { summary, stop: () => watchers.forEach((w) => w.stop()) };
+}
+
+/**
+ * Starts the operator's controller on the demo's namespace (what `ddi-ha controller` runs), its
+ * JSON log in `<dir>/controller.log`. Resync 10 s, so a hand edit on a host is corrected quickly.
+ */
+export function startLabController(demo: LabDemo, kubeconfigPath: string, opts: { resyncMs?: number } = {}): Controller {
+  if (demo.controller) return demo.controller;
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigPath);
+  const log = pino({ level: process.env.LOG_LEVEL ?? 'info', redact: [...LOG_REDACT_PATHS] }, pino.destination({ fd: openSync(join(demo.dir, 'controller.log'), 'a') }));
+  demo.controller = new Controller({ kubeConfig, namespace: demo.namespace, resyncMs: opts.resyncMs ?? 10_000, log, transport: demo.transport });
+  demo.controller.start();
+  return demo.controller;
+}
+
+export async function stopLabDemo(demo: LabDemo | undefined): Promise<void> {
+  demo?.statusWatch?.stop();
+  await demo?.controller?.stop().catch(() => undefined);
+  await demo?.transport.closeAll().catch(() => undefined);
+}
 
 export interface SettleResult {
-  last: LabPassResult;
-  passes: number;
+  summary: Map<string, string>;
   settled: boolean;
   elapsedMs: number;
 }
 
 /**
- * The --once path: one pass that applies the set to the hosts, then observe-only passes every
- * `everyMs` until every resource is Ready or `timeoutMs` passes. Each pass writes the statuses,
- * so `kubectl wait --for=condition=Ready` sees them as they come.
+ * Starts the controller and the status watch (once), then waits until every resource's summary
+ * says Ready=True or `timeoutMs` passes. `onLine` sees each status change as it comes.
  */
 export async function reconcileUntilSettled(
   demo: LabDemo,
-  opts: { timeoutMs?: number; everyMs?: number; onPass?: (r: LabPassResult, pass: number) => void } = {},
+  kubeconfigPath: string,
+  opts: { timeoutMs?: number; resources?: number; onLine?: (name: string, line: string) => void } = {},
 ): Promise<SettleResult> {
   const started = Date.now();
-  const deadline = started + (opts.timeoutMs ?? 120_000);
-  let passes = 0;
-  for (;;) {
-    const result = await runLabPass({
-      kubectl: demo.kubectl,
-      namespace: demo.namespace,
-      transport: demo.transport,
-      memory: demo.memory,
-      // The first pass applies everything; later ones retry what failed, as the operator would.
-      apply: passes === 0 ? true : 'needed',
-    });
-    passes++;
-    opts.onPass?.(result, passes);
-    const settled = allReady(result);
-    if (settled || Date.now() >= deadline) return { last: result, passes, settled, elapsedMs: Date.now() - started };
-    await new Promise((r) => setTimeout(r, opts.everyMs ?? 2_000));
-  }
+  demo.statusWatch ??= watchStatuses(kubeconfigPath, demo.namespace, (name, line) => opts.onLine?.(name, line));
+  startLabController(demo, kubeconfigPath);
+  const expected = opts.resources ?? 0;
+  const allReady = () => demo.statusWatch!.summary.size >= Math.max(1, expected) && [...demo.statusWatch!.summary.values()].every((l) => l.startsWith('Ready=True'));
+  while (!allReady() && Date.now() - started < (opts.timeoutMs ?? 120_000)) await new Promise((r) => setTimeout(r, 250));
+  return { summary: new Map(demo.statusWatch.summary), settled: allReady(), elapsedMs: Date.now() - started };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,12 +152,8 @@ function stamp(): string {
   return new Date().toISOString().slice(11, 19);
 }
 
-function printChanges(previous: Map<string, string>, result: LabPassResult): void {
-  for (const [name, line] of result.summary) {
-    if (previous.get(name) !== line) console.log(`${stamp()}  ${name.padEnd(30)} ${line}`);
-  }
-  for (const p of result.problems) console.log(`${stamp()}  problem: ${p}`);
-  for (const e of result.writeErrors) console.log(`${stamp()}  status not written: ${e}`);
+function printLine(name: string, line: string): void {
+  console.log(`${stamp()}  ${name.padEnd(30)} ${line}`);
 }
 
 async function labExists(name: string): Promise<boolean> {
@@ -134,13 +171,11 @@ async function main(): Promise<void> {
       hosts: { type: 'string', default: '4' },
       name: { type: 'string', default: 'default' },
       kubeconfig: { type: 'string' },
-      interval: { type: 'string', default: '10' },
     },
   });
   const hosts = Number(values.hosts);
   if (!Number.isInteger(hosts) || hosts < 4) throw new Error('--hosts must be at least 4 (the default set uses h1..h4)');
   const name = values.name;
-  const intervalMs = Math.max(1, Number(values.interval)) * 1000;
   const t0 = Date.now();
   const seconds = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   if (await labExists(name)) {
@@ -161,7 +196,7 @@ async function main(): Promise<void> {
   const teardown = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    await demo?.transport.closeAll().catch(() => undefined);
+    await stopLabDemo(demo);
     if (values.keep) {
       // Nothing to keep when the lab never started; hack/lab.sh stops its control plane then.
       if (lab) printKeepInstructions(name, kubeconfig!, binaries.kubectl, !cp);
@@ -189,17 +224,11 @@ async function main(): Promise<void> {
     const kubectl = new Kubectl({ binary: binaries.kubectl, kubeconfig, cacheDir: join(dir, 'kube-cache') });
     console.error(`==> installing the CRDs and applying the default set (kubectl apply --server-side -f ${relative(process.cwd(), join(dir, 'manifests'))})`);
     demo = await prepareLabDemo({ lab, kubectl, dir });
-    console.error(`==> applying to the hosts over SSH, observing, writing status (until every resource is Ready; at ${seconds()})`);
-    let previous = new Map<string, string>();
-    const settle = await reconcileUntilSettled(demo, {
-      onPass: (r) => {
-        printChanges(previous, r);
-        previous = r.summary;
-      },
-    });
+    console.error(`==> running the operator's controller (ddi-ha controller, log in ${relative(process.cwd(), join(dir, 'controller.log'))}); status changes as the API server reports them (at ${seconds()})`);
+    const settle = await reconcileUntilSettled(demo, kubeconfig!, { timeoutMs: 180_000, resources: 3 + hosts, onLine: printLine });
     console.error(
       settle.settled
-        ? `    every resource Ready after ${seconds()} (${settle.passes} ${settle.passes === 1 ? 'pass' : 'passes'})`
+        ? `    every resource Ready after ${seconds()}`
         : `    not every resource is Ready after ${seconds()}; see the Ready reasons above`,
     );
     console.log(`\n$ kubectl get ddi-ha -n ${demo.namespace} -o wide`);
@@ -210,27 +239,16 @@ async function main(): Promise<void> {
     console.log(`hosts:      ssh -F ${relative(process.cwd(), join(dir, 'ssh_config'))} h1`);
     if (values.once && !values.keep) console.log('(--once without --keep: all of this is removed now; add --keep to keep it, or leave out --once to watch)');
     if (!values.once) {
-      console.error(`\n==> watching: observe + status every ${intervalMs / 1000} s; changes are printed. Ctrl-C stops${values.keep ? '' : ' and removes everything'}.`);
+      console.error(`\n==> watching: the controller keeps reconciling (resync every 10 s, failovers as they happen); status changes are printed. Ctrl-C stops${values.keep ? '' : ' and removes everything'}.`);
       console.error(`    try: docker exec ${lab.hosts[0]!.name} systemctl stop keepalived   (the VIP moves to h2)`);
-      for (;;) {
-        await new Promise((r) => setTimeout(r, intervalMs));
-        if (stopping) return;
-        try {
-          const r = await runLabPass({
-            kubectl,
-            namespace: demo.namespace,
-            transport: demo.transport,
-            memory: demo.memory,
-            // A spec someone changed (kubectl apply, kubectl edit) is applied; so is a failed apply.
-            apply: 'needed',
-          });
-          printChanges(previous, r);
-          previous = r.summary;
-        } catch (err) {
-          // The API server or kubectl failed this pass; the next one tries again.
-          if (!stopping) console.log(`${stamp()}  pass failed: ${err instanceof Error ? err.message : String(err)}`);
-        }
-      }
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (stopping) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 500);
+      });
     }
   } finally {
     await teardown();
