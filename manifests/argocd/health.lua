@@ -25,6 +25,7 @@ local READY_FALSE = {
   ReferenceNotFound = "Progressing",         -- a DDIHost it names is not there yet; applied once it is
   HostsDiffer = "Degraded",                  -- ddi-ha status: someone changed the files
   DriftUnknown = "Degraded",
+  DriftDetected = "Degraded",               -- driftPolicy Report: a managed file was changed on the host
   CleanupFailed = "Degraded",                -- being deleted, but the host cleanup failed
   DeletedWithoutCleanup = "Degraded",        -- let go without cleanup: its DDIHost or credentials were gone; files left on the host
   -- HAPair

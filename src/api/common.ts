@@ -115,6 +115,15 @@ export function durationToMs(d: string): number {
   return Math.round(total);
 }
 
+/** What a relationship does when a managed file on a host no longer matches what its spec renders. */
+export const driftPolicy = () =>
+  z
+    .enum(["Correct", "Report"])
+    .default("Correct")
+    .describe(
+      "What the operator does when a file it manages on a host differs from what this spec renders (a hand edit, another tool, a restored backup), which it checks on every resync. Correct: re-apply it through the safe-apply protocol (Event and condition reason DriftCorrected). Report: change nothing; ConfigInSync=False names the host and file, and the DDIHAConfigDrift alert fires.",
+    );
+
 export const secretRef = (what: string) =>
   z
     .strictObject({ name: objectName().describe("Name of a Secret in the same namespace.") })

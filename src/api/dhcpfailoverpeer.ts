@@ -14,6 +14,7 @@ import {
   reasonColumn,
   secretRef,
   withCrossFieldRules,
+  driftPolicy,
 } from "./common.js";
 import { ipv4InCidr, ipv4ToNumber } from "../net/ipv4.js";
 
@@ -112,6 +113,7 @@ export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
       configPath: configPathUnder(["/etc/dhcp", "/etc/dhcpd"], "/etc/dhcp/dhcpd.conf").describe(
         "Main dhcpd config, under /etc/dhcp/ or /etc/dhcpd/; the operator adds one marked include line to it.",
       ),
+      driftPolicy: driftPolicy(),
       deletionPolicy: z.enum(["Remove", "Retain"]).default("Remove").describe(
           "What deleting the resource does to the hosts. Remove: delete the include file and its line. Retain: leave them. Not acted on yet: the controller has no finalizer for this kind, so both leave the files for now.",
         ),

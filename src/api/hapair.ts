@@ -15,6 +15,7 @@ import {
   readyColumn,
   reasonColumn,
   withCrossFieldRules,
+  driftPolicy,
 } from "./common.js";
 import { cidrFamily, isCelIP } from "../net/ip.js";
 
@@ -98,6 +99,7 @@ export const haPairSpecSchema = withCrossFieldRules(
         .regex(/^[A-Za-z0-9_-]+$/, "must be 1-8 letters, digits, '_' or '-' (VRRPv2 truncates at 8)")
         .optional()
         .describe("Optional VRRPv2 PASS authentication (at most 8 characters; ignored by VRRPv3)."),
+      driftPolicy: driftPolicy(),
       deletionPolicy: z
         .enum(["Remove", "Retain"])
         .default("Remove")

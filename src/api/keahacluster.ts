@@ -14,6 +14,7 @@ import {
   reasonColumn,
   withCrossFieldRules,
   withFieldRule,
+  driftPolicy,
 } from "./common.js";
 import { isCelIP } from "../net/ip.js";
 
@@ -103,6 +104,7 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
         .default("PrimaryIsSourceOfTruth")
         .describe("PrimaryIsSourceOfTruth: the primary's DHCP config is copied to the other peers with their own this-server-name. HAOnly: only the HA hook section is managed."),
       configPath: configPathUnder(["/etc/kea"], "/etc/kea/kea-dhcp4.conf").describe("kea-dhcp4 config file on every peer, under /etc/kea/."),
+      driftPolicy: driftPolicy(),
       controlAgentConfigPath: configPathUnder(["/etc/kea"], "/etc/kea/kea-ctrl-agent.conf").describe("kea-ctrl-agent config file on every peer, under /etc/kea/."),
       dhcp4: withCrossFieldRules(
         z.looseObject({

@@ -6,7 +6,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { DDIHostStatus } from "../api/index.js";
 import type { ManifestDocument } from "../manifests/load.js";
 import { type HostKeyPins, statusHostKeyPins } from "./sessions.js";
-import { STALLING_REASONS } from "../status/apply-outcome.js";
+import { DRIFT_DETECTED, STALLING_REASONS } from "../status/apply-outcome.js";
 
 export interface KubeItem {
   apiVersion: string;
@@ -57,6 +57,8 @@ export function needsApply(item: Pick<KubeItem, "metadata" | "status"> | undefin
   if (status.observedGeneration !== item.metadata.generation) return true;
   const applied = status.conditions?.find((c) => c.type === "ConfigApplied");
   if (applied?.status === "True") return false;
+  // spec.driftPolicy Report: the drift check of every resync reports it; only a new spec applies.
+  if (applied?.reason === DRIFT_DETECTED) return false;
   // A spec the daemon's check or the renderer refused fails the same way until it changes (Stalled).
   // Anything else is retried: a host that did not answer, a DDIHost that does not exist yet.
   return applied?.reason === undefined || !STALLING_REASONS.has(applied.reason);

@@ -19,10 +19,13 @@ import { type DhcpdOmapiKey, failoverPeerName, includeFilePath } from "../daemon
 import { peerUrl } from "../daemons/kea/index.js";
 import { keepalivedInstanceNames } from "../daemons/keepalived/index.js";
 import { withOnly } from "./drift.js";
+import { type FileDrift, driftFromProbes, hostNamesOf, probedSessionProvider } from "./host-probes.js";
 import { gatherRenderInputs, groupByHost, omapiKeyFromIncludeFile, type SessionProvider, type VerifiedHostKey } from "./render-inputs.js";
 import type { HostSession } from "../exec/host-io.js";
 import {
   type DhcpFailoverSideObservation,
+  type HostProbe,
+  haPairNodeFromProbe,
   type PairRole,
   classifyHostFailure,
   observeDhcpFailoverSide,
@@ -50,6 +53,11 @@ export type ResourceStatus = DDIHostStatus | HAPairStatus | KeaHAClusterStatus |
 export interface ComputedStatus {
   resource: DDIResource;
   status: ResourceStatus;
+  /**
+   * The same observation against another previous status: a status write that met a newer
+   * object (409) re-reads it and recomputes, so counters such as failoverCount never go back.
+   */
+  recompute?: (previous: unknown) => ResourceStatus;
 }
 
 /** What a pass remembers for the next one, beyond the statuses it wrote. */
@@ -75,6 +83,14 @@ export interface ReconcilePassOptions {
   memory?: PassMemory;
   applyOptions?: ApplyOptions;
   now?: () => Date;
+  /**
+   * Each host's probe of this resync (see host-probes.ts). When given, every status is computed
+   * from it (one exec per host), and each relationship not applied is checked for drift against
+   * the hashes it brought: re-applied (spec.driftPolicy Correct) or reported.
+   */
+  probeOf?: (host: DDIHost) => Promise<HostProbe>;
+  /** Called for each host an apply touched, so its next probe is taken afresh. */
+  onHostApplied?: (host: DDIHost) => void;
 }
 
 export interface ReconcilePassResult {
@@ -105,12 +121,14 @@ async function applyRelationships(
   wanted: (resource: RelationshipResource) => boolean,
   problems: readonly ValidationProblem[],
   options: ApplyOptions,
+  inputsSessionOf: SessionProvider = sessionOf,
+  onHostApplied?: (host: DDIHost) => void,
 ): Promise<ReconcilePassResult["applied"]> {
   const applied: ReconcilePassResult["applied"] = new Map();
   let inputs: RenderInputs = {};
   let inputsError: string | undefined;
   try {
-    inputs = await gatherRenderInputs(set, sessionOf);
+    inputs = await gatherRenderInputs(set, inputsSessionOf);
   } catch (err) {
     inputsError = err instanceof Error ? err.message : String(err);
   }
@@ -154,7 +172,9 @@ async function applyRelationships(
             try {
               const session = await sessionOf(host);
               results.push(await applyHostFiles(session, files, { ...options, lockKey: `${host.spec.address}:${host.spec.port}` }));
+              onHostApplied?.(host);
             } catch (err) {
+              onHostApplied?.(host);
               errors.push({ host: host.metadata.name, message: err instanceof Error ? err.message : String(err) });
             }
           }),
@@ -177,7 +197,18 @@ async function trySession(sessionOf: SessionProvider, host: DDIHost | undefined,
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-async function ddiHostStatus(host: DDIHost, sessionOf: SessionProvider, previous: DDIHostStatus | undefined, now: Date): Promise<DDIHostStatus> {
+/** A status and the way to compute it again over a newer previous status. */
+function computed(resource: DDIResource, compute: (previous: unknown) => ResourceStatus, previous: unknown): ComputedStatus {
+  return { resource, status: compute(previous), recompute: compute };
+}
+
+async function ddiHostStatus(
+  host: DDIHost,
+  sessionOf: SessionProvider,
+  previous: DDIHostStatus | undefined,
+  now: Date,
+  probeOf?: (host: DDIHost) => Promise<HostProbe>,
+): Promise<ComputedStatus> {
   const generation = host.metadata.generation ?? 0;
   let session: (HostSession & VerifiedHostKey) | undefined;
   // The key the session verified, not spec.hostKey: under TrustOnFirstUse there is none in the
@@ -188,11 +219,17 @@ async function ddiHostStatus(host: DDIHost, sessionOf: SessionProvider, previous
   });
   try {
     session = await sessionOf(host);
-    const facts = await observeHostFacts(session);
-    return computeDDIHostStatus({ host: host.metadata.name, reachable: true, facts, ...verified() }, previous, generation, now);
+    const facts = probeOf ? (await probeOf(host)).facts : await observeHostFacts(session);
+    const observation = { host: host.metadata.name, reachable: true as const, facts, ...verified() };
+    return computed(host, (p) => computeDDIHostStatus(observation, p as DDIHostStatus | undefined, generation, now), previous);
   } catch (err) {
-    return computeDDIHostStatus({ host: host.metadata.name, reachable: false, failure: classifyHostFailure(err), ...verified() }, previous, generation, now);
+    const observation = { host: host.metadata.name, reachable: false as const, failure: classifyHostFailure(err), ...verified() };
+    return computed(host, (p) => computeDDIHostStatus(observation, p as DDIHostStatus | undefined, generation, now), previous);
   }
+}
+
+function unreachableNode(host: string, role: PairRole, iface: string, error: string): Omit<HAPairNodeInput, "services"> {
+  return { host, role, interface: iface, reachable: false, error, keepalivedActive: false, vrrpState: "UNKNOWN", holdsVIP: false, interfaceFound: false };
 }
 
 async function haPairStatus(
@@ -203,7 +240,8 @@ async function haPairStatus(
   previous: HAPairStatus | undefined,
   memory: PassMemory,
   now: Date,
-): Promise<HAPairStatus> {
+  probeOf?: (host: DDIHost) => Promise<HostProbe>,
+): Promise<ComputedStatus> {
   const ns = pair.metadata.namespace!;
   const required = requiredHAPairServices(pair.spec);
   const instance = keepalivedInstanceNames(pair).ipv4;
@@ -211,43 +249,35 @@ async function haPairStatus(
     (["primary", "secondary"] as const).map(async (role): Promise<HAPairNodeInput> => {
       const node = pair.spec[role];
       const { session, error } = await trySession(sessionOf, hostByName(set, ns, node.host), node.host);
-      if (!session) {
-        return {
-          host: node.host,
-          role,
-          interface: node.interface,
-          reachable: false,
-          error: messageOf(error),
-          keepalivedActive: false,
-          vrrpState: "UNKNOWN",
-          holdsVIP: false,
-          interfaceFound: false,
-          services: [],
-        };
+      if (!session) return { ...unreachableNode(node.host, role, node.interface, messageOf(error)), services: [] };
+      const target = { role, interface: node.interface, vip: pair.spec.virtualIP, instance };
+      if (probeOf) {
+        try {
+          const probe = await probeOf(hostByName(set, ns, node.host)!);
+          return { ...haPairNodeFromProbe(probe, target), services: probe.facts.services.filter((s) => required.includes(s.name)) };
+        } catch (err) {
+          return { ...unreachableNode(node.host, role, node.interface, messageOf(err)), services: [] };
+        }
       }
       const [observed, services] = await Promise.all([
-        observeHAPairNode(session, { role, interface: node.interface, vip: pair.spec.virtualIP, instance }),
+        observeHAPairNode(session, target),
         observeServiceStates(session, required).catch(() => []),
       ]);
       return { ...observed, services };
     }),
   );
   const key = resourceKey(pair);
-  const status = computeHAPairStatus(
-    {
-      vip: pair.spec.virtualIP,
-      nodes,
-      requiredServices: required,
-      preempt: pair.spec.preempt,
-      ...(memory.lastHolders.has(key) ? { lastHolder: memory.lastHolders.get(key)! } : {}),
-    },
-    outcome,
-    previous,
-    pair.metadata.generation ?? 0,
-    now,
-  );
-  if (status.activeNode === "primary" || status.activeNode === "secondary") memory.lastHolders.set(key, status.activeNode);
-  return status;
+  const observation = {
+    vip: pair.spec.virtualIP,
+    nodes,
+    requiredServices: required,
+    preempt: pair.spec.preempt,
+    ...(memory.lastHolders.has(key) ? { lastHolder: memory.lastHolders.get(key)! } : {}),
+  };
+  const result = computed(pair, (p) => computeHAPairStatus(observation, outcome, p as HAPairStatus | undefined, pair.metadata.generation ?? 0, now), previous);
+  const active = (result.status as HAPairStatus).activeNode;
+  if (active === "primary" || active === "secondary") memory.lastHolders.set(key, active);
+  return result;
 }
 
 /** The OMAPI key the observer needs: the Secret's, else the one the operator wrote on the primary. */
@@ -265,7 +295,8 @@ async function failoverPeerStatus(
   outcome: ApplyOutcome | undefined,
   previous: DhcpFailoverPeerStatus | undefined,
   now: Date,
-): Promise<DhcpFailoverPeerStatus> {
+  probeOf?: (host: DDIHost) => Promise<HostProbe>,
+): Promise<ComputedStatus> {
   const ns = peer.metadata.namespace!;
   const peerName = failoverPeerName(peer);
   const primary = await trySession(sessionOf, hostByName(set, ns, peer.spec.primary.host), peer.spec.primary.host);
@@ -283,17 +314,20 @@ async function failoverPeerStatus(
         pools: [],
       };
     }
-    return observeDhcpFailoverSide(s.session, { peerName, omapiPort: peer.spec.omapi.port, key });
+    let probe: HostProbe | undefined;
+    if (probeOf) {
+      try {
+        probe = await probeOf(hostByName(set, ns, host)!);
+      } catch (err) {
+        return { host, reachable: false, error: messageOf(err), source: "none", dhcpdActive: false, pools: [] };
+      }
+    }
+    return observeDhcpFailoverSide(s.session, { peerName, omapiPort: peer.spec.omapi.port, key, ...(probe ? { probe } : {}) });
   };
   const secondary = await trySession(sessionOf, hostByName(set, ns, peer.spec.secondary.host), peer.spec.secondary.host);
   const [p, s] = await Promise.all([side("primary", primary), side("secondary", secondary)]);
-  return computeDhcpFailoverPeerStatus(
-    { peerName, primary: p, secondary: s, mcltSeconds: Math.round(durationToMs(peer.spec.mclt) / 1000) },
-    outcome,
-    previous,
-    peer.metadata.generation ?? 0,
-    now,
-  );
+  const observation = { peerName, primary: p, secondary: s, mcltSeconds: Math.round(durationToMs(peer.spec.mclt) / 1000) };
+  return computed(peer, (prev) => computeDhcpFailoverPeerStatus(observation, outcome, prev as DhcpFailoverPeerStatus | undefined, peer.metadata.generation ?? 0, now), previous);
 }
 
 async function keaClusterStatus(
@@ -303,7 +337,7 @@ async function keaClusterStatus(
   outcome: ApplyOutcome | undefined,
   previous: KeaHAClusterStatus | undefined,
   now: Date,
-): Promise<KeaHAClusterStatus> {
+): Promise<ComputedStatus> {
   const ns = cluster.metadata.namespace!;
   const hosts = hostsInNamespace(set, ns);
   const peers = await Promise.all(
@@ -319,13 +353,45 @@ async function keaClusterStatus(
       return observeKeaPeer(session, { name: peer.name, role: peer.role, url });
     }),
   );
-  return computeKeaHAClusterStatus(
-    { mode: cluster.spec.mode, configSync: cluster.spec.configSync, peers },
-    outcome,
-    previous,
-    cluster.metadata.generation ?? 0,
-    now,
+  const observation = { mode: cluster.spec.mode, configSync: cluster.spec.configSync, peers };
+  return computed(cluster, (p) => computeKeaHAClusterStatus(observation, outcome, p as KeaHAClusterStatus | undefined, cluster.metadata.generation ?? 0, now), previous);
+}
+
+/**
+ * The drift check of one relationship that this pass does not apply for its spec: render it with
+ * inputs read from the probes and compare with the hashes they brought. Undefined when the
+ * render fails (the resource's spec problems stand as the pass that found them wrote them).
+ */
+async function checkDrift(
+  set: ManifestSet,
+  resource: RelationshipResource,
+  inputsSessionOf: SessionProvider,
+  probeOf: (host: DDIHost) => Promise<HostProbe>,
+): Promise<{ drift: FileDrift } | { errors: { host: string; message: string }[] } | undefined> {
+  const only = withOnly(set, resource);
+  const ns = resource.metadata.namespace!;
+  const probes = new Map<string, HostProbe>();
+  const errors: { host: string; message: string }[] = [];
+  await Promise.all(
+    hostNamesOf(resource).map(async (name) => {
+      const host = hostByName(set, ns, name);
+      if (!host) return;
+      try {
+        probes.set(name, await probeOf(host));
+      } catch (err) {
+        errors.push({ host: name, message: messageOf(err) });
+      }
+    }),
   );
+  if (errors.length > 0) return { errors };
+  let rendered;
+  try {
+    rendered = renderManifestSet(only, await gatherRenderInputs(only, inputsSessionOf));
+  } catch (err) {
+    return { errors: [{ host: "(render inputs)", message: messageOf(err) }] };
+  }
+  if (rendered.failures.length > 0) return undefined;
+  return { drift: driftFromProbes(rendered.files, (name) => probes.get(name)) };
 }
 
 /**
@@ -337,16 +403,44 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
   const memory = options.memory ?? newPassMemory();
   const previousOf = <T>(r: DDIResource): T | undefined => options.previousStatus?.(r) as T | undefined;
   const wanted = typeof options.apply === "function" ? options.apply : () => options.apply === true;
-  const applied = relationships(set).some(wanted)
-    ? await applyRelationships(set, sessionOf, wanted, options.problems ?? [], options.applyOptions ?? {})
+  const probeOf = options.probeOf;
+  const inputsSessionOf = probeOf ? probedSessionProvider(sessionOf, probeOf) : sessionOf;
+  const problems = options.problems ?? [];
+
+  // Every relationship not applied for its spec is checked against its hosts' probes.
+  const drifts = new Map<string, { resource: RelationshipResource; outcome: ApplyOutcome }>();
+  const correcting = new Set<string>();
+  if (probeOf) {
+    const ownErrors = new Set(problems.filter((p) => p.severity === "error").map((p) => p.resource));
+    await Promise.all(
+      relationships(set)
+        .filter((r) => !wanted(r) && !ownErrors.has(describeResource(r)))
+        .map(async (resource) => {
+          const checked = await checkDrift(set, resource, inputsSessionOf, probeOf);
+          if (!checked) return;
+          if ("errors" in checked) return drifts.set(kindKey(resource), { resource, outcome: { errors: checked.errors } });
+          const drift = { ...checked.drift, policy: resource.spec.driftPolicy };
+          drifts.set(kindKey(resource), { resource, outcome: { drift } });
+          if (drift.differing.length > 0 && drift.policy === "Correct") correcting.add(kindKey(resource));
+        }),
+    );
+  }
+
+  const applying = (r: RelationshipResource) => wanted(r) || correcting.has(kindKey(r));
+  const applied = relationships(set).some(applying)
+    ? await applyRelationships(set, sessionOf, applying, problems, options.applyOptions ?? {}, inputsSessionOf, options.onHostApplied)
     : new Map<string, { resource: RelationshipResource; outcome: ApplyOutcome }>();
+  for (const [key, checked] of drifts) {
+    const apply = applied.get(key);
+    applied.set(key, apply ? { resource: apply.resource, outcome: { ...apply.outcome, ...(checked.outcome.drift ? { drift: checked.outcome.drift } : {}) } } : checked);
+  }
   const outcomeOf = (r: RelationshipResource): ApplyOutcome | undefined => applied.get(kindKey(r))?.outcome;
 
   const statuses = await Promise.all<ComputedStatus>([
-    ...[...set.hosts.values()].map(async (h) => ({ resource: h, status: await ddiHostStatus(h, sessionOf, previousOf(h), now()) })),
-    ...set.haPairs.map(async (p) => ({ resource: p, status: await haPairStatus(p, set, sessionOf, outcomeOf(p), previousOf(p), memory, now()) })),
-    ...set.failoverPeers.map(async (p) => ({ resource: p, status: await failoverPeerStatus(p, set, sessionOf, outcomeOf(p), previousOf(p), now()) })),
-    ...set.keaClusters.map(async (c) => ({ resource: c, status: await keaClusterStatus(c, set, sessionOf, outcomeOf(c), previousOf(c), now()) })),
+    ...[...set.hosts.values()].map((h) => ddiHostStatus(h, sessionOf, previousOf(h), now(), probeOf)),
+    ...set.haPairs.map((p) => haPairStatus(p, set, sessionOf, outcomeOf(p), previousOf(p), memory, now(), probeOf)),
+    ...set.failoverPeers.map((p) => failoverPeerStatus(p, set, probeOf ? inputsSessionOf : sessionOf, outcomeOf(p), previousOf(p), now(), probeOf)),
+    ...set.keaClusters.map((c) => keaClusterStatus(c, set, sessionOf, outcomeOf(c), previousOf(c), now())),
   ]);
   return { applied, statuses };
 }

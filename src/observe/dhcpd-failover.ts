@@ -16,6 +16,7 @@ import {
   parseOmshellFailoverState,
   parsePoolBalanceLog,
 } from "../daemons/dhcpd/index.js";
+import { type HostProbe, probedUnitActive } from "./host-probe.js";
 import { OmapiNoAnswerError, queryOmapiFailoverState } from "./omapi-client.js";
 
 /** What `journalctl --grep` keeps: every form of dhcpd's pool-balance line (parsePoolBalanceLog). */
@@ -34,6 +35,16 @@ export interface DhcpFailoverSideTarget {
   journalLines?: number;
   /** For the OMAPI connection and each of its answers. Default 10 s. */
   omapiTimeoutMs?: number;
+  /**
+   * The host's probe of this resync: dhcpd's unit state and pool lines come from it, so the side
+   * costs no exec of its own (OMAPI goes through a port forward).
+   */
+  probe?: HostProbe;
+}
+
+/** The journal request the probe makes for a host with a dhcpd failover side. */
+export function dhcpdPoolJournal(unit = "isc-dhcp-server.service", lines = 50): { unit: string; lines: number; pattern: string } {
+  return { unit, lines, pattern: POOL_LINE_PATTERN };
 }
 
 export interface PoolBalanceFact {
@@ -125,13 +136,18 @@ export async function observeDhcpFailoverSide(session: HostSession, target: Dhcp
   try {
     // Validates the peer and key names before anything runs (they go on omshell's stdin).
     const script = omshellFailoverScript(target.peerName, target.key, target.omapiPort);
+    const probe = target.probe;
     const [forwarded, active, journal] = await Promise.all([
       omapiThroughForward(session, target),
-      session.run(["systemctl", "is-active", "--", unit], { timeoutMs: 15_000 }),
+      probe
+        ? { stdout: probedUnitActive(probe, unit) ? "active" : "inactive" }
+        : session.run(["systemctl", "is-active", "--", unit], { timeoutMs: 15_000 }),
       // Only the pool lines: on a busy server a plain tail is all DHCPDISCOVER/OFFER, and the
       // balance would go stale. Newest first (-r): bookworm's journalctl 252 prints `-n --grep`
       // newest first anyway, newer ones oldest first. (It exits 1 when nothing matches: no pools.)
-      session.run(["journalctl", "-u", unit, "-o", "cat", "-r", "-n", String(target.journalLines ?? 50), "--grep", POOL_LINE_PATTERN, "--no-pager"], { timeoutMs: 20_000 }),
+      probe
+        ? { stdout: probe.journals.get(unit) ?? "" }
+        : session.run(["journalctl", "-u", unit, "-o", "cat", "-r", "-n", String(target.journalLines ?? 50), "--grep", POOL_LINE_PATTERN, "--no-pager"], { timeoutMs: 20_000 }),
     ]);
     const dhcpdActive = active.stdout.trim() === "active";
     const pools = latestPoolBalances(journal.stdout.split("\n").reverse().join("\n"));

@@ -65,3 +65,17 @@ export {
   peerFromStatusGet,
   postKeaCommand,
 } from "./kea-ha.js";
+export {
+  type HostProbe,
+  type HostProbeRequest,
+  type ProbedFile,
+  clockFromProbe,
+  contentSha256,
+  hostProbeArgv,
+  hostProbeScript,
+  parseHostProbeOutput,
+  probeHost,
+  probedUnitActive,
+} from "./host-probe.js";
+export { haPairNodeFromProbe, interfaceIpJson } from "./keepalived.js";
+export { dhcpdPoolJournal } from "./dhcpd-failover.js";

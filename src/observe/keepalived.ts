@@ -7,6 +7,7 @@ import type { HostSession } from "../exec/host-io.js";
 import { keepalivedStateFilePath, parseKeepalivedStateFile } from "../daemons/keepalived/index.js";
 import { parseCidr, parsedCidrsOverlap } from "../net/ip.js";
 import { sameAddress } from "./address-monitor.js";
+import { type HostProbe, probedUnitActive } from "./host-probe.js";
 
 export type VrrpState = NonNullable<HAPairStatus["nodes"]>[number]["vrrpState"];
 export type PairRole = "primary" | "secondary";
@@ -169,6 +170,45 @@ export async function observeHAPairNode(session: HostSession, target: HAPairNode
       interfaceFound: false,
     };
   }
+}
+
+/** The `ip -j addr` entries of one interface in a whole-host listing, or undefined when it has none. */
+export function interfaceIpJson(ipJson: string, iface: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(ipJson);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed)) return undefined;
+  const own = parsed.filter((entry: { ifname?: unknown }) => entry?.ifname === iface);
+  return own.length > 0 ? JSON.stringify(own) : undefined;
+}
+
+/**
+ * One node of a pair from its host's probe (no command of its own): keepalived's unit state,
+ * its notify record (the probe reads `<instance>.state`) and the VIP in the host's addresses.
+ * Pure; the same answer observeHAPairNode gives from three commands.
+ */
+export function haPairNodeFromProbe(probe: HostProbe, target: HAPairNodeTarget): HAPairNodeObservation {
+  const keepalivedActive = probedUnitActive(probe, "keepalived.service");
+  const record = probe.files.get(keepalivedStateFilePath(target.instance))?.content;
+  const parsed = record === undefined ? { state: "UNKNOWN" as VrrpState } : parseVrrpStateRecord(record, target.instance);
+  const ifaceJson = interfaceIpJson(probe.ipJson, target.interface);
+  const subnet = ifaceJson === undefined ? undefined : vipInInterfaceSubnet(ifaceJson, target.vip);
+  return {
+    host: probe.host,
+    role: target.role,
+    interface: target.interface,
+    reachable: true,
+    keepalivedActive,
+    vrrpState: keepalivedActive ? parsed.state : "STOP",
+    ...(keepalivedActive && parsed.priority !== undefined ? { priority: parsed.priority } : {}),
+    ...(keepalivedActive && "since" in parsed && parsed.since ? { vrrpStateSince: parsed.since } : {}),
+    holdsVIP: ifaceJson !== undefined && interfaceHoldsAddress(ifaceJson, target.vip),
+    interfaceFound: ifaceJson !== undefined,
+    ...(subnet ? { vipInSubnet: subnet.inSubnet, interfaceAddresses: subnet.addresses } : {}),
+  };
 }
 
 /**

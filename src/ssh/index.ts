@@ -1,6 +1,6 @@
 // The SSH transport: HostSession over one pooled connection per DDIHost. No daemon knowledge.
 export { SshTransport, LOG_REDACT_PATHS, type SshTransportOptions, type SshSessionOptions } from "./transport.js";
-export { SshHostSession, type SshCredentials, type HostKeyPolicy } from "./session.js";
+export { SshHostSession, type SshCredentials, type HostKeyPolicy, type ChannelCounts } from "./session.js";
 export {
   SshError,
   HostKeyMismatchError,

@@ -58,6 +58,20 @@ export interface SessionTarget extends HostRef {
   hostKeyPinnedIn: string;
 }
 
+/**
+ * SSH channels opened on one host, by what they carried: `exec` for commands (run, readFile,
+ * writeFile, the kill of a stopped command), `stream` for long-lived commands, `forward` for port
+ * forwards. The transport keeps one per host across reconnects, so the count a test or a
+ * benchmark reads is what the host's sshd saw.
+ */
+export interface ChannelCounts {
+  exec: number;
+  stream: number;
+  forward: number;
+}
+
+export const newChannelCounts = (): ChannelCounts => ({ exec: 0, stream: 0, forward: 0 });
+
 export interface SessionTunables {
   connectTimeoutMs: number;
   commandTimeoutMs: number;
@@ -133,6 +147,8 @@ export class SshHostSession implements HostSession {
     private readonly perHost: Semaphore,
     private readonly overall: Semaphore,
     logger: Logger,
+    /** Where this session counts the channels it opens (shared with the transport). */
+    readonly channels: ChannelCounts = newChannelCounts(),
   ) {
     this.hostName = target.name;
     this.hostRef = { host: target.host, address: target.address, port: target.port, user: target.user };
@@ -402,6 +418,7 @@ export class SshHostSession implements HostSession {
       void (pids?.pidLine ?? Promise.resolve(undefined)).then((pid) => {
         if (pid === undefined || closed || this.client !== client) return;
         try {
+          this.channels.exec++;
           client.exec(shellJoin(killArgv(pid, sig)), (err, kch) => {
             if (err) return this.log.warn({ command: display, err: err.message }, `cannot send SIG${sig}`);
             kch.on("data", () => undefined);
@@ -439,9 +456,10 @@ export class SshHostSession implements HostSession {
    * attached a microtask later would miss them. Rejects with ChannelNotOpenedError when the
    * connection is gone.
    */
-  private openChannel(client: Client, line: string, display: string, setup: (ch: ClientChannel) => void): Promise<ClientChannel> {
+  private openChannel(client: Client, line: string, display: string, setup: (ch: ClientChannel) => void, kind: "exec" | "stream" = "exec"): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
       try {
+        this.channels[kind]++;
         client.exec(line, (err, ch) => {
           if (!err) {
             setup(ch);
@@ -554,7 +572,7 @@ export class SshHostSession implements HostSession {
     for (let attempt = 0; !ch; attempt++) {
       client = await this.ensureConnected();
       try {
-        ch = await this.openChannel(client, line, display, setup);
+        ch = await this.openChannel(client, line, display, setup, "stream");
       } catch (err) {
         if (!(err instanceof ChannelNotOpenedError) || attempt > 0) throw err;
         this.discard(client);
@@ -597,6 +615,7 @@ export class SshHostSession implements HostSession {
         .then(
           (client) =>
             new Promise<void>((resolve, reject) => {
+              this.channels.forward++;
               client.forwardOut("127.0.0.1", sock.remotePort ?? 0, remoteHost, remotePort, (err, ch) => {
                 if (err) return reject(err);
                 if (sock.destroyed) {

@@ -4,7 +4,7 @@ import { pino, type Logger } from "pino";
 import type { DDIHost } from "../api/index.js";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
 import { Semaphore } from "./semaphore.js";
-import { type SessionTarget, type SshCredentials, SshHostSession } from "./session.js";
+import { type ChannelCounts, type SessionTarget, type SshCredentials, SshHostSession, newChannelCounts } from "./session.js";
 
 /**
  * Log paths pino must censor. The transport never logs credentials itself; the list is for the
@@ -67,6 +67,8 @@ export function hostKeyToExpect(
 
 export class SshTransport {
   private readonly pool = new Map<string, { identity: string; session: SshHostSession }>();
+  /** Channels opened per host (`namespace/name`), kept across reconnects and replaced sessions. */
+  private readonly channelCounts = new Map<string, ChannelCounts>();
   private readonly overall: Semaphore;
   private readonly log: Logger;
   private closed = false;
@@ -125,13 +127,23 @@ export class SshTransport {
     }
     if (!entry) {
       const perHost = new Semaphore(this.options.maxConcurrentCommandsPerHost ?? 4);
-      entry = { identity, session: new SshHostSession(target, credentials, tunables, perHost, this.overall, this.log) };
+      let counts = this.channelCounts.get(key);
+      if (!counts) this.channelCounts.set(key, (counts = newChannelCounts()));
+      entry = { identity, session: new SshHostSession(target, credentials, tunables, perHost, this.overall, this.log, counts) };
       this.pool.set(key, entry);
     } else {
       entry.session.tunables = tunables;
     }
     await entry.session.connect();
     return entry.session;
+  }
+
+  /**
+   * The SSH channels opened so far on each host (`namespace/name`), by kind: what a no-op resync
+   * costs a host. A copy; counting continues.
+   */
+  channelsOpened(): Map<string, ChannelCounts> {
+    return new Map([...this.channelCounts].map(([host, c]) => [host, { ...c }]));
   }
 
   /** Closes and forgets one host's session (e.g. when its DDIHost is deleted). */

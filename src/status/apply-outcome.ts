@@ -19,7 +19,16 @@ export interface ApplyOutcome {
    * applies once they appear, so this is retried (ReferenceNotFound), not Stalled.
    */
   unresolvedReferences?: readonly string[];
+  /**
+   * This pass compared the hash of every file the resource manages on its hosts with what the
+   * spec renders (one probe per host). `differing` are `host:path`; with policy Correct the pass
+   * then re-applied them (results), with Report it changed nothing.
+   */
+  drift?: { checkedHosts: readonly string[]; differing: readonly string[]; policy: "Correct" | "Report" };
 }
+
+/** ConfigApplied's reason while spec.driftPolicy Report leaves a drifted file alone (needsApply skips it). */
+export const DRIFT_DETECTED = "DriftDetected";
 
 /** What judgeApply needs of the status before this pass. */
 export interface PreviousApply {
@@ -33,6 +42,8 @@ export const STALLING_REASONS: ReadonlySet<string> = new Set(["InvalidSpec", "Co
 export interface ApplyVerdict {
   /** undefined: this pass did not apply; keep the previous ConfigApplied. */
   configApplied?: ConditionInput;
+  /** Whether the hosts' files were found matching the spec in this pass (undefined: not checked). */
+  configInSync?: ConditionInput;
   stalled?: ConditionInput;
   reconciling?: ConditionInput;
   /**
@@ -76,6 +87,15 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string, prev
     };
   }
   const results = outcome.results ?? [];
+  const drift = outcome.drift;
+  if (drift && drift.differing.length > 0 && drift.policy === "Report" && results.length === 0) {
+    const message = `${drift.differing.join(", ")} ${drift.differing.length === 1 ? "differs" : "differ"} from what the spec renders, and spec.driftPolicy is Report, so the operator left ${drift.differing.length === 1 ? "it" : "them"} alone: undo the change on the host, or set spec.driftPolicy to Correct`;
+    return {
+      configApplied: { type: "ConfigApplied", status: "False", reason: "DriftDetected", message },
+      configInSync: { type: "ConfigInSync", status: "False", reason: "DriftDetected", message },
+      changed: false,
+    };
+  }
   const changed = results.some((r) => r.changed.length > 0 || r.removed.length > 0);
   const rejected = results.filter((r) => r.failure?.stage === "validate");
   if (rejected.length > 0) {
@@ -122,12 +142,27 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string, prev
       changed,
     };
   }
-  if (results.length === 0) return { changed: false };
+  const hostNames = results.length > 0 ? results.map((r) => r.host) : [...(drift?.checkedHosts ?? [])];
+  if (hostNames.length === 0) return { changed: false };
   // The message stays the same whether this pass changed files or found them current, so that
   // lastTransitionTime marks when the config last started or stopped matching (files go to events).
-  const hosts = results.map((r) => r.host).join(", ");
+  const hosts = [...hostNames].sort().join(", ");
+  const inSync: ConditionInput = { type: "ConfigInSync", status: "True", reason: "HostsMatchSpec", message: `every file the operator manages on ${hosts} has the content the spec renders` };
+  if (drift && drift.differing.length > 0) {
+    return {
+      configApplied: {
+        type: "ConfigApplied",
+        status: "True",
+        reason: "DriftCorrected",
+        message: `${drift.differing.join(", ")} differed from the spec (changed on the host) and ${drift.differing.length === 1 ? "was" : "were"} re-applied; the config on ${hosts} matches the spec`,
+      },
+      configInSync: inSync,
+      changed,
+    };
+  }
   return {
     configApplied: { type: "ConfigApplied", status: "True", reason: "Applied", message: `the config on ${hosts} matches the spec` },
+    configInSync: inSync,
     changed,
   };
 }

@@ -176,7 +176,7 @@ describe("the classification of Ready=False reasons", () => {
   const classified = new Map([...table.matchAll(/^\s+(\w+) = "(\w+)",/gm)].map((m) => [m[1]!, m[2]!]));
   // Reasons the operator writes only for Ready=True or for other conditions.
   const neverReadyFalse = new Set([
-    "AllPeersServing", "Applied", "BothNodesHoldVIP", "BothNormal", "Connected", "HeldByPrimary", "HeldBySecondary", "HostBusy", "HostReady",
+    "AllPeersServing", "Applied", "DriftCorrected", "BothNodesHoldVIP", "BothNormal", "Connected", "HeldByPrimary", "HeldBySecondary", "HostBusy", "HostReady",
     "HostsMatchSpec", "InSync", "NotHeld", "OffsetWithinLimit", "OffsetWithinLimitWithoutNTP", "PeersConverging", "Progressing", "SingleHolder",
     "VIPOnPrimary", "VIPOnSecondary",
   ]);

@@ -40,6 +40,7 @@ export function computeDhcpFailoverPeerStatus(
   const other = (s: Side): Side => (s === "primary" ? "secondary" : "primary");
   const conditions: ConditionInput[] = [];
   if (apply.configApplied) conditions.push(apply.configApplied);
+  if (apply.configInSync) conditions.push(apply.configInSync);
   const configApplied = apply.configApplied ?? findCondition(previousStatus?.conditions, "ConfigApplied");
 
   const inState = (state: string) => (["primary", "secondary"] as Side[]).filter((s) => states[s] === state);

@@ -41,7 +41,7 @@ describe("computeHAPairStatus scenarios", () => {
       obs: observe(),
       ready: ["True", "VIPOnPrimary"],
       activeNode: "primary",
-      present: ["Ready", "ConfigApplied", "VIPAssigned"],
+      present: ["Ready", "ConfigApplied", "ConfigInSync", "VIPAssigned"],
     },
     {
       name: "named stopped on the secondary",
@@ -61,7 +61,7 @@ describe("computeHAPairStatus scenarios", () => {
       obs: observe({}, { holdsVIP: true, vrrpState: "MASTER" }),
       ready: ["False", "SplitBrain"],
       activeNode: "both",
-      present: ["Ready", "ConfigApplied", "VIPAssigned", "SplitBrain"],
+      present: ["Ready", "ConfigApplied", "ConfigInSync", "VIPAssigned", "SplitBrain"],
       message: /both ddi-central-primary and ddi-central-secondary hold 10.71.17.86\/24/,
     },
     {

@@ -141,6 +141,7 @@ export function computeHAPairStatus(
   const conditions: ConditionInput[] = [];
 
   if (apply.configApplied) conditions.push(apply.configApplied);
+  if (apply.configInSync) conditions.push(apply.configInSync);
   const configApplied = apply.configApplied ?? findCondition(previousStatus?.conditions, "ConfigApplied");
 
   // VIPAssigned and SplitBrain.

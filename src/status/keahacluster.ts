@@ -65,7 +65,9 @@ export function computeKeaHAClusterStatus(
     conditions.push(apply.configApplied);
     const source = observation.configSync === "PrimaryIsSourceOfTruth" ? "the primary's DHCP config, each with its own this-server-name" : "the managed HA section";
     conditions.push(
-      apply.configApplied.status === "True"
+      apply.configInSync?.status === "False"
+        ? apply.configInSync
+        : apply.configApplied.status === "True"
         ? { type: "ConfigInSync", status: "True", reason: "InSync", message: `every peer carries ${source}` }
         : { type: "ConfigInSync", status: "False", reason: apply.configApplied.reason, message: `not every peer carries ${source}: ${apply.configApplied.message}` },
     );

@@ -56,7 +56,7 @@ describe("computeDhcpFailoverPeerStatus scenarios", () => {
     const r = findCondition(status.conditions, "Ready")!;
     expect([r.status, r.reason]).toEqual(ready);
     expect([status.primaryState, status.secondaryState]).toEqual(states);
-    expect(status.conditions!.map((c) => c.type).sort()).toEqual(["Ready", "ConfigApplied", ...extra].sort());
+    expect(status.conditions!.map((c) => c.type).sort()).toEqual(["Ready", "ConfigApplied", "ConfigInSync", ...extra].sort());
   });
 
   it("names the failed SSH port forward in the OmapiFailed message, before omshell's complaint", () => {
