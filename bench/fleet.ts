@@ -21,6 +21,11 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { type Lab, type LabHost, startLab } from "../test/lab/lab.js";
 import { type FleetHost, type FleetPair, ansibleInventory, fleetManifestText, fleetPairs } from "../src/lab/fleet-manifests.js";
+import { reconcilePass } from "../src/engine/reconcile-pass.js";
+import { PinnedHostKeys, manifestSessionProvider } from "../src/engine/sessions.js";
+import { readManifests } from "../src/manifests/load.js";
+import { SshTransport } from "../src/ssh/index.js";
+import { validateManifests } from "../src/validation/validate.js";
 import { median } from "./stats.js";
 
 const execFileAsync = promisify(execFile);
@@ -60,6 +65,8 @@ interface SizeResult {
   seconds: Record<Tool, Record<Phase, number[]>>;
   noop: Record<Tool, NoopCost[]>;
   failover?: { stopToVipS: number; stopToStatusS: number };
+  /** One no-op pass in process: sshd's count against the transport's own counter, per host. */
+  crossCheck?: { sshd: number[]; transport: number[] };
 }
 
 function log(msg: string): void {
@@ -253,6 +260,33 @@ class Fleet {
   }
 
   /**
+   * The pass `ddi-ha apply` runs, in this process over a transport whose channel counter can be
+   * read, on hosts that are already converged; sshd's count for the same pass beside it.
+   */
+  async crossCheckChannels(): Promise<{ sshd: number[]; transport: number[] }> {
+    const { documents, errors } = await readManifests([this.manifests]);
+    const { set, problems } = validateManifests(documents);
+    if (errors.length > 0 || problems.some((p) => p.severity === "error")) throw new Error("the fleet manifests do not validate");
+    const transport = new SshTransport();
+    const before = await this.snapshot();
+    try {
+      await reconcilePass(set, manifestSessionProvider(set, transport, await PinnedHostKeys.open(join(this.dir, "tofu.json"))), { apply: true });
+    } finally {
+      await transport.closeAll();
+    }
+    await sleep(1000);
+    const after = await this.snapshot();
+    const counted = transport.channelsOpened();
+    return {
+      sshd: this.hosts.map((h) => after.get(h.name)!.channels - before.get(h.name)!.channels),
+      transport: this.hosts.map((h) => {
+        const c = counted.get(`fleet/${h.name}`);
+        return c ? c.exec + c.stream : 0;
+      }),
+    };
+  }
+
+  /**
    * Stops keepalived on the first pair's primary and measures, from that moment, until the VIP
    * is on the secondary and until `ddi-ha status` reports the secondary active.
    */
@@ -321,6 +355,7 @@ async function benchSize(hostCount: number, runs: number, withFailover: boolean)
   const seconds = { "ddi-ha": { converge: [], noop: [], drift: [] }, ansible: { converge: [], noop: [], drift: [] } } as SizeResult["seconds"];
   const noop: SizeResult["noop"] = { "ddi-ha": [], ansible: [] };
   let failover: SizeResult["failover"];
+  let crossCheck: SizeResult["crossCheck"];
   try {
     await fleet.render();
     await fleet.instrument();
@@ -330,6 +365,10 @@ async function benchSize(hostCount: number, runs: number, withFailover: boolean)
         await fleet.reset();
         const converge = await fleet.timed(tool, "converge");
         await fleet.verifyFiles(`${tool} converge`);
+        if (tool === "ddi-ha" && !crossCheck) {
+          crossCheck = await fleet.crossCheckChannels();
+          log(`channels per host, one in-process no-op pass: sshd ${crossCheck.sshd.join(",")}; transport ${crossCheck.transport.join(",")}`);
+        }
         const before = await fleet.snapshot();
         const again = await fleet.timed(tool, "noop");
         await sleep(1000); // sshd's and systemd's last lines reach the journal
@@ -351,7 +390,7 @@ async function benchSize(hostCount: number, runs: number, withFailover: boolean)
     fleet.cleanup();
     await lab.stop();
   }
-  return { hosts: hostCount, pairs: hostCount / 2, labStartS, seconds, noop, ...(failover ? { failover } : {}) };
+  return { hosts: hostCount, pairs: hostCount / 2, labStartS, seconds, noop, ...(failover ? { failover } : {}), ...(crossCheck ? { crossCheck } : {}) };
 }
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
@@ -401,6 +440,16 @@ function resultsMarkdown(results: SizeResult[], command: string, runs: number, t
       );
     }
   }
+  for (const r of results) {
+    if (!r.crossCheck) continue;
+    const { sshd, transport } = r.crossCheck;
+    const agree = sshd.every((n, i) => n === transport[i]);
+    lines.push(
+      "",
+      `Cross-check at ${r.hosts} hosts, one no-op \`apply\` pass in process: sshd logged ${Math.min(...sshd)}–${Math.max(...sshd)} channels per host, ` +
+        `the transport's counter (\`SshTransport.channelsOpened()\`, exec + stream) ${Math.min(...transport)}–${Math.max(...transport)}; ${agree ? "equal on every host" : "they DIFFER"}.`,
+    );
+  }
   lines.push("", `Lab start: ${results.map((r) => `${r.hosts} hosts ${fmt(r.labStartS)} s`).join(", ")}.`);
   const f = results.find((r) => r.failover)?.failover;
   if (f) lines.push(`One failover (keepalived stopped on a primary): VIP on the secondary after ${fmt(f.stopToVipS, 2)} s; \`ddi-ha status\` reported it after ${fmt(f.stopToStatusS, 2)} s.`);
@@ -444,9 +493,14 @@ async function main(): Promise<void> {
   const markdown = resultsMarkdown(results, command, runs, totalS);
   console.log(markdown);
   if (values.smoke) {
-    // The smoke run asserts what must hold at any size: ddi-ha's no-op writes and reloads nothing.
+    // The smoke run asserts what must hold at any size: ddi-ha's no-op writes and reloads nothing ...
     const bad = results.flatMap((r) => r.noop["ddi-ha"].filter((c) => c.writes > 0 || c.reloads > 0 || c.reported > 0));
     if (bad.length > 0) throw new Error(`ddi-ha's no-op run changed hosts: ${JSON.stringify(bad)}`);
+    // ... and sshd sees exactly the channels the transport says it opened.
+    for (const r of results) {
+      const c = r.crossCheck;
+      if (!c || c.sshd.some((n, i) => n !== c.transport[i])) throw new Error(`channel counts disagree: ${JSON.stringify(c)}`);
+    }
     console.log("smoke: 1 passed, 0 failed");
   } else if (!values["no-write"]) writeResults(markdown);
 }
