@@ -8,6 +8,7 @@ import { stringify } from "yaml";
 import { parseManifestText } from "../src/manifests/load.js";
 import { renderManifestSet } from "../src/render/render-set.js";
 import { validateManifests } from "../src/validation/validate.js";
+import { median } from "./stats.js";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
@@ -56,11 +57,6 @@ function manifestText(pairs: number): string {
     }
   }
   return docs.map((d) => stringify(d)).join("---\n");
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 interface Row {

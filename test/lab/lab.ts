@@ -42,6 +42,10 @@
  * - `stop()` removes the containers and the network. Labs whose owning process died (a crashed
  *   run) are removed by the next `startLab()`; `npx tsx test/lab/cli.ts down --all` removes all.
  *
+ * - Before starting, the lab raises the Docker host's fs.inotify.max_user_instances and
+ *   max_user_watches when they are lower than `hosts` systemd containers need
+ *   (inotifyLimitsFor(); docs/testing.md, "Many hosts"). It never lowers them.
+ *
  * Environment: DDI_HA_LAB_IMAGE (use this image, build nothing), DDI_HA_LAB_KEEP=1 (stop() leaves
  * the lab running, for debugging; remove it with the CLI).
  * Needs a local Docker engine and root (debootstrap); hack/ensure-docker.sh starts one.
@@ -49,7 +53,7 @@
 
 import { execFile } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -347,10 +351,53 @@ async function waitUntilReady(host: LabHost, timeoutMs: number): Promise<void> {
   );
 }
 
+/** Host addresses are .11 upward and spare() hands out .200 to .249, so at most 189 hosts fit. */
+export const MAX_LAB_HOSTS = 189;
+
+/**
+ * Every container's processes run as root in the Docker host's user namespace, so all hosts
+ * share root's inotify limits. An idle lab host holds 7 inotify instances (systemd 5, dbus 1,
+ * logind 1) and about 24 watches (measured on a 4-host lab); each systemctl, journalctl or ssh
+ * login adds some while it runs. The kernel default of 128 instances stops a lab at about 20
+ * hosts with "container is not running". Budget 16 instances and 512 watches a host (twice and
+ * twenty times the idle use: other labs on the same machine count against the same limit), plus
+ * the Docker host's own use; a 4-host lab fits the kernel's defaults and changes nothing.
+ */
+export function inotifyLimitsFor(hosts: number): { maxUserInstances: number; maxUserWatches: number } {
+  return { maxUserInstances: 64 + 16 * hosts, maxUserWatches: 8192 + 512 * hosts };
+}
+
+const INOTIFY_SYSCTL = '/proc/sys/fs/inotify';
+
+/** Raises (never lowers) the Docker host's inotify limits to what `hosts` lab hosts need. */
+export function ensureInotifyLimits(hosts: number): { raised: string[] } {
+  const wanted = inotifyLimitsFor(hosts);
+  const raised: string[] = [];
+  for (const [key, need] of [
+    ['max_user_instances', wanted.maxUserInstances],
+    ['max_user_watches', wanted.maxUserWatches],
+  ] as const) {
+    const path = `${INOTIFY_SYSCTL}/${key}`;
+    if (!existsSync(path)) continue; // not Linux, or a kernel without inotify: nothing to do
+    const current = Number(readFileSync(path, 'utf8').trim());
+    if (Number.isFinite(current) && current >= need) continue;
+    try {
+      writeFileSync(path, `${need}\n`);
+    } catch (err) {
+      throw new Error(
+        `a lab of ${hosts} hosts needs fs.inotify.${key} >= ${need} (it is ${current}) and it cannot be raised ` +
+          `from here (${(err as Error).message}); run as root, or: sysctl -w fs.inotify.${key}=${need}`,
+      );
+    }
+    raised.push(`fs.inotify.${key} ${current} -> ${need}`);
+  }
+  return { raised };
+}
+
 /** Starts a lab of `hosts` systemd hosts and waits until every one runs systemd and sshd. */
 export async function startLab(options: StartLabOptions = {}): Promise<Lab> {
   const count = options.hosts ?? 2;
-  if (!Number.isInteger(count) || count < 1 || count > 89) throw new RangeError('hosts must be 1..89');
+  if (!Number.isInteger(count) || count < 1 || count > MAX_LAB_HOSTS) throw new RangeError(`hosts must be 1..${MAX_LAB_HOSTS}`);
   const labName = options.name ?? randomLabName();
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(labName)) throw new Error(`bad lab name "${labName}"`);
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
@@ -359,6 +406,7 @@ export async function startLab(options: StartLabOptions = {}): Promise<Lab> {
   const d = await docker();
 
   await removeLabs({ orphans: true });
+  for (const change of ensureInotifyLimits(count).raised) console.error(`lab: raised ${change} for ${count} hosts`);
 
   const labels: Record<string, string> = { [LAB_LABEL]: labName };
   if (!options.persistent) labels[OWNER_PID_LABEL] = String(process.pid);
