@@ -1,8 +1,9 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { stringify } from "yaml";
-import { configAppliedFromDrift, configDrift } from "../engine/drift.js";
-import { type ReconcilePassResult, reconcilePass } from "../engine/reconcile-pass.js";
+import { HostProbes, hostKeyOf, probeRequestFor } from "../engine/host-probes.js";
+import { type ReconcilePassOptions, type ReconcilePassResult, reconcilePass } from "../engine/reconcile-pass.js";
+import { probeHost } from "../observe/index.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
 import { manifestSessionProvider, PinnedHostKeys } from "../engine/sessions.js";
 import { readManifests } from "../manifests/load.js";
@@ -96,12 +97,15 @@ function statusDocument(result: ReconcilePassResult) {
 function describePass(result: ReconcilePassResult): string {
   const lines: string[] = [];
   for (const { resource, outcome } of result.applied.values()) {
+    // Checked against the hosts' probes and found current: nothing was applied.
+    const inSync = !outcome.results && outcome.drift ? outcome.drift.checkedHosts.map((h) => `  ${h}: ok: in sync (every managed file has the content the spec renders)`) : [];
+    const differing = !outcome.results && outcome.drift ? outcome.drift.differing.map((f) => `  ${f}: differs from the spec (left alone)`) : [];
     const parts = (outcome.results ?? []).map((r) => {
       const what = [r.changed.length ? `changed ${r.changed.join(", ")}` : "", r.reloaded.length ? `reloaded ${r.reloaded.join(", ")}` : ""].filter(Boolean).join("; ");
       return `  ${r.host}: ${r.ok ? "ok" : "FAILED"}${what ? `: ${what}` : ": unchanged"}${r.failure ? `\n    ${r.failure.stage}: ${r.failure.message}` : ""}${r.rolledBack ? `\n    rollback ${r.rolledBack.ok ? "ok" : "FAILED"}: ${r.rolledBack.message}` : ""}`;
     });
     const failures = [...(outcome.errors ?? []).map((e) => `  ${e.host}: not applied: ${e.message}`), ...(outcome.specProblems ?? []).map((p) => `  ${p}`)];
-    lines.push(`${resource.kind} ${resource.metadata.namespace}/${resource.metadata.name}:`, ...parts, ...failures);
+    lines.push(`${resource.kind} ${resource.metadata.namespace}/${resource.metadata.name}:`, ...parts, ...inSync, ...differing, ...failures);
   }
   for (const { resource, status } of result.statuses) {
     lines.push(`${resource.kind.padEnd(16)} ${`${resource.metadata.namespace}/${resource.metadata.name}`.padEnd(36)} ${summarizeStatus(resource.kind, status as Record<string, unknown>)}`);
@@ -119,30 +123,47 @@ const applySucceeded = (o: ApplyOutcome) => (o.results ?? []).every((r) => r.ok)
 
 const isReady = (status: { conditions?: { type: string; status: string }[] }) => status.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 
-/** `ddi-ha apply`: the safe apply on every host, then one observation; exit 0 only when all is Ready. */
+/**
+ * The reconcile core the controller runs per object, over the manifest files: each host probed
+ * once (one exec: facts, addresses, units, clock, the hashes of its managed files), then taken
+ * afresh after an apply changed it. Every status comes from those probes.
+ */
+function probedPass(set: ManifestSet, sessionOf: SessionProvider, options: Omit<ReconcilePassOptions, "probeOf" | "onHostApplied">): Promise<ReconcilePassResult> {
+  const probes = new HostProbes();
+  return reconcilePass(set, sessionOf, {
+    ...options,
+    probeOf: (host) => probes.get(hostKeyOf(host), Number.POSITIVE_INFINITY, async () => probeHost(await sessionOf(host), probeRequestFor(set, host))),
+    onHostApplied: (host) => probes.invalidate(hostKeyOf(host)),
+  });
+}
+
+/**
+ * `ddi-ha apply`: every relationship whose files on its hosts differ from the spec goes through
+ * the safe apply; the rest are left untouched (a no-op run is one exec per host). Exit 0 only
+ * when all is Ready.
+ */
 export async function runApply(paths: string[], out: Output, err: Output, options: EngineOptions = {}): Promise<number> {
-  const result = await withSessions(paths, err, options, (set, sessionOf) => reconcilePass(set, sessionOf, { apply: true }));
+  const result = await withSessions(paths, err, options, (set, sessionOf) => probedPass(set, sessionOf, { apply: false, applyWhenDiffering: true }));
   if (!result) return 1;
   printPass(result, out, options.output);
   const applyFailed = [...result.applied.values()].some(({ outcome }) => !applySucceeded(outcome));
   return applyFailed ? 1 : result.statuses.every(({ status }) => isReady(status)) ? 0 : 2;
 }
 
-/** `ddi-ha status`: observe only; exit 0 when every resource is Ready, 2 otherwise. */
+/**
+ * `ddi-ha status`: observe only. Without a stored status, each relationship's files are compared
+ * with what its spec renders (ConfigInSync), and nothing is written whatever its driftPolicy.
+ * Exit 0 when every resource is Ready, 2 otherwise.
+ */
 export async function runStatus(paths: string[], out: Output, err: Output, options: EngineOptions = {}): Promise<number> {
-  const result = await withSessions(paths, err, options, async (set, sessionOf) => {
-    // Without a stored status, "applied" means: the hosts hold what the spec renders now.
-    const now = new Date();
-    const relationships = [...set.haPairs, ...set.failoverPeers, ...set.keaClusters];
-    const applied = new Map(
-      await Promise.all(relationships.map(async (r) => [r, configAppliedFromDrift(await configDrift(set, r, sessionOf), r.metadata.generation ?? 0, now)] as const)),
-    );
-    return reconcilePass(set, sessionOf, {
-      apply: false,
-      previousStatus: (r) => (applied.has(r as never) ? { conditions: [applied.get(r as never)!] } : undefined),
-    });
-  });
+  const result = await withSessions(paths, err, options, (set, sessionOf) => probedPass(reportingDrift(set), sessionOf, { apply: false }));
   if (!result) return 1;
   printPass(result, out, options.output);
   return result.statuses.every(({ status }) => isReady(status)) ? 0 : 2;
+}
+
+/** The set with every relationship's driftPolicy Report: `status` must never write. */
+function reportingDrift(set: ManifestSet): ManifestSet {
+  const report = <T extends { spec: { driftPolicy: "Correct" | "Report" } }>(r: T): T => ({ ...r, spec: { ...r.spec, driftPolicy: "Report" } });
+  return { ...set, haPairs: set.haPairs.map(report), failoverPeers: set.failoverPeers.map(report), keaClusters: set.keaClusters.map(report) };
 }

@@ -91,6 +91,12 @@ export interface ReconcilePassOptions {
   probeOf?: (host: DDIHost) => Promise<HostProbe>;
   /** Called for each host an apply touched, so its next probe is taken afresh. */
   onHostApplied?: (host: DDIHost) => void;
+  /**
+   * With probeOf: apply every relationship whose files differ from what its spec renders, as an
+   * apply the user asked for (`ddi-ha apply`), not as drift: no DriftCorrected, and whatever
+   * spec.driftPolicy says. A relationship whose hosts already match costs no exec beyond the probe.
+   */
+  applyWhenDiffering?: boolean;
 }
 
 export interface ReconcilePassResult {
@@ -419,9 +425,11 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
           const checked = await checkDrift(set, resource, inputsSessionOf, probeOf);
           if (!checked) return;
           if ("errors" in checked) return drifts.set(kindKey(resource), { resource, outcome: { errors: checked.errors } });
-          const drift = { ...checked.drift, policy: resource.spec.driftPolicy };
-          drifts.set(kindKey(resource), { resource, outcome: { drift } });
+          const drift = { ...checked.drift, policy: options.applyWhenDiffering ? ("Correct" as const) : resource.spec.driftPolicy };
           if (drift.differing.length > 0 && drift.policy === "Correct") correcting.add(kindKey(resource));
+          // The user's own apply of a differing file is an apply, not a drift correction.
+          if (options.applyWhenDiffering && drift.differing.length > 0) return;
+          drifts.set(kindKey(resource), { resource, outcome: { drift } });
         }),
     );
   }

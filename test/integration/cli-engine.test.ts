@@ -86,7 +86,7 @@ describe('ddi-ha apply and status on real hosts', () => {
     const out = collector();
     await runApply([dir], out, collector(), { knownHosts: join(dir, 'known_hosts.json') });
     expect(out.text).not.toContain('changed ');
-    expect(out.text).toMatch(/: ok: unchanged/);
+    expect(out.text).toMatch(/h\d: ok: in sync/);
   });
 
   it('prints status as YAML through the bin, exit 0 when Ready', async () => {
