@@ -1,0 +1,274 @@
+// The fault matrix through the operator (issue 13): the real per-object controller in-process on
+// the global-setup kube-apiserver, one HAPair on two real lab hosts, and one real fault at a time.
+// Each case asserts what the hosts do (read with docker exec) and what the status says.
+//   - partition between the peers (VRRP dropped both ways): both hold the VIP, SplitBrain=True,
+//     the DDIHASplitBrain alert fires in promtool on the metrics scraped here; healed: one holder.
+//   - power cut of the primary (container killed) and boot: the VIP moves and comes back, the
+//     config survives, status follows each step.
+//   - a full disk under the managed directory (a tiny tmpfs): the apply fails naming the disk,
+//     the live file is byte-identical, keepalived keeps running.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify } from 'yaml';
+import { API_GROUP_VERSION } from '../../src/api/index.js';
+import { Controller, ControllerMetrics } from '../../src/controller/index.js';
+import { localRunner } from '../../src/exec/runner.js';
+import { Kubectl } from '../../src/lab/kubectl.js';
+import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
+import { type Lab, type LabHost, startLab } from '../lab/lab.js';
+import { hostSha256, interfaceAddresses, unitSnapshot } from './apply-lab.js';
+import { eventually } from './observe-lab.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const provided = inject('ddiHaControlPlane');
+const namespace = `ddi-ha-faults-${Date.now().toString(36)}`;
+const RESYNC_MS = 3_000;
+const PAIR = 'vip-a';
+const MANAGED_DIR = '/etc/keepalived/ddi-ha.d';
+const pairFile = `${MANAGED_DIR}/${namespace}_${PAIR}.conf`;
+
+let lab: Lab;
+let dir: string;
+let kubectl: Kubectl;
+let controller: Controller | undefined;
+let transport: SshTransport | undefined;
+let metrics: ControllerMetrics;
+let vip: string;
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+
+async function getJson(resource: string): Promise<{ metadata: { generation: number }; status: any }> {
+  return JSON.parse(await kubectl.run(['get', resource, '-n', namespace, '-o', 'json']));
+}
+const condition = (status: { conditions?: Condition[] } | undefined, type: string) => status?.conditions?.find((c) => c.type === type);
+
+async function holdsVip(host: LabHost): Promise<boolean> {
+  return (await interfaceAddresses(host)).some((a) => a.startsWith(`${vip}/`));
+}
+/** Which lab hosts hold the VIP now, by name h1/h2. */
+async function holders(): Promise<string[]> {
+  const held = await Promise.all(lab.hosts.map(holdsVip));
+  return held.flatMap((h, i) => (h ? [`h${i + 1}`] : []));
+}
+/** Waits until `predicate` holds for the HAPair's status; returns that status. */
+function waitForPair(what: string, predicate: (status: any) => boolean, timeoutMs: number): Promise<any> {
+  return eventually(
+    what,
+    async () => {
+      const s = (await getJson(`hap/${PAIR}`)).status;
+      return s && predicate(s) ? s : undefined;
+    },
+    timeoutMs,
+    200,
+  );
+}
+function waitForHost(name: string, what: string, predicate: (status: any) => boolean, timeoutMs: number): Promise<any> {
+  return eventually(
+    `${name} ${what}`,
+    async () => {
+      const s = (await getJson(`ddih/${name}`)).status;
+      return s && predicate(s) ? s : undefined;
+    },
+    timeoutMs,
+    250,
+  );
+}
+const splitBrainSample = async () => new RegExp(`^ddi_ha_hapair_split_brain\\{namespace="${namespace}",name="${PAIR}"\\} (\\d+)$`, 'm').exec(await metrics.registry.metrics())?.[1];
+
+function manifests(): string {
+  const meta = (name: string) => ({ name, namespace });
+  const hosts = lab.hosts.map((h, i) => ({
+    apiVersion: API_GROUP_VERSION,
+    kind: 'DDIHost',
+    metadata: meta(`h${i + 1}`),
+    spec: { address: h.sshHost, port: h.sshPort, credentialsSecretRef: { name: 'lab-ssh' }, hostKey: h.hostKeyLine, hostKeyPolicy: 'Pinned' },
+  }));
+  const pair = {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'HAPair',
+    metadata: meta(PAIR),
+    spec: {
+      primary: { host: 'h1', interface: lab.hosts[0]!.interface },
+      secondary: { host: 'h2', interface: lab.hosts[1]!.interface },
+      virtualIP: `${vip}/${lab.network.prefixLength}`,
+      virtualRouterID: 81,
+      services: { dns: false, dhcp: 'None' },
+    },
+  };
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: meta('lab-ssh'), type: 'Opaque', stringData: { privateKey: lab.privateKey } },
+    ...hosts,
+    pair,
+  ]
+    .map((o) => stringify(o, { lineWidth: 0 }))
+    .join('---\n');
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ddi-ha-faults-'));
+  kubectl = new Kubectl({ binary: provided.kubectl, kubeconfig: provided.kubeconfigPath, cacheDir: join(dir, 'kube-cache') });
+  lab = await startLab({ hosts: 2 });
+  vip = lab.network.spare(0);
+  await kubectl.applyServerSide([join(repoRoot, 'crds')]);
+  await kubectl.waitForCrds();
+  await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], { stdin: manifests() });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(provided.kubeconfigPath);
+  const log = pino({ level: 'warn', redact: [...LOG_REDACT_PATHS] });
+  metrics = new ControllerMetrics();
+  // A dead host must not hold a worker for the default minute.
+  transport = new SshTransport({ logger: log, commandTimeoutMs: 8_000, connectTimeoutMs: 4_000 });
+  controller = new Controller({ kubeConfig, namespace, resyncMs: RESYNC_MS, log, metrics, transport });
+  controller.start();
+  await kubectl.run(['wait', '--for=condition=Ready', `hap/${PAIR}`, 'ddih/h1', 'ddih/h2', '-n', namespace, '--timeout=150s'], { timeoutMs: 160_000 });
+}, 240_000);
+
+afterAll(async () => {
+  await controller?.stop();
+  await transport?.closeAll();
+  await lab?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the fault matrix through the operator', () => {
+  it('partition between the peers: both hold the VIP, SplitBrain=True within seconds, the alert fires; healed, one holder', async () => {
+    const [h1, h2] = lab.hosts as [LabHost, LabHost];
+    expect(await holders()).toEqual(['h1']);
+    const before = await splitBrainSample();
+    expect(before).toBe('0');
+
+    await h1.isolateFrom(h2);
+    let during: string | undefined;
+    try {
+      const cut = Date.now();
+      await eventually('both hosts hold the VIP', async () => ((await holders()).length === 2 ? true : undefined), 20_000, 200);
+      const bothHold = Date.now();
+      const status = await waitForPair('SplitBrain=True', (s) => condition(s, 'SplitBrain')?.status === 'True', 15_000);
+      const seen = Date.now();
+      console.log(`partition: both hold the VIP ${bothHold - cut} ms after the cut; SplitBrain=True in status ${seen - bothHold} ms later`);
+      expect(seen - bothHold).toBeLessThan(10_000);
+      expect(status.activeNode).toBe('both');
+      expect(condition(status, 'SplitBrain')).toMatchObject({ reason: 'BothNodesHoldVIP' });
+      expect(condition(status, 'SplitBrain')!.message).toContain(`both h1 and h2 hold ${vip}`);
+      expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'SplitBrain' });
+      during = await eventually('the split-brain gauge at 1', async () => ((await splitBrainSample()) === '1' ? '1' : undefined), 5_000, 100);
+      // Both hosts still answer the operator: this is a split brain, not an unreachable host.
+      for (const h of ['h1', 'h2']) expect(condition((await getJson(`ddih/${h}`)).status, 'Reachable')?.status).toBe('True');
+    } finally {
+      await h1.heal();
+    }
+    const healed = Date.now();
+    await eventually('one holder again', async () => ((await holders()).length === 1 ? true : undefined), 20_000, 200);
+    expect(await holders()).toEqual(['h1']);
+    const after = await waitForPair('SplitBrain gone', (s) => s.activeNode === 'primary' && condition(s, 'SplitBrain')?.status !== 'True', 15_000);
+    console.log(`healed: one holder and SplitBrain gone from status ${Date.now() - healed} ms after the heal`);
+    expect(condition(after, 'VIPAssigned')).toMatchObject({ status: 'True', reason: 'HeldByPrimary' });
+    const afterSample = await eventually('the split-brain gauge at 0', async () => ((await splitBrainSample()) === '0' ? '0' : undefined), 5_000, 100);
+
+    // The alert, from the samples scraped above: the series as the registry printed it, each
+    // scraped value held for its phase, one sample a minute (the rule's for: is 1m).
+    const rules = join(repoRoot, 'charts', 'ddi-ha-operator', 'files', 'ddi-ha-alerts.rules.yaml');
+    const promtoolCase = {
+      rule_files: [rules],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [{ series: `ddi_ha_hapair_split_brain{namespace="${namespace}",name="${PAIR}"}`, values: `${before} ${during}x2 ${afterSample}x3` }],
+          alert_rule_test: [
+            { eval_time: '1m', alertname: 'DDIHASplitBrain', exp_alerts: [] },
+            {
+              eval_time: '3m',
+              alertname: 'DDIHASplitBrain',
+              exp_alerts: [
+                {
+                  exp_labels: { severity: 'critical', namespace, name: PAIR },
+                  exp_annotations: {
+                    summary: `HAPair ${namespace}/${PAIR}: both nodes hold the VIP (split brain)`,
+                    description: `Both nodes of HAPair ${PAIR} in namespace ${namespace} hold its virtual IP, so clients reach whichever answered ARP last. The nodes do not hear each other's VRRP adverts: check that VRRP (IP protocol 112) passes between them on the pair's interface, and that no other pair on the segment uses the same virtualRouterID. kubectl -n ${namespace} describe hapair ${PAIR}`,
+                  },
+                },
+              ],
+            },
+            { eval_time: '5m', alertname: 'DDIHASplitBrain', exp_alerts: [] },
+          ],
+        },
+      ],
+    };
+    const caseFile = join(dir, 'split-brain.test.yaml');
+    writeFileSync(caseFile, stringify(promtoolCase, { lineWidth: 0 }));
+    const r = await localRunner.run(['promtool', 'test', 'rules', caseFile], { timeoutMs: 60_000 });
+    expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);
+  }, 120_000);
+
+  it('power cut of the primary and boot: the VIP moves away and back, the config survives, status follows', async () => {
+    const [h1, h2] = lab.hosts as [LabHost, LabHost];
+    const file = await hostSha256(h1, pairFile);
+    await h1.kill();
+    const killed = Date.now();
+    try {
+      await eventually('the VIP on h2', async () => ((await holdsVip(h2)) ? true : undefined), 20_000, 200);
+      const away = await waitForPair('activeNode secondary', (s) => s.activeNode === 'secondary', 20_000);
+      console.log(`power cut: activeNode secondary in status ${Date.now() - killed} ms after the kill`);
+      expect(condition(away, 'VIPAssigned')).toMatchObject({ status: 'True', reason: 'HeldBySecondary' });
+      const unreachable = await waitForPair('Ready=False HostUnreachable', (s) => condition(s, 'Ready')?.reason === 'HostUnreachable', 30_000);
+      expect(condition(unreachable, 'Ready')!.message).toContain('cannot observe the primary h1');
+      const host = await waitForHost('h1', 'Reachable=False', (s) => condition(s, 'Reachable')?.status === 'False', 30_000);
+      expect(condition(host, 'Reachable')!.reason).toBe('HostUnreachable');
+      expect(condition(host, 'Ready')).toMatchObject({ status: 'False', reason: 'HostUnreachable' });
+      expect(condition((await getJson('ddih/h2')).status, 'Ready')?.status).toBe('True');
+    } finally {
+      await h1.start();
+    }
+    const booted = Date.now();
+    expect(await hostSha256(h1, pairFile)).toBe(file);
+    await eventually('the VIP back on h1', async () => ((await holders()).join() === 'h1' ? true : undefined), 30_000, 200);
+    await waitForHost('h1', 'Ready again', (s) => condition(s, 'Ready')?.status === 'True', 60_000);
+    const back = await waitForPair('Ready=True on the primary', (s) => s.activeNode === 'primary' && condition(s, 'Ready')?.status === 'True', 60_000);
+    console.log(`boot: HAPair Ready on the primary ${Date.now() - booted} ms after the host was up`);
+    expect(back.failoverCount).toBeGreaterThanOrEqual(2);
+    expect(await hostSha256(h1, pairFile)).toBe(file);
+  }, 150_000);
+
+  it('a full disk under the managed directory: the apply fails naming the disk, the live file is intact, keepalived keeps running', async () => {
+    const h1 = lab.hosts[0]!;
+    const original = await hostSha256(h1, pairFile);
+    const unit = await unitSnapshot(h1, 'keepalived.service');
+    // A 64 KiB tmpfs over the managed directory, holding a copy of its files, then filled up.
+    await h1.run(
+      `cp -a ${MANAGED_DIR} /root/managed-copy && mount -t tmpfs -o size=64k tmpfs ${MANAGED_DIR} && ` +
+        `cp -a /root/managed-copy/. ${MANAGED_DIR}/ && (dd if=/dev/zero of=${MANAGED_DIR}/.fill bs=4k 2>/dev/null || true)`,
+    );
+    try {
+      expect(await hostSha256(h1, pairFile)).toBe(original);
+      expect((await h1.run(['df', '--output=avail', MANAGED_DIR])).trim().split('\n').pop()!.trim()).toBe('0');
+      await kubectl.run(['patch', `hap/${PAIR}`, '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { primary: { priority: 210 } } })]);
+      const failed = await waitForPair('ConfigApplied=False', (s) => condition(s, 'ConfigApplied')?.status === 'False', 30_000);
+      const message = condition(failed, 'ConfigApplied')!.message;
+      console.log(`full disk: ${message}`);
+      expect(message).toContain(`no space left on device on h1:${MANAGED_DIR}`);
+      expect(message).toContain(`df -h ${MANAGED_DIR}`);
+      expect(await hostSha256(h1, pairFile)).toBe(original);
+      expect((await h1.run(['ls', '-A', MANAGED_DIR])).split('\n')).not.toContain(`${namespace}_${PAIR}.conf.ddi-ha-new`);
+      const still = await unitSnapshot(h1, 'keepalived.service');
+      expect([still.ActiveState, still.MainPID]).toEqual(['active', unit.MainPID]);
+      expect(await holders()).toEqual(['h1']);
+    } finally {
+      await h1.run(`umount ${MANAGED_DIR} && rm -rf /root/managed-copy`);
+    }
+    // Space again: the next pass applies the edit.
+    await waitForPair('ConfigApplied=True again', (s) => condition(s, 'ConfigApplied')?.status === 'True' && condition(s, 'Ready')?.status === 'True', 60_000);
+    expect(await h1.run(['grep', '-c', 'priority 210', pairFile])).toMatch(/^1/);
+  }, 120_000);
+});
