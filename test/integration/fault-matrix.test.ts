@@ -7,6 +7,9 @@
 //     config survives, status follows each step.
 //   - a full disk under the managed directory (a tiny tmpfs): the apply fails naming the disk,
 //     the live file is byte-identical, keepalived keeps running.
+//   - a real host-key rotation (new keys, sshd restarted, the pooled connection cut): the next
+//     connection is refused, DDIHost status says HostKeyMismatch naming the host and the fix, and
+//     the spec edit that wanted a write writes nothing there.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -21,7 +24,7 @@ import { localRunner } from '../../src/exec/runner.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import { type Lab, type LabHost, startLab } from '../lab/lab.js';
-import { hostSha256, interfaceAddresses, unitSnapshot } from './apply-lab.js';
+import { cutSshConnections, hostFileStamp, hostSha256, interfaceAddresses, unitSnapshot } from './apply-lab.js';
 import { eventually } from './observe-lab.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -271,4 +274,40 @@ describe('the fault matrix through the operator', () => {
     await waitForPair('ConfigApplied=True again', (s) => condition(s, 'ConfigApplied')?.status === 'True' && condition(s, 'Ready')?.status === 'True', 60_000);
     expect(await h1.run(['grep', '-c', 'priority 210', pairFile])).toMatch(/^1/);
   }, 120_000);
+
+  it('a real host-key rotation while a pooled session is open: refused, reported, nothing written', async () => {
+    const h2 = lab.hosts[1]!;
+    const key = `${namespace}/h2`;
+    expect(controller!.channelsOpened().get(key)?.exec ?? 0).toBeGreaterThan(0);
+    const stamp = await hostFileStamp(h2, pairFile);
+    const content = await hostSha256(h2, pairFile);
+    await h2.run('mkdir -p /root/old-host-keys && cp -a /etc/ssh/ssh_host_* /root/old-host-keys/');
+    // What a reinstall does: fresh keys, sshd restarted; the pooled connection then drops.
+    await h2.run('rm -f /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh');
+    await cutSshConnections(h2);
+    try {
+      await kubectl.run(['patch', `hap/${PAIR}`, '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { secondary: { priority: 110 } } })]);
+      const host = await waitForHost('h2', 'Reachable=False HostKeyMismatch', (s) => condition(s, 'Reachable')?.reason === 'HostKeyMismatch', 30_000);
+      const message = condition(host, 'Reachable')!.message;
+      console.log(`host key rotated: ${message}`);
+      expect(message).toContain('has changed');
+      expect(message).toContain(`expected ${h2.hostKeyFingerprint}`);
+      expect(message).toContain('put it in spec.hostKey');
+      expect(condition(host, 'Ready')).toMatchObject({ status: 'False', reason: 'HostKeyMismatch' });
+      expect(condition(host, 'Stalled')).toMatchObject({ status: 'True', reason: 'HostKeyMismatch' });
+      const pair = await waitForPair('Ready=False', (s) => condition(s, 'Ready')?.status === 'False', 15_000);
+      expect(condition(pair, 'Ready')!.message).toContain('h2');
+      // Two more resyncs: nothing reached the host.
+      await new Promise((r) => setTimeout(r, 2 * RESYNC_MS));
+      expect(await hostFileStamp(h2, pairFile)).toBe(stamp);
+      expect(await hostSha256(h2, pairFile)).toBe(content);
+      expect((await h2.run(['ls', '-A', MANAGED_DIR])).split('\n')).not.toContain(`${namespace}_${PAIR}.conf.ddi-ha-new`);
+    } finally {
+      await h2.run('rm -f /etc/ssh/ssh_host_* && cp -a /root/old-host-keys/. /etc/ssh/ && rm -rf /root/old-host-keys && systemctl restart ssh');
+    }
+    // The pinned key back: the edit is applied on the next pass.
+    await waitForHost('h2', 'Ready again', (s) => condition(s, 'Ready')?.status === 'True', 60_000);
+    await waitForPair('Ready=True', (s) => condition(s, 'Ready')?.status === 'True' && condition(s, 'ConfigApplied')?.status === 'True', 60_000);
+    expect(await h2.run(['grep', '-c', 'priority 110', pairFile])).toMatch(/^1/);
+  }, 150_000);
 });
