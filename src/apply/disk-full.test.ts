@@ -9,7 +9,7 @@ describe("diskFullMessage", () => {
     ]) {
       expect(diskFullMessage("h1", "/etc/keepalived/ddi-ha.d/a.conf.ddi-ha-new", detail)).toBe(
         "no space left on device on h1:/etc/keepalived/ddi-ha.d while writing /etc/keepalived/ddi-ha.d/a.conf.ddi-ha-new: " +
-          "free space on the filesystem that holds /etc/keepalived/ddi-ha.d (df -h /etc/keepalived/ddi-ha.d on h1); the live file is untouched, and the next pass retries",
+          "free space on the filesystem that holds /etc/keepalived/ddi-ha.d (df -h /etc/keepalived/ddi-ha.d on h1); the live file is untouched",
       );
     }
   });

@@ -8,6 +8,6 @@ export function diskFullMessage(host: string, path: string, detail: string): str
   const dir = dirname(path);
   return (
     `no space left on device on ${host}:${dir} while writing ${path}: free space on the filesystem that holds ${dir} ` +
-    `(df -h ${dir} on ${host}); the live file is untouched, and the next pass retries`
+    `(df -h ${dir} on ${host}); the live file is untouched`
   );
 }
