@@ -3,6 +3,9 @@
 // Each case asserts what the hosts do (read with docker exec) and what the status says.
 //   - partition between the peers (VRRP dropped both ways): both hold the VIP, SplitBrain=True,
 //     the DDIHASplitBrain alert fires in promtool on the metrics scraped here; healed: one holder.
+//   - a split brain hidden behind an unreachable node (the operator cut off from h2, the peers
+//     from each other): both hold the VIP, the operator sees only h1's, and Ready says
+//     HostUnreachable with "possible split brain", not only that h2 cannot be observed.
 //   - power cut of the primary (container killed) and boot: the VIP moves and comes back, the
 //     config survives, status follows each step.
 //   - a full disk under the managed directory (a tiny tmpfs): the apply fails naming the disk,
@@ -10,6 +13,8 @@
 //   - a real host-key rotation (new keys, sshd restarted, the pooled connection cut): the next
 //     connection is refused, DDIHost status says HostKeyMismatch naming the host and the fix, and
 //     the spec edit that wanted a write writes nothing there.
+//   - a sudo user whose rights lack one command the apply needs (chown): the apply says which
+//     command and gives the sudoers line, and nothing is half-applied on that host.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -215,6 +220,31 @@ describe('the fault matrix through the operator', () => {
     expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);
   }, 120_000);
 
+  it('a split brain hidden behind an unreachable node: reported as a possible split brain', async () => {
+    const [h1, h2] = lab.hosts as [LabHost, LabHost];
+    const operator = lab.network.gateway;
+    const rules = [`INPUT -s ${operator}`, `OUTPUT -d ${operator}`].map((r) => `${r} -j DROP -m comment --comment ddi-ha-faults`);
+    await h1.isolateFrom(h2);
+    await h2.run(rules.map((r) => `iptables -I ${r}`).join(' && '));
+    try {
+      await eventually('both hosts hold the VIP', async () => ((await holders()).length === 2 ? true : undefined), 20_000, 200);
+      const status = await waitForPair('Ready=False HostUnreachable', (s) => condition(s, 'Ready')?.reason === 'HostUnreachable', 45_000);
+      const message = condition(status, 'Ready')!.message;
+      console.log(`hidden split brain: ${message}`);
+      expect(message).toContain('cannot observe the secondary h2');
+      expect(message).toContain(`possible split brain: the primary h1 holds ${vip}/${lab.network.prefixLength}, and if h2 is up but cut off from h1 too, it holds it as well`);
+      // What the operator can see is one holder: the pair is not reported as a certain split brain.
+      expect(status.activeNode).toBe('primary');
+      expect(condition(status, 'SplitBrain')).toBeUndefined();
+      expect(condition((await getJson('ddih/h2')).status, 'Reachable')?.status).toBe('False');
+    } finally {
+      await h2.run(rules.map((r) => `iptables -D ${r}`).join(' && '));
+      await h1.heal();
+    }
+    await eventually('one holder again', async () => ((await holders()).join() === 'h1' ? true : undefined), 20_000, 200);
+    await waitForPair('Ready=True again', (s) => condition(s, 'Ready')?.status === 'True', 60_000);
+  }, 150_000);
+
   it('power cut of the primary and boot: the VIP moves away and back, the config survives, status follows', async () => {
     const [h1, h2] = lab.hosts as [LabHost, LabHost];
     const file = await hostSha256(h1, pairFile);
@@ -310,4 +340,33 @@ describe('the fault matrix through the operator', () => {
     await waitForPair('Ready=True', (s) => condition(s, 'Ready')?.status === 'True' && condition(s, 'ConfigApplied')?.status === 'True', 60_000);
     expect(await h2.run(['grep', '-c', 'priority 110', pairFile])).toMatch(/^1/);
   }, 150_000);
+
+  it('a sudo user missing the right to one command: the apply names it and the sudoers line, nothing half-applied', async () => {
+    const h2 = lab.hosts[1]!;
+    const dropIn = '/etc/sudoers.d/zz-ddi-ha-faults';
+    // Everything but chown, which staging needs (after the read, before anything is live).
+    await h2.run(`printf '%s\\n' 'ddi ALL=(ALL) NOPASSWD: ALL, !/usr/bin/chown' > ${dropIn} && chmod 0440 ${dropIn} && visudo -c`);
+    try {
+      await kubectl.run(['patch', 'ddih/h2', '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { user: lab.users.sudo, sudo: true } })]);
+      const generation = (await getJson('ddih/h2')).metadata.generation;
+      await waitForHost('h2', 'Ready as ddi', (s) => s.observedGeneration === generation && condition(s, 'Ready')?.status === 'True', 30_000);
+      const stamp = await hostFileStamp(h2, pairFile);
+      const unit = await unitSnapshot(h2, 'keepalived.service');
+      await kubectl.run(['patch', `hap/${PAIR}`, '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { secondary: { priority: 120 } } })]);
+      const failed = await waitForPair('ConfigApplied=False', (s) => condition(s, 'ConfigApplied')?.status === 'False', 30_000);
+      const message = condition(failed, 'ConfigApplied')!.message;
+      console.log(`missing sudo right: ${message}`);
+      expect(message).toMatch(/sudo refused "chown [^"]*" for user ddi/);
+      expect(message).toContain('"ddi ALL=(root) NOPASSWD: /usr/bin/chown"');
+      expect(await hostFileStamp(h2, pairFile)).toBe(stamp);
+      expect((await h2.run(['ls', '-A', MANAGED_DIR])).split('\n')).not.toContain(`${namespace}_${PAIR}.conf.ddi-ha-new`);
+      const still = await unitSnapshot(h2, 'keepalived.service');
+      expect([still.ActiveState, still.MainPID]).toEqual(['active', unit.MainPID]);
+    } finally {
+      await h2.run(['rm', '-f', dropIn]);
+    }
+    // The right granted: the edit is applied on a later pass.
+    await waitForPair('ConfigApplied=True', (s) => condition(s, 'ConfigApplied')?.status === 'True' && condition(s, 'Ready')?.status === 'True', 60_000);
+    expect(await h2.run(['grep', '-c', 'priority 120', pairFile])).toMatch(/^1/);
+  }, 120_000);
 });
