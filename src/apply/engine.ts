@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { HostSession } from "../exec/host-io.js";
 import type { RenderedFile, ServiceUnit } from "../render/types.js";
+import { diskFullMessage } from "./disk-full.js";
 import { checkBatchKey, checkDirParent, defaultCheckForService } from "./check-routing.js";
 import { DEFAULT_PATCH_OPS, checkerFor } from "./checkers.js";
 import { HostLockError, KeyedMutex, acquireHostLock, type HostLock } from "./host-lock.js";
@@ -244,7 +245,9 @@ class ApplyRun {
       try {
         await this.session.writeFile(staged, w.file.content, w.mode);
       } catch (err) {
-        throw new StageFailure({ stage: "stage", ...where, message: `writing ${staged} on DDIHost ${this.host} failed: ${errorMessage(err)}` });
+        const detail = errorMessage(err);
+        const message = diskFullMessage(this.host, staged, detail) ?? `writing ${staged} on DDIHost ${this.host} failed: ${detail}`;
+        throw new StageFailure({ stage: "stage", ...where, message });
       }
       await this.run(["chown", `${w.uid}:${w.gid}`, "--", staged], "stage", `chown ${staged}`, where);
       await this.run(["chmod", octalMode(w.mode), "--", staged], "stage", `chmod ${staged}`, where);

@@ -70,6 +70,17 @@ export class SshAuthenticationError extends SshError {
 }
 
 /** sudo refused to run a command (no passwordless right, or sudo missing). */
+/**
+ * How to grant what sudo refused: the one command when sudo named its path ("Sorry, user ddi is
+ * not allowed to execute '/usr/bin/chown 0:0 /etc/x' as root on h2."), and always the blanket rule.
+ */
+export function sudoGrantHint(user: string, sudoMessage: string): string {
+  const path = /not allowed to execute '(\/[^' ]+)/.exec(sudoMessage)?.[1];
+  const blanket = `give ${user} passwordless sudo for the operator's commands (e.g. "${user} ALL=(ALL) NOPASSWD:ALL" in /etc/sudoers.d/)`;
+  if (!path) return blanket.charAt(0).toUpperCase() + blanket.slice(1);
+  return `Grant ${user} that command with a line such as "${user} ALL=(root) NOPASSWD: ${path}" in /etc/sudoers.d/ (check it with visudo -c), and remove any rule that denies it; or ${blanket}`;
+}
+
 export class SudoError extends SshError {
   constructor(
     hostRef: HostRef,
@@ -77,8 +88,8 @@ export class SudoError extends SshError {
     readonly sudoMessage: string,
   ) {
     super(
-      `sudo refused "${command}" for user ${hostRef.user} on ${where(hostRef)}: ${sudoMessage}. ` +
-        `Give ${hostRef.user} passwordless sudo for the operator's commands (e.g. "${hostRef.user} ALL=(ALL) NOPASSWD:ALL" in /etc/sudoers.d/), or connect as root (spec.user: root, spec.sudo: false).`,
+      `sudo refused "${command}" for user ${hostRef.user} on ${where(hostRef)}: ${sudoMessage.replace(/\.$/, "")}. ` +
+        `${sudoGrantHint(hostRef.user, sudoMessage)}, or connect as root (spec.user: root, spec.sudo: false).`,
       hostRef,
     );
   }

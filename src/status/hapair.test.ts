@@ -82,6 +82,14 @@ describe("computeHAPairStatus scenarios", () => {
       obs: observe({ reachable: false, error: "cannot reach ddi-central-primary: timed out", holdsVIP: false, vrrpState: "UNKNOWN" }, { holdsVIP: true, vrrpState: "MASTER" }),
       ready: ["False", "HostUnreachable"],
       activeNode: "secondary",
+      message: /cannot observe the primary ddi-central-primary: cannot reach ddi-central-primary: timed out; possible split brain: the secondary ddi-central-secondary holds 10.71.17.86\/24, and if ddi-central-primary is up but cut off from ddi-central-secondary too, it holds it as well; check ddi-central-primary from its console/,
+    },
+    {
+      name: "the secondary is unreachable and nobody is seen holding the VIP: no split brain to suspect",
+      obs: observe({ holdsVIP: false, vrrpState: "FAULT" }, { reachable: false, error: "cannot reach ddi-central-secondary: timed out", holdsVIP: false, vrrpState: "UNKNOWN" }),
+      ready: ["False", "HostUnreachable"],
+      activeNode: "none",
+      message: /cannot observe the secondary ddi-central-secondary: cannot reach ddi-central-secondary: timed out; the VIP may move there unseen/,
     },
     {
       name: "nobody holds the VIP",

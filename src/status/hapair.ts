@@ -173,7 +173,13 @@ export function computeHAPairStatus(
   const problems: NodeProblem[] = [];
   if (apply.blocking) problems.push(apply.blocking);
   for (const n of nodes.filter((x) => !x.reachable)) {
-    problems.push({ reason: "HostUnreachable", message: `cannot observe ${nodeLabel(n)}: ${n.error ?? "unreachable"}; the VIP may move there unseen` });
+    // The operator's view and VRRP's are different paths: a node cut off from both the operator
+    // and its peer takes the VIP too, and only the other holder is seen.
+    const seenHolder = nodes.find((x) => x !== n && x.reachable && x.holdsVIP);
+    const consequence = seenHolder
+      ? `possible split brain: ${nodeLabel(seenHolder)} holds ${observation.vip}, and if ${n.host} is up but cut off from ${seenHolder.host} too, it holds it as well; check ${n.host} from its console (ip addr show ${n.interface}) and that VRRP passes between them`
+      : "the VIP may move there unseen";
+    problems.push({ reason: "HostUnreachable", message: `cannot observe ${nodeLabel(n)}: ${n.error ?? "unreachable"}; ${consequence}` });
   }
   if (activeNode === "both") problems.push({ reason: "SplitBrain", message: conditions.find((c) => c.type === "SplitBrain")!.message });
   if (!apply.blocking && configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
