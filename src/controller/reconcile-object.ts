@@ -213,6 +213,8 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
           conflicts.push(`${label(item)}: changed while the pass ran (status: not yet)`);
           return undefined;
         }
+        // Deleted since the cache saw it: nobody is left to read this status.
+        if (statusCodeOf(err) === 404) return undefined;
         errors.push(`${item.kind} ${item.metadata.name}: status not written: ${kubeErrorMessage(err)}`);
         return undefined;
       }
@@ -266,6 +268,12 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
         // done or idempotent, so look again soon rather than call it a failure.
         if (statusCodeOf(err) === 409) {
           conflicts.push(`${label(item)}: changed while the pass ran (finalizer removal: not yet)`);
+          return;
+        }
+        // A pass over a stale cached copy: an earlier pass already dropped the finalizer and the
+        // pair is gone. The removal is idempotent, so this is the same outcome, not a failure.
+        if (statusCodeOf(err) === 404) {
+          released.add(keyOf(item));
           return;
         }
         const message = kubeErrorMessage(err);

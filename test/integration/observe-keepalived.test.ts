@@ -222,6 +222,6 @@ describe("HAPair failover, observed", () => {
     }, 60_000);
     expect(status.activeNode).toBe("primary");
     expect(status.failoverCount).toBe(4);
-    expect(status.conditions!.map((c) => c.type)).toEqual(["Ready", "ConfigApplied", "VIPAssigned"]);
+    expect(status.conditions!.map((c) => c.type)).toEqual(["Ready", "ConfigApplied", "ConfigInSync", "VIPAssigned"]);
   });
 });
