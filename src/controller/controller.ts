@@ -248,16 +248,26 @@ export class Controller {
     const hostKey = hostKeyOf(host);
     if (this.streams.has(hostKey)) return;
     const namespace = host.metadata.namespace ?? "default";
-    const requeueHost = (why: string) => {
+    const requeueHost = (why: string, peersToo: boolean) => {
       this.probes.invalidate(hostKey);
-      const item = this.objectsIn(namespace).find((i) => i.kind === "DDIHost" && i.metadata.name === host.metadata.name);
+      const items = this.objectsIn(namespace);
+      const item = items.find((i) => i.kind === "DDIHost" && i.metadata.name === host.metadata.name);
       if (!item) return;
       this.log.debug({ host: hostKey, why }, "host event: requeueing its objects");
-      for (const key of [kubeItemKey(item), ...relatedKeys(item, this.objectsIn(namespace))]) this.queue.add(key);
+      const related = relatedKeys(item, items);
+      // A VIP that moved here moved from a peer, whose cached probe still shows it holding the VIP
+      // (and a frozen peer's stream says nothing): probe the peers again too, or status would call
+      // the move a split brain until the peers' next resync.
+      if (peersToo)
+        for (const key of related) {
+          const relationship = key.startsWith("DDIHost/") ? undefined : items.find((i) => kubeItemKey(i) === key);
+          for (const peer of relationship ? hostNamesOfItem(relationship) : []) this.probes.invalidate(hostKeyOf({ metadata: { namespace, name: peer } }));
+        }
+      for (const key of [kubeItemKey(item), ...related]) this.queue.add(key);
     };
     const watch = watchAddresses(session, (event) => {
-      if (event.type === "add" || event.type === "delete") requeueHost(`address ${event.type} ${event.address}`);
-      else if (event.type === "watching" && event.restarts > 0) requeueHost("stream restarted");
+      if (event.type === "add" || event.type === "delete") requeueHost(`address ${event.type} ${event.address}`, true);
+      else if (event.type === "watching" && event.restarts > 0) requeueHost("stream restarted", false);
     });
     this.streams.set(hostKey, watch);
   }
