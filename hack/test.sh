@@ -3,7 +3,7 @@
 # tests need, then runs every test: unit tests (renderers checked by the real daemons) and
 # integration tests (a real kube-apiserver, and real systemd hosts reached over SSH).
 #
-#   hack/test.sh              everything
+#   hack/test.sh              everything, then the smoke runs of bench:fleet and bench:failover
 #   hack/test.sh --unit       unit tests only (no docker, no control plane)
 #   hack/test.sh -- ARGS      extra arguments for vitest (e.g. a file filter)
 #
@@ -35,4 +35,12 @@ fi
 setup_lab_tools
 
 step "tests"
-exec npx vitest run "${vitest_args[@]}"
+if [ ${#vitest_args[@]} -gt 0 ]; then exec npx vitest run "${vitest_args[@]}"; fi
+npx vitest run
+
+# The benchmarks' small versions, so they cannot rot: ddi-ha against Ansible on 4 hosts (a no-op
+# writes and reloads nothing; sshd and the transport agree on channels), and one round of
+# failovers through the controller (each in status within the stream's bound).
+step "benchmark smokes"
+timed npm run -s bench:fleet -- --smoke
+timed npm run -s bench:failover -- --smoke
