@@ -74,16 +74,47 @@ program
   .addOption(new Option("--resync <duration>", "drift check interval after a settled pass (jittered by up to 10%)").argParser(durationMs).default(60_000, "60s"))
   .option("--workers <n>", "namespaces reconciled at once", boundedInt("a number of workers", 1), 4)
   .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)")
-  .action(async (opts: { namespace?: string; metricsPort: number; resync: number; workers: number; kubeconfig?: string }) => {
-    const { runController } = await import("./controller-command.js");
-    process.exitCode = await runController({
-      metricsPort: opts.metricsPort,
-      resyncMs: opts.resync,
-      workers: opts.workers,
-      ...(opts.namespace ? { namespace: opts.namespace } : {}),
-      ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
-    });
-  });
+  .option("--leader-elect", "run as one of several replicas: only the holder of a coordination.k8s.io/v1 Lease writes to hosts and status", false)
+  .addOption(new Option("--leader-elect-lease-duration <duration>", "how long followers wait, after the Lease last changed, before taking it").argParser(durationMs).default(15_000, "15s"))
+  .addOption(new Option("--leader-elect-renew-deadline <duration>", "how long the leader keeps trying to renew before it stops writing").argParser(durationMs).default(10_000, "10s"))
+  .addOption(new Option("--leader-elect-retry-period <duration>", "how often candidates try to take the Lease and the leader renews it").argParser(durationMs).default(2_000, "2s"))
+  .option("--leader-election-namespace <ns>", "namespace of the Lease (default: the pod's namespace, $POD_NAMESPACE, or default)")
+  .option("--leader-election-id <name>", "name of the Lease", "ddi-ha-operator")
+  .action(
+    async (opts: {
+      namespace?: string;
+      metricsPort: number;
+      resync: number;
+      workers: number;
+      kubeconfig?: string;
+      leaderElect: boolean;
+      leaderElectLeaseDuration: number;
+      leaderElectRenewDeadline: number;
+      leaderElectRetryPeriod: number;
+      leaderElectionNamespace?: string;
+      leaderElectionId: string;
+    }) => {
+      const { runController } = await import("./controller-command.js");
+      process.exitCode = await runController({
+        metricsPort: opts.metricsPort,
+        resyncMs: opts.resync,
+        workers: opts.workers,
+        ...(opts.namespace ? { namespace: opts.namespace } : {}),
+        ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
+        ...(opts.leaderElect
+          ? {
+              leaderElection: {
+                leaseDurationMs: opts.leaderElectLeaseDuration,
+                renewDeadlineMs: opts.leaderElectRenewDeadline,
+                retryPeriodMs: opts.leaderElectRetryPeriod,
+                leaseName: opts.leaderElectionId,
+                ...(opts.leaderElectionNamespace ? { leaseNamespace: opts.leaderElectionNamespace } : {}),
+              },
+            }
+          : {}),
+      });
+    },
+  );
 
 try {
   await program.parseAsync(process.argv);

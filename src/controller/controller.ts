@@ -177,10 +177,20 @@ export class Controller {
     this.log.info("controller stopped");
   }
 
-  /** Leadership flipped: a new leader looks at everything at once; a follower's passes do nothing. */
-  leadershipChanged(): void {
-    if (!this.leading) return;
-    for (const item of this.allItems()) this.queue.add(kubeItemKey(item));
+  /**
+   * Leadership flipped. A new leader looks at everything at once, from caches the watchers kept
+   * warm while it followed (no re-list). A demoted one closes its host streams and forgets its
+   * probes: the next leader has its own, and this process would only act on stale ones.
+   */
+  async leadershipChanged(): Promise<void> {
+    if (this.leading) {
+      for (const item of this.allItems()) this.queue.add(kubeItemKey(item));
+      return;
+    }
+    const streams = [...this.streams.entries()];
+    this.streams.clear();
+    for (const [hostKey] of streams) this.probes.forget(hostKey);
+    await Promise.all(streams.map(([, s]) => s.stop().catch(() => undefined)));
   }
 
   /** The SSH channels opened per host so far (exec, stream, forward). */
@@ -298,6 +308,7 @@ export class Controller {
         transport: this.transport,
         objectsIn: (ns) => this.objectsIn(ns),
         memory: this.memory,
+        canWrite: () => this.leading && !this.stopped,
         readSecret: (ns, n) => this.readSecret(ns, n),
         probeOf: (host, sessionOf) => this.probeFor(key, host, sessionOf),
         onHostApplied: (host) => this.probes.invalidate(hostKeyOf(host)),

@@ -122,6 +122,8 @@ export class ControllerMetrics {
   readonly workqueueDepth: Gauge<"name">;
   readonly workqueueAdds: Counter<"name">;
   readonly workqueueRetries: Counter<"name">;
+  /** 1 while this process leads (always 1 without leader election), 0 while it follows. */
+  readonly leader: Gauge<"identity">;
   readonly status: StatusGauges;
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -146,6 +148,12 @@ export class ControllerMetrics {
     this.workqueueDepth = new Gauge({ name: "ddi_ha_workqueue_depth", help: "Keys waiting in the work queue.", labelNames: ["name"], registers });
     this.workqueueAdds = new Counter({ name: "ddi_ha_workqueue_adds_total", help: "Keys added to the work queue.", labelNames: ["name"], registers });
     this.workqueueRetries = new Counter({ name: "ddi_ha_workqueue_retries_total", help: "Keys re-added with backoff.", labelNames: ["name"], registers });
+    this.leader = new Gauge({
+      name: "ddi_ha_leader",
+      help: "1 while this controller process holds the leader Lease and may write to hosts and status; 0 while it follows.",
+      labelNames: ["identity"],
+      registers,
+    });
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly (L | "namespace")[]) => new NamespacedGauge<L>({ name, help, labelNames }, registers);
     this.status = {
       resourceReady: gauge("ddi_ha_resource_ready", "1 when the resource's Ready condition is True, else 0.", ["kind", "namespace", "name"]),

@@ -114,6 +114,10 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   let items = deps.objectsIn(namespace);
   const focusOf = (list: readonly KubeItem[]) => list.find((i) => keyOf(i) === key);
   if (!focusOf(items)) return { exists: false, errors: [], waiting: [], statusesWritten: 0 };
+  // A follower (or a leader that lost its Lease mid-pass) writes nothing, to hosts or to the API:
+  // checked before every write, not once per pass.
+  const mayWrite = deps.canWrite ?? (() => true);
+  if (!mayWrite()) return { exists: true, errors: [], waiting: [], statusesWritten: 0 };
   const focusHosts = new Set(hostNamesOfItem(focusOf(items)!));
   // The Secrets this object's pass needs: its hosts' credentials and, for a failover peer, its OMAPI key.
   const needed = items.filter((i) => keyOf(i) === key || (i.kind === "DDIHost" && focusHosts.has(i.metadata.name)));
@@ -146,6 +150,10 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   // since (often our own status write of the pass before, not in the cache yet): look again soon.
   const conflicts: string[] = [];
   const patchFinalizers = async (item: KubeItem, finalizers: string[], what: string): Promise<KubeItem | undefined> => {
+    if (!mayWrite()) {
+      conflicts.push(`${label(item)}: not leading any more (${what}: not done)`);
+      return undefined;
+    }
     try {
       const updated = await client.setFinalizers(item, finalizers);
       log.debug({ kind: item.kind, name: item.metadata.name }, what);
@@ -194,7 +202,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
     let next = status;
     for (let attempt = 0; ; attempt++) {
       const patch = statusPatchIfChanged(current.status, next);
-      if (!patch) return undefined;
+      if (!patch || !mayWrite()) return undefined;
       try {
         const written = await client.patchStatus(current, patch);
         statusesWritten++;
@@ -249,6 +257,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
       try {
         let current = item;
         // A pair not in the set failed the schema, which admission enforces too: never applied, nothing to remove.
+        if (!mayWrite()) return;
         if (pair) {
           const { results, abandoned } = await removeHAPairFromHosts(pair, set, cleanupSessionOf, deps.applyOptions, goneForGood);
           const removed = results.flatMap((r) => r.removed.map((path) => `${r.host}:${path}`));
@@ -261,6 +270,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
             if (written) current = withMetadata(item, written);
           }
         }
+        if (!mayWrite()) return;
         await client.setFinalizers(current, removingFinalizer(current.metadata.finalizers));
         released.add(keyOf(item));
       } catch (err) {
@@ -315,6 +325,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
     problems,
     previousStatus: (r) => itemOf(r)?.status,
     memory: deps.memory,
+    mayApply: mayWrite,
     ...(deps.applyOptions ? { applyOptions: deps.applyOptions } : {}),
     now,
     probeOf: (host) => deps.probeOf(host, probeSessions),

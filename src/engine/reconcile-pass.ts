@@ -76,6 +76,8 @@ export interface ReconcilePassOptions {
    * previous ConfigApplied stands), or those the predicate picks.
    */
   apply: boolean | ((resource: RelationshipResource) => boolean);
+  /** Asked right before anything is applied (leader election): false skips every apply of the pass. */
+  mayApply?: () => boolean;
   /** Problems from validateManifests: a resource with an error is not applied and is Stalled. */
   problems?: readonly ValidationProblem[];
   /** The status each resource has now (from the API server), for lastTransitionTime and counters. */
@@ -435,7 +437,8 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
   }
 
   const applying = (r: RelationshipResource) => wanted(r) || correcting.has(kindKey(r));
-  const applied = relationships(set).some(applying)
+  // Asked at the last moment: a controller that lost its leader Lease during the probes applies nothing.
+  const applied = relationships(set).some(applying) && (options.mayApply?.() ?? true)
     ? await applyRelationships(set, sessionOf, applying, problems, options.applyOptions ?? {}, inputsSessionOf, options.onHostApplied)
     : new Map<string, { resource: RelationshipResource; outcome: ApplyOutcome }>();
   for (const [key, checked] of drifts) {
