@@ -42,11 +42,39 @@ const EXPECTED_RULES = [
   { apiGroups: ['ddi-ha.io'], resources: ['ddihosts', 'hapairs'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];
-const sortedRule = (r: { apiGroups: string[]; resources: string[]; verbs: string[] }) => ({
+/** The leader election's Role, in the release's namespace: its one Lease by name, and create. */
+const leaseRules = (lease: string) => [
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [lease], verbs: ['get', 'list', 'update', 'watch'] },
+];
+const LEADER_ARGS = (lease: string, namespace: string) => [
+  '--leader-elect',
+  '--leader-election-namespace',
+  namespace,
+  '--leader-election-id',
+  lease,
+  '--leader-elect-lease-duration',
+  '15s',
+  '--leader-elect-renew-deadline',
+  '10s',
+  '--leader-elect-retry-period',
+  '2s',
+];
+const POD_ENV = [
+  { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+  { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+];
+const sortedRule = (r: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }) => ({
   apiGroups: [...r.apiGroups].sort(),
   resources: [...r.resources].sort(),
+  ...(r.resourceNames ? { resourceNames: [...r.resourceNames].sort() } : {}),
   verbs: [...r.verbs].sort(),
 });
+const named = (docs: Doc[], kind: string, name: string) => {
+  const found = docs.filter((d) => d.kind === kind && d.metadata.name === name);
+  expect(found, `${kind} ${name}`).toHaveLength(1);
+  return found[0]!;
+};
 
 let work: string;
 let helmBinary: string;
@@ -72,8 +100,8 @@ async function helm(args: readonly string[]): Promise<string> {
   }
 }
 
-async function render(namespace: string, sets: readonly string[] = [], chart = chartDir): Promise<Doc[]> {
-  const out = await helm(['template', 'ddi-ha-operator', chart, '--namespace', namespace, ...sets.flatMap((s) => ['--set', s])]);
+async function render(namespace: string, sets: readonly string[] = [], chart = chartDir, release = 'ddi-ha-operator'): Promise<Doc[]> {
+  const out = await helm(['template', release, chart, '--namespace', namespace, ...sets.flatMap((s) => ['--set', s])]);
   return parseAllDocuments(out)
     .map((d) => d.toJS() as Doc | null)
     .filter((d): d is Doc => d !== null);
@@ -133,24 +161,39 @@ describe('the chart, rendered', () => {
     expect(await helm(['lint', '--strict', chartDir, ...all.flatMap((s) => ['--set', s])])).toContain('0 chart(s) failed');
   });
 
-  it('defaults: a ClusterRole of exactly what the controller calls, one Recreate replica, probes on 8080, a locked-down container', async () => {
+  it('defaults: a ClusterRole of exactly what the controller calls, two leader-elected replicas rolled one at a time, a PodDisruptionBudget, probes on 8080, a locked-down container', async () => {
     const docs = await render('ddi-ha-system');
-    expect(docs.map((d) => d.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'ServiceAccount']);
+    expect(docs.map((d) => d.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    const leaseRole = named(docs, 'Role', 'ddi-ha-operator-leader-election');
+    expect(leaseRole.metadata.namespace).toBe('ddi-ha-system');
+    expect(leaseRole.rules.map(sortedRule)).toEqual(leaseRules('ddi-ha-operator').map(sortedRule));
+    expect(named(docs, 'RoleBinding', 'ddi-ha-operator-leader-election')).toMatchObject({
+      metadata: { namespace: 'ddi-ha-system' },
+      roleRef: { kind: 'Role', name: 'ddi-ha-operator-leader-election' },
+      subjects: [{ kind: 'ServiceAccount', name: 'ddi-ha-operator', namespace: 'ddi-ha-system' }],
+    });
     expect(only(docs, 'ClusterRole').rules.map(sortedRule)).toEqual(EXPECTED_RULES.map(sortedRule));
     const binding = only(docs, 'ClusterRoleBinding');
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'ddi-ha-operator' });
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'ddi-ha-operator', namespace: 'ddi-ha-system' }]);
 
     const deployment = only(docs, 'Deployment');
-    expect(deployment.spec.replicas).toBe(1);
-    expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
+    expect(deployment.spec.replicas).toBe(2);
+    // The new pod (a follower) comes up before an old one goes.
+    expect(deployment.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    const pdb = only(docs, 'PodDisruptionBudget');
+    expect(pdb.spec).toEqual({ minAvailable: 1, selector: { matchLabels: deployment.spec.selector.matchLabels } });
     const pod = deployment.spec.template.spec;
+    expect(pod.topologySpreadConstraints.map((t: { topologyKey: string; labelSelector: unknown; whenUnsatisfiable: string }) => [t.topologyKey, t.whenUnsatisfiable, t.labelSelector])).toEqual([
+      ['kubernetes.io/hostname', 'ScheduleAnyway', { matchLabels: deployment.spec.selector.matchLabels }],
+      ['topology.kubernetes.io/zone', 'ScheduleAnyway', { matchLabels: deployment.spec.selector.matchLabels }],
+    ]);
     expect(pod.serviceAccountName).toBe('ddi-ha-operator');
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
     const c = container(docs);
     expect(c.image).toBe('ddi-ha-operator:0.1.0');
-    expect(c.args).toEqual(['controller', '--metrics-port', '8080', '--resync', '60s', '--workers', '4']);
-    expect(c.env).toEqual([{ name: 'LOG_LEVEL', value: 'info' }]);
+    expect(c.args).toEqual(['controller', '--metrics-port', '8080', '--resync', '60s', '--workers', '4', ...LEADER_ARGS('ddi-ha-operator', 'ddi-ha-system')]);
+    expect(c.env).toEqual([{ name: 'LOG_LEVEL', value: 'info' }, ...POD_ENV]);
     expect(c.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
@@ -164,14 +207,16 @@ describe('the chart, rendered', () => {
 
   it('watchNamespace: a Role and RoleBinding in that namespace instead, and --namespace', async () => {
     const docs = await render('ops', ['watchNamespace=dns-site']);
-    expect(docs.map((d) => d.kind).sort()).toEqual(['Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
-    const role = only(docs, 'Role');
+    expect(docs.map((d) => d.kind).sort()).toEqual(['Deployment', 'PodDisruptionBudget', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount']);
+    const role = named(docs, 'Role', 'ddi-ha-operator');
     expect(role.metadata.namespace).toBe('dns-site');
     expect(role.rules.map(sortedRule)).toEqual(EXPECTED_RULES.map(sortedRule));
-    const binding = only(docs, 'RoleBinding');
+    // The Lease stays in the release's namespace, whatever namespace is watched.
+    expect(named(docs, 'Role', 'ddi-ha-operator-leader-election').metadata.namespace).toBe('ops');
+    const binding = named(docs, 'RoleBinding', 'ddi-ha-operator');
     expect(binding.metadata.namespace).toBe('dns-site');
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'ddi-ha-operator', namespace: 'ops' }]);
-    expect(container(docs).args).toEqual(['controller', '--metrics-port', '8080', '--resync', '60s', '--workers', '4', '--namespace', 'dns-site']);
+    expect(container(docs).args).toEqual(['controller', '--metrics-port', '8080', '--resync', '60s', '--workers', '4', '--namespace', 'dns-site', ...LEADER_ARGS('ddi-ha-operator', 'ops')]);
     expect(only(docs, 'Deployment').metadata.namespace).toBe('ops');
   });
 
@@ -186,9 +231,20 @@ describe('the chart, rendered', () => {
     ]);
     const c = container(docs);
     expect(c.image).toBe('registry.invalid/ddi/ddi-ha-operator:0.1.0-test');
-    expect(c.args).toEqual(['controller', '--metrics-port', '8080', '--resync', '5m', '--workers', '2']);
-    expect(c.env).toEqual([{ name: 'LOG_LEVEL', value: 'debug' }]);
+    expect(c.args).toEqual(['controller', '--metrics-port', '8080', '--resync', '5m', '--workers', '2', ...LEADER_ARGS('ddi-ha-operator', 'ddi-ha-system')]);
+    expect(c.env).toEqual([{ name: 'LOG_LEVEL', value: 'debug' }, ...POD_ENV]);
     expect(only(docs, 'Deployment').spec.template.spec.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
+  });
+
+  it('leader election values: durations reach the flags; one replica without it is a Recreate Deployment with no Lease Role and no PDB; two without it are refused', async () => {
+    const tuned = await render('ddi-ha-system', ['leaderElection.leaseDuration=30s', 'leaderElection.renewDeadline=20s', 'leaderElection.retryPeriod=4s', 'replicaCount=3']);
+    expect(container(tuned).args).toEqual(expect.arrayContaining(['--leader-elect-lease-duration', '30s', '--leader-elect-renew-deadline', '20s', '--leader-elect-retry-period', '4s']));
+    expect(only(tuned, 'Deployment').spec.replicas).toBe(3);
+    const single = await render('ddi-ha-system', ['replicaCount=1', 'leaderElection.enabled=false']);
+    expect(single.map((d) => d.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'ServiceAccount']);
+    expect(only(single, 'Deployment').spec.strategy).toEqual({ type: 'Recreate' });
+    expect(container(single).args).not.toContain('--leader-elect');
+    await expect(render('ddi-ha-system', ['leaderElection.enabled=false'])).rejects.toThrow('replicaCount > 1 needs leaderElection.enabled=true');
   });
 
   it(`ServiceMonitor and PrometheusRule are off by default; the PrometheusRule carries ${RULES_FILE} verbatim`, async () => {
@@ -221,6 +277,23 @@ describe('the chart, rendered', () => {
     });
   });
 });
+
+/** The Lease: create, and get/update/watch it by name, in the release's namespace only; no other Lease, no delete. */
+async function expectLeaseAccess(kc: Kubectl, sa: string, releaseNamespace: string, lease: string, elsewhere: string): Promise<void> {
+  const ask = async (verb: string, resource: string, namespace: string) => `${verb} ${resource} in ${namespace} -> ${await canI(kc, sa, verb, resource, ['-n', namespace])}`;
+  const leases = 'leases.coordination.k8s.io';
+  const yes = await Promise.all([ask('create', leases, releaseNamespace), ...['get', 'update', 'watch'].map((v) => ask(v, `${leases}/${lease}`, releaseNamespace))]);
+  expectAll(yes, 'yes');
+  const no = await Promise.all([
+    ask('delete', `${leases}/${lease}`, releaseNamespace),
+    ask('get', `${leases}/kube-controller-manager`, releaseNamespace),
+    ask('update', `${leases}/other`, releaseNamespace),
+    ask('list', leases, releaseNamespace),
+    ask('create', leases, elsewhere),
+    ask('get', `${leases}/${lease}`, elsewhere),
+  ]);
+  expectAll(no, 'no');
+}
 
 /** A namespace whose pods must meet the restricted Pod Security Standard. */
 async function restrictedNamespace(kc: Kubectl, name: string): Promise<void> {
@@ -344,6 +417,7 @@ describe('the chart on kube-apiserver', () => {
       expectAll(await answers(kc, sa, NEEDED, ['--all-namespaces']), 'yes');
       expectAll(await answers(kc, sa, NEEDED, ['-n', objects]), 'yes');
       expectAll(await answers(kc, sa, FORBIDDEN, ['-n', objects]), 'no');
+      await expectLeaseAccess(kc, sa, namespace, `${release}-ddi-ha-operator`, objects);
     });
 
     it("the controller, with the Deployment's arguments and the service account's token, lists, watches, reads Secrets, writes every status and handles the finalizer", async () => {
@@ -372,6 +446,7 @@ describe('the chart on kube-apiserver', () => {
       expectAll(await answers(kubectl, sa, NEEDED, ['-n', other]), 'no');
       expectAll(await answers(kubectl, sa, NEEDED, ['-n', namespace]), 'no');
       expectAll(await answers(kubectl, sa, [['list', 'hapairs.ddi-ha.io']], ['--all-namespaces']), 'no');
+      await expectLeaseAccess(kubectl, sa, namespace, `${release}-ddi-ha-operator`, watched);
     });
 
     it('the controller with --namespace and this Role does the same in the watched namespace', async () => {
@@ -457,9 +532,13 @@ async function controllerRoundTrip({ kc, releaseNamespace, release, objectsNames
 
   // The Deployment's container exactly as the release rendered it, but for the port: this
   // machine's 8080 may be taken, so the server gets a free one.
-  const c = container(await render(releaseNamespace, sets));
+  const c = container(await render(releaseNamespace, sets, chartDir, release));
   const args = (c.args as string[]).map((a, i, all) => (all[i - 1] === '--metrics-port' ? '0' : a));
-  const env = Object.fromEntries((c.env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+  // The downward API's values, as the kubelet would fill them in.
+  const downward: Record<string, string> = { 'metadata.name': `${release}-ddi-ha-operator-test-pod`, 'metadata.namespace': releaseNamespace };
+  const env = Object.fromEntries(
+    (c.env as { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[]).map((e) => [e.name, e.value ?? downward[e.valueFrom!.fieldRef.fieldPath]!]),
+  );
   const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ddi-ha.js'), ...args], {
     // No --kubeconfig in the args: the token's kubeconfig comes in as a pod's would, by default.
     env: { ...process.env, ...env, KUBECONFIG: kubeconfig },
@@ -497,6 +576,9 @@ async function controllerRoundTrip({ kc, releaseNamespace, release, objectsNames
     ).catch((err: Error) => Promise.reject(new Error(`${err.message}\n${logs()}`)));
     expect(seen.refusal, logs()).toBeUndefined();
     const items = seen.items!;
+    // It led (only a leader writes status), through the Lease the chart's Role allows.
+    const lease = JSON.parse(await kc.run(['get', 'leases.coordination.k8s.io', `${release}-ddi-ha-operator`, '-n', releaseNamespace, '-o', 'json'])) as { spec: { holderIdentity: string } };
+    expect(lease.spec.holderIdentity).toMatch(new RegExp(`^${release}-ddi-ha-operator-test-pod_`));
     // The Secrets were read: a DDIHost whose Secret is unreadable says so in its status.
     for (const item of items) expect(JSON.stringify(item.status), `${item.kind} ${item.metadata.name}`).not.toMatch(/could not read it|forbidden/i);
 
