@@ -4,8 +4,6 @@
 // on the hosts: the follower takes over and its status shows the failover within the lease duration
 // plus 1 s; a leader frozen past its lease (SIGSTOP) wakes up not writing; SIGTERM hands over at
 // once (the Lease is released). Host state comes from docker exec, leadership from the Lease itself.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -15,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { API_GROUP, API_GROUP_VERSION, API_VERSION } from '../../src/api/index.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
+import { type Replica, leaderGauge, reconcileCount, startReplica } from '../lab/controller-replica.js';
 import { type Lab, startLab } from '../lab/lab.js';
 import { interfaceAddresses } from './apply-lab.js';
 import { eventually } from './observe-lab.js';
@@ -35,63 +34,12 @@ let coordination: CoordinationV1Api;
 let custom: CustomObjectsApi;
 const processes: Replica[] = [];
 
-interface Replica {
-  name: string;
-  child: ChildProcess;
-  lines: string[];
-  port: number;
-  identity: string;
-  exited: Promise<number | null>;
-}
-
-async function startReplica(name: string): Promise<Replica> {
-  const child = spawn(
-    process.execPath,
-    [
-      join(repoRoot, 'bin', 'ddi-ha.js'),
-      'controller',
-      '--kubeconfig',
-      provided.kubeconfigPath,
-      '--namespace',
-      namespace,
-      '--metrics-port',
-      '0',
-      '--resync',
-      '5s',
-      '--leader-elect',
-      '--leader-election-namespace',
-      namespace,
-      '--leader-election-id',
-      LEASE,
-      ...TIMING_FLAGS,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'debug' } },
-  );
-  const lines: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => lines.push(...String(d).trimEnd().split('\n')));
-  child.stderr!.on('data', (d: Buffer) => lines.push(...String(d).trimEnd().split('\n')));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const serving = await eventually(
-    `${name}'s serving line`,
-    async () => lines.map((l) => JSON.parse(l.startsWith('{') ? l : '{}') as { msg?: string; port?: number; identity?: string }).find((l) => l.msg?.startsWith('serving')),
-    30_000,
-  );
-  const replica = { name, child, lines, port: serving.port!, identity: serving.identity!, exited };
-  processes.push(replica);
-  return replica;
-}
-
-async function metric(replica: Replica, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`http://127.0.0.1:${replica.port}/metrics`)).text();
-  const values = text
-    .split('\n')
-    .filter((l) => l.startsWith(name))
-    .map((l) => Number(l.split(' ').pop()));
-  return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0);
-}
-
-const leaderGauge = (r: Replica) => metric(r, `ddi_ha_leader{identity="${r.identity}"}`);
-const reconciles = async (r: Replica) => (await metric(r, 'ddi_ha_reconcile_total')) ?? 0;
+const startReplicaNamed = (name: string) =>
+  startReplica({ name, kubeconfig: provided.kubeconfigPath, namespace, leaseName: LEASE, args: ['--resync', '5s', ...TIMING_FLAGS] }).then((r) => {
+    processes.push(r);
+    return r;
+  });
+const reconciles = reconcileCount;
 
 async function lease() {
   const l = await coordination.readNamespacedLease({ namespace, name: LEASE });
@@ -135,7 +83,7 @@ function manifests(): string {
     .join('---\n');
 }
 
-const logOf = (r: Replica) => r.lines.join('\n');
+const logOf = (r: Replica) => r.log();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ddi-ha-le-'));
@@ -161,9 +109,9 @@ describe('two controller replicas with leader election, on a real kube-apiserver
   let b: Replica;
 
   it('one leads and writes; the other follows with warm caches and writes nothing', async () => {
-    a = await startReplica('a');
+    a = await startReplicaNamed('a');
     await eventually('a to hold the Lease', async () => ((await lease().catch(() => undefined))?.holder === a.identity ? true : undefined), 30_000);
-    b = await startReplica('b');
+    b = await startReplicaNamed('b');
     await kubectl.run(['wait', '--for=condition=Ready', `hap/${PAIR}`, '-n', namespace, '--timeout=180s'], { timeoutMs: 190_000 });
     await eventually('b /readyz (every kind listed)', async () => ((await fetch(`http://127.0.0.1:${b.port}/readyz`)).status === 200 ? true : undefined), 30_000);
     // A few resyncs: the leader keeps reconciling, the follower never starts a pass.
@@ -200,7 +148,7 @@ describe('two controller replicas with leader election, on a real kube-apiserver
   });
 
   it('a leader frozen past its lease (SIGSTOP) wakes up as a follower and writes nothing; the other replica leads meanwhile', async () => {
-    a = await startReplica('a2');
+    a = await startReplicaNamed('a2');
     await eventually('a2 following', async () => (logOf(a).includes('leader election: following') ? true : undefined), 30_000);
     const pid = b.child.pid!;
     const reconcilesBefore = await reconciles(b);
