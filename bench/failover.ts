@@ -28,6 +28,7 @@ import { ResourceWatcher } from "../src/controller/watcher.js";
 import { Kubectl } from "../src/lab/kubectl.js";
 import { FLEET_NAMESPACE, type FleetHost, type FleetPair, fleetManifestText, fleetPairs } from "../src/lab/fleet-manifests.js";
 import { LOG_REDACT_PATHS, SshTransport } from "../src/ssh/index.js";
+import { until as untilEvery } from "./stats.js";
 import { type ControlPlane, startControlPlane } from "../test/harness/control-plane.js";
 import { type Lab, type LabHost, startLab } from "../test/lab/lab.js";
 
@@ -94,15 +95,7 @@ async function clockOffset(host: LabHost): Promise<number> {
   return best.offset;
 }
 
-const until = async <T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> => {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+const until = <T>(what: string, timeoutMs: number, probe: () => T | undefined) => untilEvery(what, timeoutMs, probe, 20);
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;

@@ -21,6 +21,7 @@ import { KubeClient } from "../src/controller/index.js";
 import { ResourceWatcher } from "../src/controller/watcher.js";
 import { Kubectl } from "../src/lab/kubectl.js";
 import { FLEET_NAMESPACE, type FleetHost, fleetManifestText, fleetPairs } from "../src/lab/fleet-manifests.js";
+import { until } from "./stats.js";
 import { type Replica, startReplica } from "../test/lab/controller-replica.js";
 import { type ControlPlane, startControlPlane } from "../test/harness/control-plane.js";
 import { type Lab, startLab } from "../test/lab/lab.js";
@@ -30,15 +31,6 @@ const START = "<!-- bench:handover start -->";
 const END = "<!-- bench:handover end -->";
 const LEASE = "ddi-ha-operator";
 
-const until = async <T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> => {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
