@@ -36,7 +36,9 @@ local READY_FALSE = {
   ServiceNotInstalled = "Degraded",
   ServiceNotRunning = "Degraded",
   VIPNotHeld = "Degraded",
-  FailedOver = "Degraded",                   -- the VIP is on the secondary although preempt is set
+  FailedOver = "Degraded",                   -- the VIP is off its preferred node although preempt is set
+  Maintenance = "Suspended",                 -- a node's DDIHost has spec.maintenance; the other serves alone
+  HandingOver = "Progressing",               -- a node in maintenance still holds the VIP; keepalived gives it away
   -- DhcpFailoverPeer
   DhcpdNotRunning = "Degraded",
   OmapiFailed = "Degraded",
@@ -135,6 +137,12 @@ if obj.metadata.deletionTimestamp ~= nil then
     return health("Degraded", ready.message, prefix)
   end
   return health("Progressing", "being deleted: the operator removes its config from the hosts first")
+end
+-- A DDIHost in maintenance on purpose (spec.maintenance): whatever it does meanwhile (a reboot,
+-- stopped daemons) is expected, and removing the field ends it.
+local maintenance = condition(status, "Maintenance")
+if obj.kind == "DDIHost" and maintenance ~= nil and maintenance.status == "True" then
+  return health("Suspended", maintenance.message, prefix)
 end
 local reconciling = condition(status, "Reconciling")
 if reconciling ~= nil and reconciling.status == "True" then

@@ -46,6 +46,12 @@ export const ddiHostSpecSchema = withCrossFieldRules(
         .enum(["Debian", "RHEL"])
         .optional()
         .describe("Distribution family, used for file locations such as Kea's hooks directory. Discovered when unset; rendering offline assumes Debian."),
+      maintenance: z
+        .boolean()
+        .optional()
+        .describe(
+          "true: take the host out of service gracefully. keepalived on it gives every VIP away at once (a priority-0 advert), Kea's partner is told with ha-maintenance-start, and dhcpd's partner goes to partner-down only if the DhcpFailoverPeer says maintenancePartnerDown. Remove the field (or set false) to bring the host back.",
+        ),
     })
     .describe("A bare-metal Linux server running DNS/DHCP daemons, reached only over SSH."),
   [

@@ -89,6 +89,12 @@ export const haPairSpecSchema = withCrossFieldRules(
         .regex(WHOLE_MS_DURATION_RE, 'must be a duration in whole milliseconds such as "500ms", "1.5s" or "2s"')
         .default("1s")
         .describe("VRRP advertisement interval in whole milliseconds; a fraction of a second is sent as VRRPv3 (in units of 10ms, at most 40.95s, no authPass)."),
+      preferredNode: z
+        .enum(["primary", "secondary"])
+        .default("primary")
+        .describe(
+          "The node that holds the VIP when both are healthy. Set secondary for a planned switchover (patching the primary, say): the two nodes' priorities swap and the secondary takes the VIP while the primary still holds it, so the VIP is never dropped. Needs preempt.",
+        ),
       preempt: z.boolean().default(true).describe("Whether the primary takes the VIP back when it recovers."),
       preemptDelay: duration().optional().describe("With preempt, wait this long after startup before preempting."),
       unicast: z.boolean().default(false).describe("Send VRRP adverts by unicast to the peer instead of multicast."),
@@ -155,6 +161,12 @@ export const haPairSpecSchema = withCrossFieldRules(
       message: "spec.advertInterval must be at most 40.95s with spec.virtualIPv6 (VRRPv3 counts in centiseconds)",
       fieldPath: ".advertInterval",
       holds: (s) => s.virtualIPv6 === undefined || durationToMs(s.advertInterval) <= 40_950,
+    },
+    {
+      cel: "self.preferredNode == 'primary' || self.preempt",
+      message: "spec.preferredNode: secondary needs spec.preempt: true: without preempt keepalived never hands the VIP to the node with the higher priority; set preempt: true or keep preferredNode: primary",
+      fieldPath: ".preferredNode",
+      holds: (s) => s.preferredNode === "primary" || s.preempt,
     },
     {
       cel: "!has(self.preemptDelay) || self.preempt",

@@ -206,6 +206,13 @@ describe("servicesToReload", () => {
     expect(servicesToReload([], ["kea-ctrl-agent.service"])).toEqual(["kea-ctrl-agent.service"]);
     expect(servicesToReload(plan.changes, ["kea-dhcp4-server.service"])).toEqual(["isc-dhcp-server.service", "kea-dhcp4-server.service", "keepalived.service"]);
   });
+
+  it("reloads nothing for a file the daemon follows by itself (the maintenance flag), unless something else of it changed", () => {
+    const flag = file({ path: "/var/lib/ddi-ha/keepalived-maintenance", ownership: "shared", content: "1\n", check: { kind: "none" }, followedByDaemon: true });
+    expect(servicesToReload(planChanges("h1", [flag], [], new Map(), ops).changes)).toEqual([]);
+    const both = planChanges("h1", [flag, file({ path: "/etc/keepalived/keepalived.conf", ownership: "shared" })], [], new Map(), ops);
+    expect(servicesToReload(both.changes)).toEqual(["keepalived.service"]);
+  });
 });
 
 describe("checkGroups", () => {

@@ -222,7 +222,8 @@ export function planChanges(
 
 /** The services to reload: those of every changed file, plus those a cut-off earlier apply left pending. */
 export function servicesToReload(changes: readonly PlannedChange[], pending: readonly ServiceUnit[] = []): ServiceUnit[] {
-  const wanted = new Set<ServiceUnit>([...changes.map((c) => c.service), ...pending]);
+  const reloading = changes.filter((c) => !(c.action === "write" && c.file.followedByDaemon));
+  const wanted = new Set<ServiceUnit>([...reloading.map((c) => c.service), ...pending]);
   return SERVICE_ORDER.filter((s) => wanted.has(s));
 }
 

@@ -60,6 +60,7 @@ type StatusSeries = { [G in keyof StatusGauges]: StatusGauges[G] extends Namespa
 interface StatusGauges {
   resourceReady: NamespacedGauge<"kind" | "name">;
   resourceStalled: NamespacedGauge<"kind" | "name">;
+  resourceInMaintenance: NamespacedGauge<"kind" | "name">;
   configDrift: NamespacedGauge<"kind" | "name">;
   hapairSplitBrain: NamespacedGauge<"name">;
   hapairActiveNode: NamespacedGauge<"name" | "node">;
@@ -74,6 +75,20 @@ interface StatusGauges {
 }
 
 const bool = (b: boolean) => (b ? 1 : 0);
+
+/** Ready=False reasons that mean "out of service on purpose, and nothing else wrong". */
+const MAINTENANCE_READY_REASONS = new Set(["Maintenance", "HandingOver", "InMaintenance"]);
+
+/**
+ * Whether alerts about the object are silenced: a DDIHost with its Maintenance condition True, or
+ * a relationship whose Ready is False only because of a maintenance (a real fault beside it names
+ * another reason, and still pages).
+ */
+export function inMaintenanceOnPurpose(kind: string, conditions: Parameters<typeof findCondition>[0]): boolean {
+  if (kind === "DDIHost") return findCondition(conditions, "Maintenance")?.status === "True";
+  const ready = findCondition(conditions, "Ready");
+  return ready?.status === "False" && MAINTENANCE_READY_REASONS.has(ready.reason);
+}
 
 function addHAPair(out: StatusSeries, name: string, s: HAPairStatus): void {
   if (s.activeNode !== undefined) {
@@ -162,6 +177,11 @@ export class ControllerMetrics {
         "1 while a file the relationship manages on a host differs from what its spec renders and spec.driftPolicy Report leaves it so (ConfigInSync=False, reason DriftDetected), else 0.",
         ["kind", "namespace", "name"],
       ),
+      resourceInMaintenance: gauge(
+        "ddi_ha_resource_in_maintenance",
+        "1 while the object is out of service on purpose: a DDIHost with spec.maintenance, or a relationship whose only problem is that maintenance (Ready reason Maintenance, HandingOver or Kea's InMaintenance); the alert rules do not page for it. Else 0.",
+        ["kind", "namespace", "name"],
+      ),
       resourceStalled: gauge("ddi_ha_resource_stalled", "1 when the resource is Stalled (its spec cannot succeed until it changes), else 0.", ["kind", "namespace", "name"]),
       hapairSplitBrain: gauge("ddi_ha_hapair_split_brain", "1 while both nodes of the HAPair hold its VIP (status.activeNode both), else 0.", ["namespace", "name"]),
       hapairActiveNode: gauge(
@@ -223,6 +243,7 @@ export class ControllerMetrics {
       const name = resource.metadata.name;
       out.resourceReady.push({ labels: { kind, name }, value: bool(isTrue(status.conditions, "Ready")) });
       out.resourceStalled.push({ labels: { kind, name }, value: bool(isTrue(status.conditions, "Stalled")) });
+      out.resourceInMaintenance.push({ labels: { kind, name }, value: bool(inMaintenanceOnPurpose(kind, status.conditions)) });
       if (kind !== "DDIHost") {
         const inSync = findCondition(status.conditions, "ConfigInSync");
         out.configDrift.push({ labels: { kind, name }, value: bool(inSync?.status === "False" && inSync.reason === "DriftDetected") });

@@ -156,6 +156,12 @@ export interface FileDrift {
   checkedHosts: string[];
   /** `host:path` of files whose content is not what the spec renders (or that are missing). */
   differing: string[];
+  /**
+   * `host:path` of differing control files (`followedByDaemon`: the maintenance flag). They
+   * follow a DDIHost's spec, not a hand edit, so they are applied whatever the driftPolicy and are
+   * not drift. Not in `differing`.
+   */
+  control: string[];
 }
 
 /**
@@ -166,22 +172,20 @@ export interface FileDrift {
 export function driftFromProbes(files: readonly RenderedFile[], probeOf: (hostName: string) => HostProbe | undefined): FileDrift {
   const checked = new Set<string>();
   const differing: string[] = [];
+  const control: string[] = [];
   for (const file of files) {
     const probe = probeOf(file.host);
     if (!probe) continue;
     checked.add(file.host);
     const live = probe.files.get(file.path);
-    if (!live?.exists) {
-      differing.push(`${file.host}:${file.path}`);
-      continue;
-    }
-    if (file.ownership === "patched") {
-      if (live.content === undefined || rebasePatchedContent(file, live.content, DEFAULT_PATCH_OPS) !== live.content) differing.push(`${file.host}:${file.path}`);
-    } else if (live.sha256 !== contentSha256(file.content)) {
-      differing.push(`${file.host}:${file.path}`);
-    }
+    const differs = !live?.exists
+      ? true
+      : file.ownership === "patched"
+        ? live.content === undefined || rebasePatchedContent(file, live.content, DEFAULT_PATCH_OPS) !== live.content
+        : live.sha256 !== contentSha256(file.content);
+    if (differs) (file.followedByDaemon ? control : differing).push(`${file.host}:${file.path}`);
   }
-  return { checkedHosts: [...checked].sort(), differing: differing.sort() };
+  return { checkedHosts: [...checked].sort(), differing: differing.sort(), control: control.sort() };
 }
 
 /** The `namespace/name` key of a DDIHost, as the transport and the probes know it. */

@@ -229,10 +229,10 @@ async function ddiHostStatus(
     session = await sessionOf(host);
     const facts = probeOf ? (await probeOf(host)).facts : await observeHostFacts(session);
     const observation = { host: host.metadata.name, reachable: true as const, facts, ...verified() };
-    return computed(host, (p) => computeDDIHostStatus(observation, p as DDIHostStatus | undefined, generation, now), previous);
+    return computed(host, (p) => computeDDIHostStatus(observation, p as DDIHostStatus | undefined, generation, now, { maintenance: host.spec.maintenance === true }), previous);
   } catch (err) {
     const observation = { host: host.metadata.name, reachable: false as const, failure: classifyHostFailure(err), ...verified() };
-    return computed(host, (p) => computeDDIHostStatus(observation, p as DDIHostStatus | undefined, generation, now), previous);
+    return computed(host, (p) => computeDDIHostStatus(observation, p as DDIHostStatus | undefined, generation, now, { maintenance: host.spec.maintenance === true }), previous);
   }
 }
 
@@ -280,6 +280,8 @@ async function haPairStatus(
     nodes,
     requiredServices: required,
     preempt: pair.spec.preempt,
+    preferredNode: pair.spec.preferredNode,
+    maintenance: (["primary", "secondary"] as const).filter((role) => hostByName(set, ns, pair.spec[role].host)?.spec.maintenance === true),
     ...(memory.lastHolders.has(key) ? { lastHolder: memory.lastHolders.get(key)! } : {}),
   };
   const result = computed(pair, (p) => computeHAPairStatus(observation, outcome, p as HAPairStatus | undefined, pair.metadata.generation ?? 0, now), previous);
@@ -418,6 +420,7 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
   // Every relationship not applied for its spec is checked against its hosts' probes.
   const drifts = new Map<string, { resource: RelationshipResource; outcome: ApplyOutcome }>();
   const correcting = new Set<string>();
+  const following = new Set<string>();
   if (probeOf) {
     const ownErrors = new Set(problems.filter((p) => p.severity === "error").map((p) => p.resource));
     await Promise.all(
@@ -429,6 +432,8 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
           if ("errors" in checked) return drifts.set(kindKey(resource), { resource, outcome: { errors: checked.errors } });
           const drift = { ...checked.drift, policy: options.applyWhenDiffering ? ("Correct" as const) : resource.spec.driftPolicy };
           if (drift.differing.length > 0 && drift.policy === "Correct") correcting.add(kindKey(resource));
+          // A DDIHost's maintenance changed: its flag is applied, whatever the driftPolicy; no drift.
+          if (drift.control.length > 0) following.add(kindKey(resource));
           // The user's own apply of a differing file is an apply, not a drift correction.
           if (options.applyWhenDiffering && drift.differing.length > 0) return;
           drifts.set(kindKey(resource), { resource, outcome: { drift } });
@@ -436,7 +441,7 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
     );
   }
 
-  const applying = (r: RelationshipResource) => wanted(r) || correcting.has(kindKey(r));
+  const applying = (r: RelationshipResource) => wanted(r) || correcting.has(kindKey(r)) || following.has(kindKey(r));
   // Asked at the last moment: a controller that lost its leader Lease during the probes applies nothing.
   const applied = relationships(set).some(applying) && (options.mayApply?.() ?? true)
     ? await applyRelationships(set, sessionOf, applying, problems, options.applyOptions ?? {}, inputsSessionOf, options.onHostApplied)

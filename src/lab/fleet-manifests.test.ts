@@ -26,7 +26,7 @@ describe("fleetPairs", () => {
 });
 
 describe("fleetManifestText", () => {
-  it("validates and renders three keepalived files per host for 100 hosts", () => {
+  it("validates and renders four keepalived files per host for 100 hosts", () => {
     const h = hosts(100).map((x, i) => ({ ...x, address: `198.18.${7 + Math.floor(i / 150)}.${11 + i}` }));
     const pairs = fleetPairs(h, vip);
     const documents = parseManifestText(fleetManifestText(h, pairs, PRIVATE_KEY, 24), "fleet.yaml");
@@ -35,9 +35,9 @@ describe("fleetManifestText", () => {
     expect(set.haPairs).toHaveLength(50);
     const { files, failures } = renderManifestSet(set);
     expect(failures).toEqual([]);
-    expect(files).toHaveLength(300);
+    expect(files).toHaveLength(400);
     const h1 = files.filter((f) => f.host === "h1").map((f) => f.path).sort();
-    expect(h1).toEqual(["/etc/keepalived/ddi-ha.d/fleet_vip1.conf", "/etc/keepalived/keepalived.conf", "/usr/local/libexec/ddi-ha/keepalived-notify"]);
+    expect(h1).toEqual(["/etc/keepalived/ddi-ha.d/fleet_vip1.conf", "/etc/keepalived/keepalived.conf", "/usr/local/libexec/ddi-ha/keepalived-notify", "/var/lib/ddi-ha/keepalived-maintenance"]);
   });
 });
 

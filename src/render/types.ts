@@ -30,6 +30,11 @@ export interface RenderedFile {
   patch?: { marker: string; line: string };
   /** Service to reload (or restart) when this file changes. */
   service: ServiceUnit;
+  /**
+   * The running daemon follows this file by itself (keepalived's track_file, through inotify): a
+   * change that touches nothing else needs no reload. The maintenance flag is one.
+   */
+  followedByDaemon?: true;
   check: FileCheck;
   /** `namespace/name` of the resource that owns the file, for `kind/ns/name` in messages. */
   owner: string;

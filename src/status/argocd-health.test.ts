@@ -67,11 +67,17 @@ const named = [{ name: "named" as const, unit: "named.service", installed: true,
 const master = { vrrpState: "MASTER" as const, holdsVIP: true };
 const backup = { vrrpState: "BACKUP" as const, holdsVIP: false };
 /** `outcome` null: this pass only observed (nothing applied yet). */
-function pair(primary: Partial<HAPairNodeInput>, secondary: Partial<HAPairNodeInput>, outcome: ApplyOutcome | null = { results: [okResult("p"), okResult("s")] }, generation = 1) {
+function pair(
+  primary: Partial<HAPairNodeInput>,
+  secondary: Partial<HAPairNodeInput>,
+  outcome: ApplyOutcome | null = { results: [okResult("p"), okResult("s")] },
+  generation = 1,
+  maintenance: ("primary" | "secondary")[] = [],
+) {
   const node = (role: "primary" | "secondary", host: string, over: Partial<HAPairNodeInput>): HAPairNodeInput => ({
     host, role, interface: "eth0", reachable: true, keepalivedActive: true, interfaceFound: true, services: named, ...backup, ...over,
   });
-  const obs = { vip: "10.71.17.86/24", nodes: [node("primary", "p", primary), node("secondary", "s", secondary)], requiredServices: ["named" as const], preempt: true };
+  const obs = { vip: "10.71.17.86/24", nodes: [node("primary", "p", primary), node("secondary", "s", secondary)], requiredServices: ["named" as const], preempt: true, maintenance };
   return computeHAPairStatus(obs, outcome ?? undefined, undefined, generation, now);
 }
 const healthyPair = () => pair(master, {});
@@ -111,6 +117,9 @@ describe("Argo CD health of each kind, from statuses the operator computes", () 
   const keaMaintenance = kea({ state: "partner-in-maintenance" }, { state: "in-maintenance" });
   const keaSyncing = kea({ state: "syncing" }, { state: "waiting" });
   const unreachable = hostDown("Unreachable", "cannot reach h1 (root@198.18.0.11:22): timed out after 10 s");
+  const inMaintenance = pair({ vrrpState: "FAULT", holdsVIP: false }, master, undefined, 1, ["primary"]);
+  const maintenanceButPartnerDown = pair({ vrrpState: "FAULT", holdsVIP: false }, { keepalivedActive: false, vrrpState: "STOP", holdsVIP: false }, undefined, 1, ["primary"]);
+  const hostInMaintenance = computeDDIHostStatus({ host: "h1", reachable: false, failure: { kind: "Unreachable", message: "cannot reach h1: timed out" } }, undefined, 1, now, { maintenance: true });
   const keyMismatch = hostDown("HostKeyMismatch", "the host key of h1 has changed (SHA256:new, pinned SHA256:old): if the host was reinstalled, set spec.hostKey");
 
   it.each([
@@ -161,6 +170,14 @@ describe("Argo CD health of each kind, from statuses the operator computes", () 
     },
     { name: "DDIHost unreachable", kind: "DDIHost", status: unreachable, want: { status: "Degraded", message: "cannot reach h1 (root@198.18.0.11:22): timed out after 10 s" } },
     { name: "DDIHost host key mismatch", kind: "DDIHost", status: keyMismatch, want: { status: "Degraded", message: msg(keyMismatch, "Stalled") } },
+    { name: "a node in maintenance, the VIP handed over", kind: "HAPair", status: inMaintenance, want: { status: "Suspended", message: `activeNode=secondary: ${msg(inMaintenance, "Ready")}` } },
+    {
+      name: "a node in maintenance and the other failing: not hidden",
+      kind: "HAPair",
+      status: maintenanceButPartnerDown,
+      want: { status: "Degraded", message: `activeNode=none: ${msg(maintenanceButPartnerDown, "Ready")}` },
+    },
+    { name: "DDIHost in maintenance, powered off", kind: "DDIHost", status: hostInMaintenance, want: { status: "Suspended", message: msg(hostInMaintenance, "Maintenance") } },
   ] as { name: string; kind: Kind; status: unknown; metadata?: Record<string, unknown>; want: Health }[])("$kind: $name", ({ kind, status, metadata, want }) => {
     expect(assess(kind, status, metadata)).toEqual(want);
   });
@@ -179,6 +196,8 @@ describe("the classification of Ready=False reasons", () => {
     "AllPeersServing", "Applied", "DriftCorrected", "BothNodesHoldVIP", "BothNormal", "Connected", "HeldByPrimary", "HeldBySecondary", "HostBusy", "HostReady",
     "HostsMatchSpec", "InSync", "NotHeld", "OffsetWithinLimit", "OffsetWithinLimitWithoutNTP", "PeersConverging", "Progressing", "SingleHolder",
     "VIPOnPrimary", "VIPOnSecondary",
+    // The Maintenance condition's own reasons (never Ready's).
+    "InMaintenance", "HandedOver", "Returning", "Returned", "Ended",
   ]);
   const sources = ["apply-outcome.ts", "hapair.ts", "dhcpfailoverpeer.ts", "keahacluster.ts", "ddihost.ts"].map((f) => join(root, "src/status", f));
   sources.push(join(root, "src/engine/drift.ts"), join(root, "src/controller/reconcile-object.ts"));

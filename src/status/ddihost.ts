@@ -4,7 +4,7 @@
 import type { DDIHostStatus } from "../api/index.js";
 import type { HostFacts } from "../observe/host-facts.js";
 import type { HostFailure } from "../observe/host-failure.js";
-import { type ConditionInput, setConditions } from "./conditions.js";
+import { type ConditionInput, findCondition, setConditions } from "./conditions.js";
 
 export type DDIHostObservation = { /** DDIHost name, for messages. */ host: string } & (
   | { reachable: true; facts: HostFacts; hostKeyFingerprint?: string; observedHostKey?: string }
@@ -14,6 +14,8 @@ export type DDIHostObservation = { /** DDIHost name, for messages. */ host: stri
 export interface DDIHostStatusOptions {
   /** Largest |clock offset| still counted as synchronized. Default 1 s. */
   maxClockOffsetSeconds?: number;
+  /** spec.maintenance: the host is out of service on purpose. */
+  maintenance?: boolean;
 }
 
 export const DEFAULT_MAX_CLOCK_OFFSET_SECONDS = 1;
@@ -124,11 +126,31 @@ export function computeDDIHostStatus(
     status = { ...pickPrevious(previousStatus), ...hostKeyFields(observation) };
   }
   conditions.push({ type: "Reconciling", status: "False", reason: "", message: "" });
+  const maintenance = maintenanceCondition(name, options.maintenance === true, findCondition(previousStatus?.conditions, "Maintenance"));
+  if (maintenance) conditions.push(maintenance);
   return {
     ...status,
     observedGeneration: generation,
     conditions: setConditions(previousStatus?.conditions, conditions, generation, now),
   };
+}
+
+/**
+ * The host's Maintenance condition: True while spec.maintenance is set; False (Ended) once it is
+ * removed, kept from then on; absent on a host never put in maintenance. Whether each
+ * relationship handed over, and how long its return took, is in the relationship's own status.
+ */
+export function maintenanceCondition(name: string, inMaintenance: boolean, previous: { status: string } | undefined): ConditionInput | undefined {
+  if (inMaintenance) {
+    return {
+      type: "Maintenance",
+      status: "True",
+      reason: "InMaintenance",
+      message: `spec.maintenance is set: the relationships on ${name} hand over to their partners (their own Maintenance conditions say how far); remove it to bring ${name} back`,
+    };
+  }
+  if (previous?.status === "True") return { type: "Maintenance", status: "False", reason: "Ended", message: `${name} is back in service: spec.maintenance was removed` };
+  return undefined;
 }
 
 /** The verified host key's fields, when the pass connected. */

@@ -194,3 +194,53 @@ describe("requiredHAPairServices", () => {
     expect(requiredHAPairServices({ services: full })).toEqual(expected);
   });
 });
+
+describe("maintenance and planned switchover", () => {
+  const now = new Date("2026-12-06T12:00:00Z");
+  const node = (role: "primary" | "secondary", host: string, over: Partial<HAPairNodeInput> = {}): HAPairNodeInput => ({
+    host, role, interface: "eth0", reachable: true, keepalivedActive: true, interfaceFound: true, services: [], vrrpState: "BACKUP", holdsVIP: false, ...over,
+  });
+  const applied = (host: string): ApplyResult => ({ host, changed: [], unchanged: ["/etc/keepalived/keepalived.conf"], removed: [], reloaded: [], ok: true, notes: [] });
+  const ok = { results: [applied("h1"), applied("h2")] };
+  const status = (p: Partial<HAPairNodeInput>, s: Partial<HAPairNodeInput>, extra: Partial<HAPairObservation> = {}, previous?: HAPairStatus, at = now) =>
+    computeHAPairStatus({ vip: "198.18.0.86/24", nodes: [node("primary", "h1", p), node("secondary", "h2", s)], requiredServices: [], preempt: true, ...extra }, ok, previous, 1, at);
+  const cond = (st: HAPairStatus, type: string) => st.conditions?.find((c) => c.type === type);
+  const master = { vrrpState: "MASTER" as const, holdsVIP: true };
+
+  it("a primary in maintenance that handed the VIP over: Ready False Maintenance (not VRRPFault, not FailedOver), Maintenance HandedOver", () => {
+    const st = status({ vrrpState: "FAULT" }, master, { maintenance: ["primary"] });
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "Maintenance" });
+    expect(cond(st, "Ready")!.message).toContain("the primary h1 is in maintenance");
+    expect(cond(st, "Maintenance")).toMatchObject({ status: "True", reason: "HandedOver" });
+  });
+
+  it("a primary in maintenance that still holds the VIP: HandingOver", () => {
+    const st = status(master, {}, { maintenance: ["primary"] });
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "HandingOver" });
+    expect(cond(st, "Maintenance")).toMatchObject({ status: "True", reason: "HandingOver" });
+  });
+
+  it("maintenance hides nothing about the node that serves: a failing partner is still the reason", () => {
+    const st = status({ vrrpState: "FAULT" }, { keepalivedActive: false, vrrpState: "STOP" }, { maintenance: ["primary"] });
+    expect(cond(st, "Ready")!.reason).toBe("KeepalivedNotRunning");
+  });
+
+  it("after maintenance: Returning until Ready, then Returned with the seconds it took", () => {
+    const during = status({ vrrpState: "FAULT" }, master, { maintenance: ["primary"] });
+    const ended = status({ vrrpState: "BACKUP" }, master, {}, during, new Date(now.getTime() + 10_000));
+    expect(cond(ended, "Maintenance")).toMatchObject({ status: "False", reason: "Returning" });
+    expect(cond(ended, "Ready")).toMatchObject({ status: "False", reason: "FailedOver" });
+    const back = status(master, {}, {}, ended, new Date(now.getTime() + 14_000));
+    expect(cond(back, "Maintenance")).toMatchObject({ status: "False", reason: "Returned", message: "back to normal 4 s after the maintenance ended (VIPOnPrimary)" });
+    expect(cond(back, "Ready")).toMatchObject({ status: "True", reason: "VIPOnPrimary" });
+    // A pair never in maintenance has no Maintenance condition.
+    expect(cond(status(master, {}), "Maintenance")).toBeUndefined();
+  });
+
+  it("preferredNode secondary: the VIP on the secondary is Ready; on the primary it is FailedOver", () => {
+    expect(cond(status({}, master, { preferredNode: "secondary" }), "Ready")).toMatchObject({ status: "True", reason: "VIPOnSecondary" });
+    const st = status(master, {}, { preferredNode: "secondary" });
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "FailedOver" });
+    expect(cond(st, "Ready")!.message).toContain("the secondary h2 (spec.preferredNode)");
+  });
+});

@@ -27,6 +27,10 @@ export interface HAPairObservation {
   /** From requiredHAPairServices(spec). */
   requiredServices: readonly ServiceName[];
   preempt: boolean;
+  /** spec.preferredNode: where the VIP belongs when both nodes are healthy (default primary). */
+  preferredNode?: PairRole;
+  /** The nodes whose DDIHost has spec.maintenance set. */
+  maintenance?: readonly PairRole[];
   /**
    * The node that last held the VIP alone, as the engine remembers it across a none/both gap
    * (the status only keeps the current activeNode). Without it, a move through a gap is counted
@@ -105,6 +109,37 @@ function nodeLabel(node: HAPairNodeInput): string {
   return `the ${node.role} ${node.host}`;
 }
 
+/**
+ * The pair's Maintenance condition. True while a node's host is in maintenance: handing over (the
+ * node still holds the VIP) or handed over. Once it ends: Returning until Ready, then Returned with
+ * how long that took from the end of the maintenance (the condition's lastTransitionTime, to the
+ * second). Absent on a pair that never had a node in maintenance.
+ */
+function pairMaintenanceCondition(
+  observation: HAPairObservation,
+  ready: ConditionInput,
+  previous: { status: string; reason: string; lastTransitionTime?: string } | undefined,
+  now: Date,
+): ConditionInput | undefined {
+  const resting = observation.nodes.filter((n) => observation.maintenance?.includes(n.role));
+  if (resting.length > 0) {
+    const handingOver = resting.some((n) => n.reachable && n.holdsVIP);
+    return {
+      type: "Maintenance",
+      status: "True",
+      reason: handingOver ? "HandingOver" : "HandedOver",
+      message: handingOver
+        ? `${resting.map((n) => n.host).join(", ")} in maintenance: keepalived gives ${observation.vip} away`
+        : `${resting.map((n) => n.host).join(", ")} in maintenance: ${observation.vip} handed over`,
+    };
+  }
+  if (!previous || (previous.status !== "True" && previous.reason !== "Returning")) return undefined;
+  if (ready.status !== "True") return { type: "Maintenance", status: "False", reason: "Returning", message: `the maintenance ended; waiting for the pair to be Ready again (${ready.reason})` };
+  const endedAt = previous.status === "True" ? now.getTime() : Date.parse(previous.lastTransitionTime ?? "");
+  const seconds = Number.isFinite(endedAt) ? Math.max(0, Math.round((now.getTime() - endedAt) / 1000)) : 0;
+  return { type: "Maintenance", status: "False", reason: "Returned", message: `back to normal ${seconds} s after the maintenance ended (${ready.reason})` };
+}
+
 /** Counts VIP moves: a new single holder that differs from the last known single holder. */
 function countFailover(
   activeNode: ActiveNode,
@@ -171,8 +206,12 @@ export function computeHAPairStatus(
 
   // Ready: the first problem wins, in the order a person would fix them.
   const problems: NodeProblem[] = [];
+  const preferred = observation.preferredNode ?? "primary";
+  const inMaintenance = new Set(observation.maintenance ?? []);
+  // A node in maintenance may be stopped, rebooted or in FAULT on purpose: none of that is a problem.
+  const serving = nodes.filter((n) => !inMaintenance.has(n.role));
   if (apply.blocking) problems.push(apply.blocking);
-  for (const n of nodes.filter((x) => !x.reachable)) {
+  for (const n of serving.filter((x) => !x.reachable)) {
     // The operator's view and VRRP's are different paths: a node cut off from both the operator
     // and its peer takes the VIP too, and only the other holder is seen.
     const seenHolder = nodes.find((x) => x !== n && x.reachable && x.holdsVIP);
@@ -184,7 +223,10 @@ export function computeHAPairStatus(
   if (activeNode === "both") problems.push({ reason: "SplitBrain", message: conditions.find((c) => c.type === "SplitBrain")!.message });
   if (!apply.blocking && configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
   if (!configApplied) problems.push({ reason: "ApplyPending", message: "the keepalived config has not been applied to the hosts yet" });
-  for (const n of nodes.filter((x) => x.reachable)) {
+  for (const n of nodes.filter((x) => x.reachable && inMaintenance.has(x.role) && x.holdsVIP && activeNode !== "both")) {
+    problems.push({ reason: "HandingOver", message: `${n.host} is in maintenance but still holds ${observation.vip}: waiting for keepalived to give it away (a priority-0 advert)` });
+  }
+  for (const n of serving.filter((x) => x.reachable)) {
     if (!n.interfaceFound) {
       problems.push({ reason: "InterfaceNotFound", message: `interface ${n.interface} does not exist on ${n.host}: set spec.${n.role}.interface to the NIC that carries the VIP's subnet` });
     } else if (n.vipInSubnet === false) {
@@ -202,11 +244,18 @@ export function computeHAPairStatus(
     problems.push(...serviceProblems(n, observation.requiredServices));
   }
   if (activeNode === "none") problems.push({ reason: "VIPNotHeld", message: conditions.find((c) => c.type === "VIPAssigned")!.message });
-  if (activeNode === "secondary" && observation.preempt) {
-    const primary = nodes.find((n) => n.role === "primary");
+  if ((activeNode === "primary" || activeNode === "secondary") && activeNode !== preferred && observation.preempt && !inMaintenance.has(preferred)) {
+    const want = nodes.find((n) => n.role === preferred);
     problems.push({
       reason: "FailedOver",
-      message: `${observation.vip} is on the secondary ${holder!.host}: the primary ${primary?.host ?? ""} is ${primary?.reachable ? `in ${primary.vrrpState}` : "unreachable"}; with preempt the VIP returns once the primary is healthy`,
+      message: `${observation.vip} is on the ${activeNode} ${holder!.host}: the ${preferred} ${want?.host ?? ""}${preferred === "secondary" ? " (spec.preferredNode)" : ""} is ${want?.reachable ? `in ${want.vrrpState}` : "unreachable"}; with preempt the VIP returns once it is healthy`,
+    });
+  }
+  if (problems.length === 0 && inMaintenance.size > 0) {
+    const resting = nodes.filter((n) => inMaintenance.has(n.role)).map((n) => `the ${n.role} ${n.host}`);
+    problems.push({
+      reason: "Maintenance",
+      message: `${resting.join(" and ")} is in maintenance (DDIHost spec.maintenance): ${observation.vip} is on ${nodeLabel(holder!)}, with no standby until the maintenance ends`,
     });
   }
 
@@ -219,6 +268,8 @@ export function computeHAPairStatus(
         message: `${observation.vip} is on ${nodeLabel(holder!)}; keepalived${observation.requiredServices.length ? ` and ${observation.requiredServices.join(", ")}` : ""} run on both hosts`,
       };
   conditions.unshift(ready);
+  const maintenance = pairMaintenanceCondition(observation, ready, findCondition(previousStatus?.conditions, "Maintenance"), now);
+  if (maintenance) conditions.push(maintenance);
 
   conditions.push(apply.stalled ?? { type: "Stalled", status: "False", reason: "", message: "" });
   const reconciling =

@@ -5,8 +5,11 @@ import { describe, expect, it } from "vitest";
 import type { RenderedFile } from "../../render/types.js";
 import {
   KeepalivedRenderError,
+  MAINTENANCE_FLAG_PATH,
+  MAINTENANCE_TRACK_FILE,
   NOTIFY_SCRIPT_PATH,
   advertSettings,
+  effectivePriority,
   keepalivedInstanceNames,
   keepalivedPairFilePath,
   keepalivedPairRemovals,
@@ -46,13 +49,17 @@ describe("renderKeepalivedPair on examples/ddi-central-keepalived (seed 000)", a
       ["ddi-central-primary", "/etc/keepalived/ddi-ha.d/ddi-ha-examples_ddi-central.conf", "owned", "644"],
       ["ddi-central-primary", "/etc/keepalived/keepalived.conf", "shared", "644"],
       ["ddi-central-primary", "/usr/local/libexec/ddi-ha/keepalived-notify", "shared", "755"],
+      ["ddi-central-primary", "/var/lib/ddi-ha/keepalived-maintenance", "shared", "644"],
       ["ddi-central-secondary", "/etc/keepalived/ddi-ha.d/ddi-ha-examples_ddi-central.conf", "owned", "644"],
       ["ddi-central-secondary", "/etc/keepalived/keepalived.conf", "shared", "644"],
       ["ddi-central-secondary", "/usr/local/libexec/ddi-ha/keepalived-notify", "shared", "755"],
+      ["ddi-central-secondary", "/var/lib/ddi-ha/keepalived-maintenance", "shared", "644"],
     ]);
     for (const f of files) {
       expect(f.service).toBe("keepalived.service");
-      expect(f.check).toEqual({ kind: "keepalived" });
+      // The maintenance flag is no keepalived config: nothing to check, and keepalived follows it without a reload.
+      expect(f.check).toEqual(f.path === MAINTENANCE_FLAG_PATH ? { kind: "none" } : { kind: "keepalived" });
+      expect(f.followedByDaemon).toBe(f.path === MAINTENANCE_FLAG_PATH ? true : undefined);
       expect(f.owner).toBe("ddi-ha-examples/ddi-central");
     }
   });
@@ -103,6 +110,35 @@ describe.each(Object.keys(VARIANTS))("renderKeepalivedPair variant %s", (variant
   it("matches the reviewed golden pair files and passes our lint", () => {
     for (const f of files.filter((x) => x.ownership === "owned")) expectGolden(f.content, join("variants", variant, f.host, f.path));
     for (const h of ["ka-a", "ka-b"]) expect(lintHost(files, h)).toEqual([]);
+  });
+});
+
+describe("maintenance and planned switchover", () => {
+  const flagOf = (files: RenderedFile[], h: string) => files.find((f) => f.host === h && f.path === MAINTENANCE_FLAG_PATH)!.content;
+  const priorityOf = (files: RenderedFile[], h: string) => /priority (\d+)/.exec(pairFile(files, h).content)?.[1];
+  const stateOf = (files: RenderedFile[], h: string) => /state (MASTER|BACKUP)/.exec(pairFile(files, h).content)?.[1];
+
+  it("writes 1 into the flag file of a host in maintenance only; every instance tracks it with weight 0", () => {
+    const hosts = labHosts();
+    const a = hosts.get("ka-a")!;
+    hosts.set("ka-a", { ...a, spec: { ...a.spec, maintenance: true } });
+    const files = renderKeepalivedPair(haPair(), hosts);
+    expect([flagOf(files, "ka-a"), flagOf(files, "ka-b")]).toEqual(["1\n", "0\n"]);
+    for (const h of ["ka-a", "ka-b"]) expect(pairFile(files, h).content).toContain(`track_file {\n    ${MAINTENANCE_TRACK_FILE} weight 0\n  }`);
+    // The pair's own files do not change with maintenance: only the flag does, which needs no reload.
+    const normal = renderKeepalivedPair(haPair(), labHosts());
+    expect(files.filter((f) => f.path !== MAINTENANCE_FLAG_PATH)).toEqual(normal.filter((f) => f.path !== MAINTENANCE_FLAG_PATH));
+  });
+
+  it("preferredNode secondary swaps the priorities and the starting MASTER, and keeps the track weight", () => {
+    const normal = renderKeepalivedPair(haPair(), labHosts());
+    const switched = renderKeepalivedPair(haPair({ preferredNode: "secondary" }), labHosts());
+    expect([priorityOf(normal, "ka-a"), priorityOf(normal, "ka-b")]).toEqual(["150", "100"]);
+    expect([priorityOf(switched, "ka-a"), priorityOf(switched, "ka-b")]).toEqual(["100", "150"]);
+    expect([stateOf(switched, "ka-a"), stateOf(switched, "ka-b")]).toEqual(["BACKUP", "MASTER"]);
+    expect(pairFile(switched, "ka-a").content).toContain("weight -60");
+    expect(effectivePriority(haPair({ preferredNode: "secondary" }).spec, "primary")).toBe(100);
+    for (const h of ["ka-a", "ka-b"]) expect(lintHost(switched, h)).toEqual([]);
   });
 });
 
@@ -265,6 +301,7 @@ describe("renderKeepalivedHost: several pairs on one host", () => {
       ["/etc/keepalived/ddi-ha.d/lab_dns-vip.conf", "owned"],
       ["/etc/keepalived/keepalived.conf", "shared"],
       [NOTIFY_SCRIPT_PATH, "shared"],
+      [MAINTENANCE_FLAG_PATH, "shared"],
     ]);
     for (const f of files) expectGolden(f.content, join("variants", "two-pairs", "ka-a", f.path));
     expect(lintHost(files, "ka-a")).toEqual([]);
@@ -279,6 +316,7 @@ describe("renderKeepalivedHost: several pairs on one host", () => {
       "/etc/keepalived/ddi-ha.d/lab_dhcp-vip.conf",
       "/etc/keepalived/keepalived.conf",
       NOTIFY_SCRIPT_PATH,
+      MAINTENANCE_FLAG_PATH,
     ]);
   });
 

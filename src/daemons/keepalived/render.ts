@@ -17,6 +17,16 @@ export const NOTIFY_SCRIPT_PATH = "/usr/local/libexec/ddi-ha/keepalived-notify";
 /** Where the notify script leaves `<instance>.state` files (a tmpfs: nothing stale survives a reboot). */
 export const KEEPALIVED_STATE_DIR = "/run/ddi-ha/keepalived";
 
+/**
+ * The host's maintenance flag (DDIHost spec.maintenance): "1" puts every instance on the host in
+ * FAULT through a track_file of weight 0, and keepalived leaving MASTER for FAULT sends a
+ * priority-0 advert, so the partner takes the VIP after its skew time (about 0.6 s at priority
+ * 100) instead of three missed adverts. keepalived follows the file by inotify: no reload. It lives
+ * on disk, not in /run, so a host rebooted in maintenance comes back still handing the VIP away.
+ */
+export const MAINTENANCE_FLAG_PATH = "/var/lib/ddi-ha/keepalived-maintenance";
+export const MAINTENANCE_TRACK_FILE = "ddi_ha_maintenance";
+
 /** keepalived's limits (keepalived.conf(5), confirmed with `keepalived -t` 2.2.7). */
 export const TRACK_WEIGHT_LIMIT = 253;
 export const PREEMPT_DELAY_MAX_SECONDS = 1000;
@@ -89,6 +99,14 @@ global_defs {
   # Track and notify scripts run as root, and only if no non-root user can change their path.
   enable_script_security
   script_user root
+}
+
+# The host's maintenance flag (DDIHost spec.maintenance): 1 puts every instance here in FAULT,
+# which hands each VIP to the partner with a priority-0 advert. keepalived watches the file itself.
+track_file ${MAINTENANCE_TRACK_FILE} {
+  file ${MAINTENANCE_FLAG_PATH}
+  weight 0
+  init_file 0
 }
 
 include ${dir}/*.conf
@@ -229,6 +247,8 @@ interface InstanceInput {
   family: 4 | 6;
   state: "MASTER" | "BACKUP";
   node: HAPairNodeSpec;
+  /** The node's priority after spec.preferredNode (swapped with the partner's for a switchover). */
+  priority: number;
   vip: string;
   version: 2 | 3;
   advertInt: string;
@@ -249,7 +269,7 @@ function renderInstance(i: InstanceInput): string {
   if (i.preemptDelay !== undefined) lines.push(`  preempt_delay ${i.preemptDelay}`);
   lines.push(`  interface ${i.node.interface}`);
   lines.push(`  virtual_router_id ${i.vrid}`);
-  lines.push(`  priority ${i.node.priority}`);
+  lines.push(`  priority ${i.priority}`);
   if (i.version === 3) lines.push("  version 3");
   lines.push(`  advert_int ${i.advertInt}`);
   if (i.authPass !== undefined) {
@@ -262,6 +282,7 @@ function renderInstance(i: InstanceInput): string {
   }
   // Re-announce the VIP every minute: switches and ARP caches that missed the takeover burst converge.
   lines.push("  garp_master_refresh 60");
+  lines.push("  track_file {", `    ${MAINTENANCE_TRACK_FILE} weight 0`, "  }");
   if (i.scripts.length > 0) {
     lines.push("  track_script {");
     for (const s of i.scripts) lines.push(`    ${s} weight ${i.weight}`);
@@ -326,7 +347,7 @@ function renderPairFile(pair: HAPair, role: PairRole, hosts: ReadonlyMap<string,
     preemptDelay = formatSeconds(ms);
   }
   // keepalived ignores nopreempt and preempt_delay unless the instance starts as BACKUP.
-  const state = role === "primary" && spec.preempt && preemptDelay === undefined ? "MASTER" : "BACKUP";
+  const state = role === spec.preferredNode && spec.preempt && preemptDelay === undefined ? "MASTER" : "BACKUP";
   const tracks = trackedUnits(spec.services);
   const id = pairIdentifier(pair);
   const scriptNames = tracks.map((t) => `${id}_${t.id}`);
@@ -360,6 +381,7 @@ function renderPairFile(pair: HAPair, role: PairRole, hosts: ReadonlyMap<string,
   const common = {
     state,
     node,
+    priority: effectivePriority(spec, role),
     scripts: scriptNames,
     weight,
     nopreempt: !spec.preempt,
@@ -405,9 +427,33 @@ export function renderKeepalivedPair(pair: HAPair, hosts: ReadonlyMap<string, DD
       { ...base, path: keepalivedPairFilePath(pair, role), content: renderPairFile(pair, role, hosts), mode: 0o644, ownership: "owned" },
       { ...base, path: node.configPath, content: renderKeepalivedMain(node.configPath), mode: 0o644, ownership: "shared" },
       { ...base, path: NOTIFY_SCRIPT_PATH, content: renderKeepalivedNotifyScript(), mode: 0o755, ownership: "shared" },
+      {
+        ...base,
+        path: MAINTENANCE_FLAG_PATH,
+        content: renderMaintenanceFlag(hosts.get(node.host)),
+        mode: 0o644,
+        ownership: "shared",
+        check: { kind: "none" },
+        followedByDaemon: true,
+      },
     );
   }
   return files;
+}
+
+/** The flag file on one host: "1" while its DDIHost is in maintenance. Identical for every pair on the host. */
+export function renderMaintenanceFlag(host: DDIHost | undefined): string {
+  return host?.spec.maintenance ? "1\n" : "0\n";
+}
+
+/**
+ * A node's priority after spec.preferredNode: for a planned switchover the two priorities swap,
+ * so the preferred node outranks the other and, with preempt, takes the VIP while the other still
+ * holds it (no moment without a holder). The track weights depend on the gap only, which stays.
+ */
+export function effectivePriority(spec: Pick<HAPairSpec, "preferredNode" | "primary" | "secondary">, role: PairRole): number {
+  if (spec.preferredNode !== "secondary") return spec[role].priority;
+  return spec[role === "primary" ? "secondary" : "primary"].priority;
 }
 
 /** The nodes of the given pairs that sit on `host`. */
