@@ -4,6 +4,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Controller, ControllerMetrics, startHealthServer } from "../controller/index.js";
 import { LOG_REDACT_PATHS } from "../ssh/index.js";
+import { HALT_ENV, faultTestHaltHooks } from "./fault-test-halt.js";
 
 export interface ControllerCommandOptions {
   namespace?: string;
@@ -21,6 +22,10 @@ export async function runController(options: ControllerCommandOptions): Promise<
   if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);
   else kubeConfig.loadFromDefault();
 
+  // A test seam only (crash tests); unset in every deployment.
+  const haltHooks = faultTestHaltHooks(process.env[HALT_ENV], (step) => log.warn({ step }, `halted for a fault test after ${step}`));
+  if (haltHooks) log.warn({ [HALT_ENV]: process.env[HALT_ENV] }, "fault-test seam set: every apply halts at that step");
+
   const metrics = new ControllerMetrics({ processMetrics: true });
   const controller = new Controller({
     kubeConfig,
@@ -29,6 +34,7 @@ export async function runController(options: ControllerCommandOptions): Promise<
     workers: options.workers,
     log,
     metrics,
+    ...(haltHooks ? { applyOptions: { hooks: haltHooks } } : {}),
   });
   const server = await startHealthServer({ port: options.metricsPort, registry: metrics.registry, isReady: () => controller.ready });
   log.info({ port: server.port }, "serving /metrics, /healthz and /readyz");
