@@ -93,3 +93,19 @@ describe("judgeApply without an outcome", () => {
     expect(judgeApply(undefined, "HAPair", { conditions: list, observedGeneration: 2 }, generation)).toEqual({ changed: false });
   });
 });
+
+describe.each(kinds)("%s: a reload a dead apply left owed", (_kind, compute) => {
+  const drift = { checkedHosts: ["a", "b"], differing: [], policy: "Correct" as const, pendingReload: ["a:keepalived.service"] };
+
+  it("is neither in sync nor Ready while only observed, and names the host and unit", () => {
+    const status = compute({ drift }, undefined, 2, first);
+    expect(findCondition(status.conditions, "ConfigInSync")).toMatchObject({ status: "False", reason: "ReloadPending" });
+    expect(findCondition(status.conditions, "ConfigInSync")!.message).toContain("a:keepalived.service");
+    expect(findCondition(status.conditions, "Ready")).toMatchObject({ status: "False" });
+  });
+
+  it("is in sync once an apply finished it", () => {
+    const finished: ApplyResult = { host: "a", changed: [], unchanged: ["/etc/x"], removed: [], reloaded: ["keepalived.service"], ok: true, notes: [] };
+    expect(findCondition(compute({ drift, results: [finished] }, undefined, 2, first).conditions, "ConfigInSync")).toMatchObject({ status: "True" });
+  });
+});

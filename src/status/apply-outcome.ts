@@ -24,7 +24,7 @@ export interface ApplyOutcome {
    * spec renders (one probe per host). `differing` are `host:path`; with policy Correct the pass
    * then re-applied them (results), with Report it changed nothing.
    */
-  drift?: { checkedHosts: readonly string[]; differing: readonly string[]; policy: "Correct" | "Report" };
+  drift?: { checkedHosts: readonly string[]; differing: readonly string[]; policy: "Correct" | "Report"; pendingReload?: readonly string[] };
 }
 
 /** ConfigApplied's reason while spec.driftPolicy Report leaves a drifted file alone (needsApply skips it). */
@@ -93,6 +93,15 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string, prev
     return {
       configApplied: { type: "ConfigApplied", status: "False", reason: "DriftDetected", message },
       configInSync: { type: "ConfigInSync", status: "False", reason: "DriftDetected", message },
+      changed: false,
+    };
+  }
+  const pending = drift?.pendingReload ?? [];
+  if (pending.length > 0 && results.length === 0) {
+    const message = `an apply was cut off after replacing files and before it verified ${pending.join(", ")}, so the daemon may still run the previous config; the next apply reloads it (or rolls the files back)`;
+    return {
+      configApplied: { type: "ConfigApplied", status: "False", reason: "ReloadPending", message },
+      configInSync: { type: "ConfigInSync", status: "False", reason: "ReloadPending", message },
       changed: false,
     };
   }
