@@ -109,3 +109,20 @@ describe.each(kinds)("%s: a reload a dead apply left owed", (_kind, compute) => 
     expect(findCondition(compute({ drift, results: [finished] }, undefined, 2, first).conditions, "ConfigInSync")).toMatchObject({ status: "True" });
   });
 });
+
+describe.each(kinds)("%s: a failed apply after an in-sync one", (_kind, compute) => {
+  it("is not in sync any more: the hosts kept (or got back) the previous config", () => {
+    const applied: ApplyResult = { host: "a", changed: ["/etc/x"], unchanged: [], removed: [], reloaded: ["keepalived.service"], ok: true, notes: [] };
+    const inSync = compute({ results: [applied] }, undefined, 1, first);
+    expect(findCondition(inSync.conditions, "ConfigInSync")).toMatchObject({ status: "True" });
+    const failed: ApplyResult = {
+      ...applied,
+      ok: false,
+      failure: { stage: "reload", message: "reload refused" },
+      rolledBack: { ok: true, message: "rolled back on DDIHost a: restored /etc/x" },
+    };
+    const status = compute({ results: [failed] }, inSync, 2, second);
+    expect(findCondition(status.conditions, "ConfigInSync")).toMatchObject({ status: "False", reason: "ApplyFailed" });
+    expect(findCondition(status.conditions, "ConfigInSync")!.message).toContain("rolled back");
+  });
+});

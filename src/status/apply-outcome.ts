@@ -129,13 +129,16 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string, prev
         return `${r.host}: ${r.failure!.stage} failed: ${r.failure!.message}${rollback}`;
       }),
     ];
+    const configApplied: ConditionInput = {
+      type: "ConfigApplied",
+      status: "False",
+      reason: unreachable.length > 0 && failed.length === 0 ? "HostUnreachable" : "ApplyFailed",
+      message: `${parts.join("; ")}; the operator retries with backoff`,
+    };
     return {
-      configApplied: {
-        type: "ConfigApplied",
-        status: "False",
-        reason: unreachable.length > 0 && failed.length === 0 ? "HostUnreachable" : "ApplyFailed",
-        message: `${parts.join("; ")}; the operator retries with backoff`,
-      },
+      configApplied,
+      // Rolled back or never reached: the hosts do not carry this spec, whatever an earlier pass found.
+      configInSync: { ...configApplied, type: "ConfigInSync" },
       changed,
     };
   }
