@@ -132,6 +132,8 @@ class ApplyRun {
   private inherited: PendingReload = { services: [], files: [] };
   /** Backups the read step found (`backupPath(target)`). */
   private readonly backupsFound = new Set<string>();
+  /** Backups this run linked: removed again when it ends without needing them. */
+  private readonly linked: string[] = [];
   /** Where an unexpected error (a dropped connection, say) is reported. */
   private stageNow: ApplyFailure["stage"] = "read";
 
@@ -176,7 +178,10 @@ class ApplyRun {
       this.log.error({ host: this.host, stage: failure.stage, path: failure.path, service: failure.service }, failure.message);
       await this.discardStaged();
       // Nothing replaced and no service touched: the host is as this apply found it.
-      if (this.swapped.length === 0 && this.acted.length === 0) return this.result(failure);
+      if (this.swapped.length === 0 && this.acted.length === 0) {
+        await this.removeLinkedBackups();
+        return this.result(failure);
+      }
       const rolledBack = await this.rollback();
       this.log.warn({ host: this.host, ok: rolledBack.ok }, `apply: rollback: ${rolledBack.message}`);
       return this.result(failure, rolledBack);
@@ -217,12 +222,14 @@ class ApplyRun {
       this.inherited = parsePendingReload(await this.session.readFile(PENDING_RELOAD_PATH));
       // Exit 1 only means some paths do not exist; the others are printed. Staged files and
       // backups of an apply that was cut off are looked for in the same call.
-      const stat = await this.session.run(["stat", "-c", "%n|%F|%a|%u|%g", "--", ...paths, ...paths.map(stagedPath), ...paths.map(backupPath)], {
+      // The marker may name files of another relationship on this host: their backups count too.
+      const backups = [...new Set([...paths, ...this.inherited.files.map((f) => f.path)])].map(backupPath);
+      const stat = await this.session.run(["stat", "-c", "%n|%F|%a|%u|%g", "--", ...paths, ...paths.map(stagedPath), ...backups], {
         timeoutMs: COMMAND_TIMEOUT_MS,
       });
       const stats = parseStatOutput(stat.stdout);
       const isRegular = (p: string) => Boolean(stats.get(p)?.type.startsWith("regular"));
-      for (const b of paths.map(backupPath).filter(isRegular)) this.backupsFound.add(b);
+      for (const b of backups.filter(isRegular)) this.backupsFound.add(b);
       // A backup is only kept while a pending reload may still need it for a rollback; one the
       // marker does not name is left by an apply that died before its first rename (or by an
       // operator that kept one generation). A marker without file lines is an older operator's:
@@ -358,6 +365,7 @@ class ApplyRun {
     const keep = new Set(this.inheritedUndoable().map((f) => f.path));
     for (const c of existing.filter((x) => !keep.has(x.path))) {
       await this.run(["ln", "-f", "--", c.path, backupPath(c.path)], "swap", `backing up ${c.path}`, { path: c.path, service: c.service });
+      this.linked.push(backupPath(c.path));
     }
     // What is hashed: the new backup, or (keeping an inherited one) the target itself.
     const hashed = (c: PlannedChange) => (keep.has(c.path) ? c.path : backupPath(c.path));
@@ -495,6 +503,12 @@ class ApplyRun {
     if (res.code !== 0) this.notes.push(`could not clear ${PENDING_RELOAD_PATH} on DDIHost ${this.host}: ${res.stderr.trim()} (the next apply reloads once more)`);
   }
 
+  // A rollback renames the backups it restores; the others (files a failed swap never reached) go.
+  private async removeLinkedBackups(): Promise<void> {
+    if (this.linked.length === 0) return;
+    await this.session.run(["rm", "-f", "--", ...this.linked], { timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => undefined);
+  }
+
   private async discardStaged(): Promise<void> {
     if (this.staged.length === 0) return;
     const paths = this.staged.map((w) => stagedPath(w.path));
@@ -551,7 +565,10 @@ class ApplyRun {
       }
     }
     const ok = problems.length === 0;
-    if (ok) await this.session.run(["rm", "-f", "--", PENDING_RELOAD_PATH], { timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => undefined);
+    if (ok) {
+      await this.removeLinkedBackups();
+      await this.session.run(["rm", "-f", "--", PENDING_RELOAD_PATH], { timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => undefined);
+    }
     const message = ok
       ? `rolled back on DDIHost ${this.host}: ${done.join("; ")}`
       : `rollback on DDIHost ${this.host} incomplete: ${problems.join("; ")}${done.length > 0 ? ` (done: ${done.join("; ")})` : ""}`;
