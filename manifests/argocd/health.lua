@@ -18,6 +18,7 @@
 local READY_FALSE = {
   -- every kind
   ApplyPending = "Progressing",              -- the first apply has not run yet
+  ReloadPending = "Progressing",             -- a dead apply left a reload owed; the next apply finishes or rolls back
   ApplyFailed = "Degraded",                  -- rolled back; retried with backoff
   HostUnreachable = "Degraded",
   InvalidSpec = "Degraded",                  -- with Stalled

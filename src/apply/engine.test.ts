@@ -62,6 +62,17 @@ describe("applyHostFiles on this machine", () => {
     expect((await readdir(dir)).sort()).toEqual(["apply.lock", "ddi-ha.conf"]);
   });
 
+  it("removes a backup and a staged file left by an apply that died before its swap, and writes nothing else", async () => {
+    const file = dhcpdInclude(GOOD);
+    await writeFile(file.path, GOOD, { mode: 0o640 });
+    await writeFile(`${file.path}.ddi-ha-bak`, GOOD);
+    await writeFile(`${file.path}.ddi-ha-new`, `${GOOD}# staged\n`);
+    const result = await applyHostFiles(session, [file], options());
+    expect(result).toMatchObject({ ok: true, changed: [], reloaded: [] });
+    expect(result.notes.join(" ")).toMatch(/ddi-ha\.conf\.ddi-ha-new, .*ddi-ha\.conf\.ddi-ha-bak, left by an apply that was cut off/);
+    expect((await readdir(dir)).sort()).toEqual(["apply.lock", "ddi-ha.conf"]);
+  });
+
   it("refuses to replace a symlink, naming the file and the fix", async () => {
     const real = join(dir, "real.conf");
     await writeFile(real, GOOD);

@@ -14,6 +14,8 @@ import {
   type ApplyPlan,
   type LiveFile,
   PENDING_RELOAD_PATH,
+  type PendingFile,
+  type PendingReload,
   PlanError,
   type PlannedChange,
   type PlannedWrite,
@@ -25,6 +27,7 @@ import {
   parsePendingReload,
   parseSha256sumOutput,
   parseStatOutput,
+  pendingReloadOf,
   planChanges,
   servicesToReload,
   shapeResult,
@@ -125,6 +128,12 @@ class ApplyRun {
   private readonly swapped: PlannedChange[] = [];
   private readonly acted: ServiceRecord[] = [];
   private readonly reloaded: ServiceUnit[] = [];
+  /** The marker an earlier, unfinished apply left: the services it owes and the files it replaced. */
+  private inherited: PendingReload = { services: [], files: [] };
+  /** Backups the read step found (`backupPath(target)`). */
+  private readonly backupsFound = new Set<string>();
+  /** Backups this run linked: removed again when it ends without needing them. */
+  private readonly linked: string[] = [];
   /** Where an unexpected error (a dropped connection, say) is reported. */
   private stageNow: ApplyFailure["stage"] = "read";
 
@@ -155,6 +164,8 @@ class ApplyRun {
       await this.validate();
       this.stageNow = "swap";
       await this.backup();
+      await this.options.hooks?.afterBackup?.();
+      await this.markPending();
       await this.swap();
       await this.options.hooks?.afterSwap?.();
       this.stageNow = "reload";
@@ -166,7 +177,11 @@ class ApplyRun {
         err instanceof StageFailure ? err.failure : { stage: this.stageNow, message: `${this.stageNow} on DDIHost ${this.host} failed: ${errorMessage(err)}` };
       this.log.error({ host: this.host, stage: failure.stage, path: failure.path, service: failure.service }, failure.message);
       await this.discardStaged();
-      if (this.swapped.length === 0) return this.result(failure);
+      // Nothing replaced and no service touched: the host is as this apply found it.
+      if (this.swapped.length === 0 && this.acted.length === 0) {
+        await this.removeLinkedBackups();
+        return this.result(failure);
+      }
       const rolledBack = await this.rollback();
       this.log.warn({ host: this.host, ok: rolledBack.ok }, `apply: rollback: ${rolledBack.message}`);
       return this.result(failure, rolledBack);
@@ -204,21 +219,36 @@ class ApplyRun {
     const paths = [...this.files.map((f) => f.path), ...this.remove.map((r) => r.path)];
     const live = new Map<string, LiveFile>();
     try {
-      // Exit 1 only means some paths do not exist; the others are printed. Staged files of an
-      // apply that was cut off are looked for in the same call.
-      const stat = await this.session.run(["stat", "-c", "%n|%F|%a|%u|%g", "--", ...paths, ...paths.map(stagedPath)], { timeoutMs: COMMAND_TIMEOUT_MS });
+      this.inherited = parsePendingReload(await this.session.readFile(PENDING_RELOAD_PATH));
+      // Exit 1 only means some paths do not exist; the others are printed. Staged files and
+      // backups of an apply that was cut off are looked for in the same call.
+      // The marker may name files of another relationship on this host: their backups count too.
+      const backups = [...new Set([...paths, ...this.inherited.files.map((f) => f.path)])].map(backupPath);
+      const stat = await this.session.run(["stat", "-c", "%n|%F|%a|%u|%g", "--", ...paths, ...paths.map(stagedPath), ...backups], {
+        timeoutMs: COMMAND_TIMEOUT_MS,
+      });
       const stats = parseStatOutput(stat.stdout);
-      const leftovers = paths.map(stagedPath).filter((p) => stats.get(p)?.type.startsWith("regular"));
+      const isRegular = (p: string) => Boolean(stats.get(p)?.type.startsWith("regular"));
+      for (const b of backups.filter(isRegular)) this.backupsFound.add(b);
+      // A backup is only kept while a pending reload may still need it for a rollback; one the
+      // marker does not name is left by an apply that died before its first rename (or by an
+      // operator that kept one generation). A marker without file lines is an older operator's:
+      // its backups stay until its reload is verified.
+      const marked = new Set(this.inherited.files.map((f) => backupPath(f.path)));
+      const olderMarker = this.inherited.services.length > 0 && this.inherited.files.length === 0;
+      const staleBackups = olderMarker ? [] : [...this.backupsFound].filter((b) => !marked.has(b));
+      const leftovers = [...paths.map(stagedPath).filter(isRegular), ...staleBackups];
       if (leftovers.length > 0) {
         await this.run(["rm", "-f", "--", ...leftovers], "read", `removing ${leftovers.join(", ")} left by an apply that was cut off`);
         this.notes.push(`removed ${leftovers.join(", ")}, left by an apply that was cut off`);
+        for (const b of staleBackups) this.backupsFound.delete(b);
       }
       for (const path of paths) {
         const st = stats.get(path);
         const content = st ? await this.session.readFile(path) : undefined;
         live.set(path, { path, content, ...(st && content !== undefined ? { stat: st } : {}) });
       }
-      const pending = parsePendingReload(await this.session.readFile(PENDING_RELOAD_PATH));
+      const pending = this.inherited.services;
       this.plan = planChanges(this.host, this.files, this.remove, live, DEFAULT_PATCH_OPS);
       this.log.info(
         { host: this.host, changes: this.plan.changes.map((c) => `${c.action} ${c.path}`), unchanged: this.plan.unchanged.length, pending },
@@ -319,17 +349,30 @@ class ApplyRun {
     }
   }
 
+  /**
+   * The files of the unfinished apply's marker this apply can still undo: those it created, and
+   * those whose backup is there. They keep that backup, so a rollback goes back to the last
+   * verified file rather than to the unverified one the dead process left.
+   */
+  private inheritedUndoable(): PendingFile[] {
+    return this.inherited.files.filter((f) => !f.existed || this.backupsFound.has(backupPath(f.path)));
+  }
+
   // 4. Back up by hard link: the old inode stays intact when the rename replaces the name, so
   // restoring is a rename too. The hash proves nobody edited the file since it was read.
   private async backup(): Promise<void> {
     const existing = this.plan!.changes.filter((c) => c.action === "delete" || c.existed);
-    for (const c of existing) {
+    const keep = new Set(this.inheritedUndoable().map((f) => f.path));
+    for (const c of existing.filter((x) => !keep.has(x.path))) {
       await this.run(["ln", "-f", "--", c.path, backupPath(c.path)], "swap", `backing up ${c.path}`, { path: c.path, service: c.service });
+      this.linked.push(backupPath(c.path));
     }
+    // What is hashed: the new backup, or (keeping an inherited one) the target itself.
+    const hashed = (c: PlannedChange) => (keep.has(c.path) ? c.path : backupPath(c.path));
     if (existing.length > 0) {
-      const hashes = parseSha256sumOutput(await this.run(["sha256sum", "--", ...existing.map((c) => backupPath(c.path))], "swap", "hashing the backups"));
+      const hashes = parseSha256sumOutput(await this.run(["sha256sum", "--", ...existing.map(hashed)], "swap", "hashing the backups"));
       for (const c of existing) {
-        if (hashes.get(backupPath(c.path)) !== c.liveHash) {
+        if (hashes.get(hashed(c)) !== c.liveHash) {
           throw new StageFailure({
             stage: "swap",
             path: c.path,
@@ -339,9 +382,13 @@ class ApplyRun {
         }
       }
     }
-    // Marks the services as owed a reload until one is verified, in case the connection dies after the swap.
+  }
+
+  // Marks the services as owed a reload until one is verified, and the files as replaced, in case
+  // the process or the connection dies after the swap: whoever applies next finishes or undoes it.
+  private async markPending(): Promise<void> {
     try {
-      await this.session.writeFile(PENDING_RELOAD_PATH, formatPendingReload(this.services), 0o644);
+      await this.session.writeFile(PENDING_RELOAD_PATH, formatPendingReload(pendingReloadOf(this.services, this.plan!.changes, this.inheritedUndoable())), 0o644);
     } catch (err) {
       throw new StageFailure({ stage: "swap", message: `writing ${PENDING_RELOAD_PATH} on DDIHost ${this.host} failed: ${errorMessage(err)}` });
     }
@@ -394,6 +441,7 @@ class ApplyRun {
         throw new StageFailure({ stage: "reload", service: unit, ...this.pathOf(unit), message: `${this.describeChange(unit)}: ${err}`, journal: await this.journal(unit) });
       }
       this.reloaded.push(unit);
+      if (this.reloaded.length === 1) await this.options.hooks?.afterReload?.();
       this.stageNow = "verify";
       const verdict = await verifyUnit(this.session, unit, action, before, {
         timeoutMs: this.options.verifyTimeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS,
@@ -446,10 +494,19 @@ class ApplyRun {
     return journalTail(this.session, unit).catch(() => "");
   }
 
+  // Verified: no backup is needed any more, the marker last (a crash in between only costs one
+  // more reload).
   private async finish(): Promise<void> {
-    const cleanup = [PENDING_RELOAD_PATH, ...this.swapped.filter((c) => c.action === "delete").map((c) => backupPath(c.path))];
+    const targets = new Set([...this.files.map((f) => f.path), ...this.remove.map((r) => r.path), ...this.inherited.files.map((f) => f.path)]);
+    const cleanup = [...[...targets].map(backupPath), PENDING_RELOAD_PATH];
     const res = await this.session.run(["rm", "-f", "--", ...cleanup], { timeoutMs: COMMAND_TIMEOUT_MS }).catch((err: unknown) => ({ code: -1, stdout: "", stderr: errorMessage(err) }));
     if (res.code !== 0) this.notes.push(`could not clear ${PENDING_RELOAD_PATH} on DDIHost ${this.host}: ${res.stderr.trim()} (the next apply reloads once more)`);
+  }
+
+  // A rollback renames the backups it restores; the others (files a failed swap never reached) go.
+  private async removeLinkedBackups(): Promise<void> {
+    if (this.linked.length === 0) return;
+    await this.session.run(["rm", "-f", "--", ...this.linked], { timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => undefined);
   }
 
   private async discardStaged(): Promise<void> {
@@ -461,20 +518,24 @@ class ApplyRun {
 
   // 8. Put the old files back (or delete the new ones), then bring each service we touched
   // back to how it was: reloaded and verified if it ran, stopped (and disabled) if it did not.
+  // The files of an unfinished earlier apply (its marker) are undone with this apply's own: the
+  // services owed a reload are reloaded with whatever the files are now.
   private async rollback(): Promise<{ ok: boolean; message: string }> {
     const done: string[] = [];
     const problems: string[] = [];
-    for (const c of [...this.swapped].reverse()) {
-      const argv = c.action === "write" && !c.existed ? ["rm", "-f", "--", c.path] : ["mv", "-f", "-T", "--", backupPath(c.path), c.path];
+    const undo = new Map<string, boolean>(this.inheritedUndoable().map((f) => [f.path, f.existed]));
+    for (const c of [...this.swapped].reverse()) if (!undo.has(c.path)) undo.set(c.path, c.action === "delete" || c.existed);
+    for (const [path, existed] of undo) {
+      const argv = existed ? ["mv", "-f", "-T", "--", backupPath(path), path] : ["rm", "-f", "--", path];
       try {
         const res = await this.session.run(argv, { timeoutMs: COMMAND_TIMEOUT_MS });
-        if (res.code === 0) done.push(c.action === "write" && !c.existed ? `deleted the new ${c.path}` : `restored ${c.path}`);
-        else problems.push(`could not restore ${c.path}: ${res.stderr.trim()}`);
+        if (res.code === 0) done.push(existed ? `restored ${path}` : `deleted the new ${path}`);
+        else problems.push(`could not restore ${path}: ${res.stderr.trim()}`);
       } catch (err) {
-        problems.push(`could not restore ${c.path}: ${errorMessage(err)}`);
+        problems.push(`could not restore ${path}: ${errorMessage(err)}`);
       }
     }
-    const swappedServices = new Set(this.swapped.map((c) => c.service));
+    const swappedServices = new Set([...this.swapped.map((c) => c.service), ...this.inherited.services]);
     for (const record of this.acted.filter((r) => swappedServices.has(r.unit))) {
       const { unit, action } = record;
       try {
@@ -504,7 +565,10 @@ class ApplyRun {
       }
     }
     const ok = problems.length === 0;
-    if (ok) await this.session.run(["rm", "-f", "--", PENDING_RELOAD_PATH], { timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => undefined);
+    if (ok) {
+      await this.removeLinkedBackups();
+      await this.session.run(["rm", "-f", "--", PENDING_RELOAD_PATH], { timeoutMs: COMMAND_TIMEOUT_MS }).catch(() => undefined);
+    }
     const message = ok
       ? `rolled back on DDIHost ${this.host}: ${done.join("; ")}`
       : `rollback on DDIHost ${this.host} incomplete: ${problems.join("; ")}${done.length > 0 ? ` (done: ${done.join("; ")})` : ""}`;

@@ -9,6 +9,7 @@ import {
   ownershipOf,
   parentDirectories,
   parsePendingReload,
+  pendingReloadOf,
   parseSha256sumOutput,
   parseStatOutput,
   planChanges,
@@ -272,12 +273,45 @@ describe("host output parsers", () => {
     );
   });
 
-  it("pending-reload markers round-trip and ignore anything that is not one of our units", () => {
-    const text = formatPendingReload(["keepalived.service", "isc-dhcp-server.service"]);
-    expect(text).toBe("isc-dhcp-server.service\nkeepalived.service\n");
-    expect(parsePendingReload(text)).toEqual(["isc-dhcp-server.service", "keepalived.service"]);
-    expect(parsePendingReload("sshd.service\n\ngarbage\u0000\nkeepalived.service")).toEqual(["keepalived.service"]);
-    expect(parsePendingReload(undefined)).toEqual([]);
+  it("pending-reload markers round-trip and ignore anything that is not one of our units or a plain path", () => {
+    const text = formatPendingReload({
+      services: ["keepalived.service", "isc-dhcp-server.service"],
+      files: [
+        { path: "/etc/keepalived/ddi-ha.d/a.conf", existed: true },
+        { path: "/etc/dhcp/ddi-ha/b.conf", existed: false },
+      ],
+    });
+    expect(text).toBe("isc-dhcp-server.service\nkeepalived.service\nfile existed /etc/keepalived/ddi-ha.d/a.conf\nfile created /etc/dhcp/ddi-ha/b.conf\n");
+    expect(parsePendingReload(text)).toEqual({
+      services: ["isc-dhcp-server.service", "keepalived.service"],
+      files: [
+        { path: "/etc/keepalived/ddi-ha.d/a.conf", existed: true },
+        { path: "/etc/dhcp/ddi-ha/b.conf", existed: false },
+      ],
+    });
+    expect(parsePendingReload("sshd.service\n\ngarbage\u0000\nkeepalived.service\nfile existed /etc/../x\nfile existed rel/x\nfile gone /etc/x")).toEqual({
+      services: ["keepalived.service"],
+      files: [],
+    });
+    // An older operator's marker: units only.
+    expect(parsePendingReload("keepalived.service\n")).toEqual({ services: ["keepalived.service"], files: [] });
+    expect(parsePendingReload(undefined)).toEqual({ services: [], files: [] });
+  });
+
+  it("the marker written before the swap names every change; an unfinished apply's entries win (their backups are the verified files)", () => {
+    const plan = planChanges("h1", [file(), file({ path: "/etc/keepalived/new.conf" })], [], new Map([regular(file().path, "old")]), ops);
+    expect(pendingReloadOf(["keepalived.service"], plan.changes)).toEqual({
+      services: ["keepalived.service"],
+      files: [
+        { path: file().path, existed: true },
+        { path: "/etc/keepalived/new.conf", existed: false },
+      ],
+    });
+    // The dead process had created file(): undoing both applies deletes it, whatever this plan found.
+    expect(pendingReloadOf(["keepalived.service"], plan.changes, [{ path: file().path, existed: false }]).files).toEqual([
+      { path: file().path, existed: false },
+      { path: "/etc/keepalived/new.conf", existed: false },
+    ]);
   });
 
   it("parentDirectories lists the parents of files that do not exist yet", () => {

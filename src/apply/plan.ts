@@ -282,17 +282,49 @@ export function parseSha256sumOutput(stdout: string): Map<string, string> {
 }
 
 // A cut-off apply can leave a swapped file whose service was never reloaded; the next apply sees
-// the file as unchanged, so the unit names are kept in a marker under /run until a reload is verified.
+// the file as unchanged, so the unit names are kept in a marker under /run until a reload is
+// verified. The marker also names the files that apply replaced, so that whoever finishes the
+// reload (another process, after a crash) can roll them back from their backups if it fails.
 export const PENDING_RELOAD_PATH = "/run/ddi-ha/pending-reload";
 
-export function parsePendingReload(text: string | undefined): ServiceUnit[] {
-  if (!text) return [];
-  const names = new Set(text.split("\n").map((l) => l.trim()));
-  return SERVICE_ORDER.filter((s) => names.has(s));
+/** A file an unfinished apply replaced (or was about to): its backup is `backupPath(path)` when it `existed`. */
+export interface PendingFile {
+  path: string;
+  existed: boolean;
 }
 
-export function formatPendingReload(services: readonly ServiceUnit[]): string {
-  return SERVICE_ORDER.filter((s) => services.includes(s)).map((s) => `${s}\n`).join("");
+export interface PendingReload {
+  services: ServiceUnit[];
+  files: PendingFile[];
+}
+
+const PENDING_FILE_LINE = /^file (existed|created) (\S+)$/;
+
+/** Parses the marker; unknown lines are ignored (a unit list of an older operator parses as services only). */
+export function parsePendingReload(text: string | undefined): PendingReload {
+  if (!text) return { services: [], files: [] };
+  const lines = text.split("\n").map((l) => l.trim());
+  const names = new Set(lines);
+  const files = new Map<string, PendingFile>();
+  for (const line of lines) {
+    const m = PENDING_FILE_LINE.exec(line);
+    if (m && SAFE_PATH.test(m[2]!) && !m[2]!.split("/").includes("..")) files.set(m[2]!, { path: m[2]!, existed: m[1] === "existed" });
+  }
+  return { services: SERVICE_ORDER.filter((s) => names.has(s)), files: [...files.values()] };
+}
+
+export function formatPendingReload(pending: PendingReload): string {
+  const services = SERVICE_ORDER.filter((s) => pending.services.includes(s)).map((s) => `${s}\n`);
+  const files = pending.files.map((f) => `file ${f.existed ? "existed" : "created"} ${f.path}\n`);
+  return [...services, ...files].join("");
+}
+
+/** The marker an apply writes before its first rename: every service it owes and every file it replaces. */
+export function pendingReloadOf(services: readonly ServiceUnit[], changes: readonly PlannedChange[], inherited: readonly PendingFile[] = []): PendingReload {
+  const files = new Map<string, PendingFile>(inherited.map((f) => [f.path, f]));
+  // An inherited entry wins: its backup holds the file as it was before the unfinished apply.
+  for (const c of changes) if (!files.has(c.path)) files.set(c.path, { path: c.path, existed: c.action === "delete" || c.existed });
+  return { services: [...services], files: [...files.values()] };
 }
 
 export function octalMode(mode: number): string {

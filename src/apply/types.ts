@@ -34,10 +34,16 @@ export interface ApplyLogger {
   error(obj: object, msg?: string): void;
 }
 
-/** Test hooks: points where a fault-injection test can cut the connection. Never set in production. */
+/** Test hooks: points where a fault-injection test can cut the connection or halt the process. Never set in production. */
 export interface ApplyHooks {
+  /** The new files are staged and hashed; nothing checked or replaced yet. */
   afterStage?: () => Promise<void>;
+  /** The backups are linked and hashed; the pending-reload marker is not written, nothing replaced. */
+  afterBackup?: () => Promise<void>;
+  /** Every target is replaced (the marker lists the services owed); nothing reloaded. */
   afterSwap?: () => Promise<void>;
+  /** The first service's reload/restart command returned; not verified yet. */
+  afterReload?: () => Promise<void>;
 }
 
 export interface ApplyOptions {

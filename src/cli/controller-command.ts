@@ -6,6 +6,7 @@ import { pino } from "pino";
 import { Controller, ControllerMetrics, startHealthServer } from "../controller/index.js";
 import { type ElectionTimings, KubeLeaseStore, LeaderElector, defaultIdentity, defaultLeaseNamespace, timingsProblem } from "../controller/leader-election.js";
 import { LOG_REDACT_PATHS } from "../ssh/index.js";
+import { HALT_ENV, faultTestHaltHooks } from "./fault-test-halt.js";
 
 export interface ControllerCommandOptions {
   namespace?: string;
@@ -29,6 +30,10 @@ export async function runController(options: ControllerCommandOptions): Promise<
   // Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account.
   if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);
   else kubeConfig.loadFromDefault();
+
+  // A test seam only (crash tests); unset in every deployment.
+  const haltHooks = faultTestHaltHooks(process.env[HALT_ENV], (step) => log.warn({ step }, `halted for a fault test after ${step}`));
+  if (haltHooks) log.warn({ [HALT_ENV]: process.env[HALT_ENV] }, "fault-test seam set: every apply halts at that step");
 
   const metrics = new ControllerMetrics({ processMetrics: true });
   const identity = defaultIdentity();
@@ -58,6 +63,7 @@ export async function runController(options: ControllerCommandOptions): Promise<
     log,
     metrics,
     ...(elector ? { isLeader: () => elector.isLeader() } : {}),
+    ...(haltHooks ? { applyOptions: { hooks: haltHooks } } : {}),
   });
   // A follower is ready too (a warm standby): /readyz means "every kind listed".
   const server = await startHealthServer({ port: options.metricsPort, registry: metrics.registry, isReady: () => controller.ready });

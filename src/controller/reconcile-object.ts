@@ -326,6 +326,8 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
     previousStatus: (r) => itemOf(r)?.status,
     memory: deps.memory,
     mayApply: mayWrite,
+    // A reload a dead process (or a cut connection) left owed is finished by whoever leads next.
+    finishPendingReloads: true,
     ...(deps.applyOptions ? { applyOptions: deps.applyOptions } : {}),
     now,
     probeOf: (host) => deps.probeOf(host, probeSessions),

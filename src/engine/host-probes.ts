@@ -3,7 +3,7 @@
 // check that compares rendered files with the hashes the probe brought back.
 import type { DDIHost, DDIResource, DhcpFailoverPeer, HAPair, KeaHACluster } from "../api/index.js";
 import { DEFAULT_PATCH_OPS } from "../apply/checkers.js";
-import { rebasePatchedContent } from "../apply/plan.js";
+import { PENDING_RELOAD_PATH, parsePendingReload, rebasePatchedContent } from "../apply/plan.js";
 import { failoverPeerName, includeFilePath } from "../daemons/dhcpd/index.js";
 import { keepalivedInstanceNames, keepalivedStateFilePath } from "../daemons/keepalived/index.js";
 import type { HostSession } from "../exec/host-io.js";
@@ -64,6 +64,9 @@ export function probeRequestFor(set: ManifestSet, host: DDIHost): HostProbeReque
       if (!journals.length) journals.push(dhcpdPoolJournal());
     }
   }
+  // An apply that died after its swap left this marker: the files already match, but a daemon
+  // still runs the old config. Read in the same exec, so a no-op resync still costs one.
+  read.add(PENDING_RELOAD_PATH);
   for (const p of read) hash.delete(p);
   return { hash: [...hash].sort(), read: [...read].sort(), journals };
 }
@@ -162,6 +165,11 @@ export interface FileDrift {
    * not drift. Not in `differing`.
    */
   control: string[];
+  /**
+   * `host:unit` of this resource's services that an unfinished apply left owed a reload
+   * (`/run/ddi-ha/pending-reload`): the files may match while the daemon runs the old ones.
+   */
+  pendingReload: string[];
 }
 
 /**
@@ -173,10 +181,12 @@ export function driftFromProbes(files: readonly RenderedFile[], probeOf: (hostNa
   const checked = new Set<string>();
   const differing: string[] = [];
   const control: string[] = [];
+  const pendingReload = new Set<string>();
   for (const file of files) {
     const probe = probeOf(file.host);
     if (!probe) continue;
     checked.add(file.host);
+    if (parsePendingReload(probe.files.get(PENDING_RELOAD_PATH)?.content).services.includes(file.service)) pendingReload.add(`${file.host}:${file.service}`);
     const live = probe.files.get(file.path);
     const differs = !live?.exists
       ? true
@@ -185,7 +195,7 @@ export function driftFromProbes(files: readonly RenderedFile[], probeOf: (hostNa
         : live.sha256 !== contentSha256(file.content);
     if (differs) (file.followedByDaemon ? control : differing).push(`${file.host}:${file.path}`);
   }
-  return { checkedHosts: [...checked].sort(), differing: differing.sort(), control: control.sort() };
+  return { checkedHosts: [...checked].sort(), differing: differing.sort(), control: control.sort(), pendingReload: [...pendingReload].sort() };
 }
 
 /** The `namespace/name` key of a DDIHost, as the transport and the probes know it. */

@@ -99,6 +99,14 @@ export interface ReconcilePassOptions {
    * spec.driftPolicy says. A relationship whose hosts already match costs no exec beyond the probe.
    */
   applyWhenDiffering?: boolean;
+  /**
+   * With probeOf: apply every relationship whose services an unfinished apply left owed a reload
+   * on one of its hosts (see FileDrift.pendingReload), whatever its files look like, so the reload
+   * is done and verified (or the files rolled back) before anything calls them in sync. Not when
+   * a driftPolicy Report drift is there too: that apply would overwrite the hand edit, so both are
+   * reported instead. Default: as applyWhenDiffering. Off for observe-only passes.
+   */
+  finishPendingReloads?: boolean;
 }
 
 export interface ReconcilePassResult {
@@ -416,6 +424,7 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
   const probeOf = options.probeOf;
   const inputsSessionOf = probeOf ? probedSessionProvider(sessionOf, probeOf) : sessionOf;
   const problems = options.problems ?? [];
+  const finishPendingReloads = options.finishPendingReloads ?? options.applyWhenDiffering ?? false;
 
   // Every relationship not applied for its spec is checked against its hosts' probes.
   const drifts = new Map<string, { resource: RelationshipResource; outcome: ApplyOutcome }>();
@@ -434,6 +443,8 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
           if (drift.differing.length > 0 && drift.policy === "Correct") correcting.add(kindKey(resource));
           // A DDIHost's maintenance changed: its flag is applied, whatever the driftPolicy; no drift.
           if (drift.control.length > 0) following.add(kindKey(resource));
+          const reportedDrift = drift.differing.length > 0 && drift.policy === "Report";
+          if (drift.pendingReload.length > 0 && finishPendingReloads && !reportedDrift) correcting.add(kindKey(resource));
           // The user's own apply of a differing file is an apply, not a drift correction.
           if (options.applyWhenDiffering && drift.differing.length > 0) return;
           drifts.set(kindKey(resource), { resource, outcome: { drift } });

@@ -93,3 +93,36 @@ describe("judgeApply without an outcome", () => {
     expect(judgeApply(undefined, "HAPair", { conditions: list, observedGeneration: 2 }, generation)).toEqual({ changed: false });
   });
 });
+
+describe.each(kinds)("%s: a reload a dead apply left owed", (_kind, compute) => {
+  const drift = { checkedHosts: ["a", "b"], differing: [], policy: "Correct" as const, pendingReload: ["a:keepalived.service"] };
+
+  it("is neither in sync nor Ready while only observed, and names the host and unit", () => {
+    const status = compute({ drift }, undefined, 2, first);
+    expect(findCondition(status.conditions, "ConfigInSync")).toMatchObject({ status: "False", reason: "ReloadPending" });
+    expect(findCondition(status.conditions, "ConfigInSync")!.message).toContain("a:keepalived.service");
+    expect(findCondition(status.conditions, "Ready")).toMatchObject({ status: "False" });
+  });
+
+  it("is in sync once an apply finished it", () => {
+    const finished: ApplyResult = { host: "a", changed: [], unchanged: ["/etc/x"], removed: [], reloaded: ["keepalived.service"], ok: true, notes: [] };
+    expect(findCondition(compute({ drift, results: [finished] }, undefined, 2, first).conditions, "ConfigInSync")).toMatchObject({ status: "True" });
+  });
+});
+
+describe.each(kinds)("%s: a failed apply after an in-sync one", (_kind, compute) => {
+  it("is not in sync any more: the hosts kept (or got back) the previous config", () => {
+    const applied: ApplyResult = { host: "a", changed: ["/etc/x"], unchanged: [], removed: [], reloaded: ["keepalived.service"], ok: true, notes: [] };
+    const inSync = compute({ results: [applied] }, undefined, 1, first);
+    expect(findCondition(inSync.conditions, "ConfigInSync")).toMatchObject({ status: "True" });
+    const failed: ApplyResult = {
+      ...applied,
+      ok: false,
+      failure: { stage: "reload", message: "reload refused" },
+      rolledBack: { ok: true, message: "rolled back on DDIHost a: restored /etc/x" },
+    };
+    const status = compute({ results: [failed] }, inSync, 2, second);
+    expect(findCondition(status.conditions, "ConfigInSync")).toMatchObject({ status: "False", reason: "ApplyFailed" });
+    expect(findCondition(status.conditions, "ConfigInSync")!.message).toContain("rolled back");
+  });
+});

@@ -24,7 +24,7 @@ export interface ApplyOutcome {
    * spec renders (one probe per host). `differing` are `host:path`; with policy Correct the pass
    * then re-applied them (results), with Report it changed nothing.
    */
-  drift?: { checkedHosts: readonly string[]; differing: readonly string[]; policy: "Correct" | "Report" };
+  drift?: { checkedHosts: readonly string[]; differing: readonly string[]; policy: "Correct" | "Report"; pendingReload?: readonly string[] };
 }
 
 /** ConfigApplied's reason while spec.driftPolicy Report leaves a drifted file alone (needsApply skips it). */
@@ -96,6 +96,15 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string, prev
       changed: false,
     };
   }
+  const pending = drift?.pendingReload ?? [];
+  if (pending.length > 0 && results.length === 0) {
+    const message = `an apply was cut off after replacing files and before it verified ${pending.join(", ")}, so the daemon may still run the previous config; the next apply reloads it (or rolls the files back)`;
+    return {
+      configApplied: { type: "ConfigApplied", status: "False", reason: "ReloadPending", message },
+      configInSync: { type: "ConfigInSync", status: "False", reason: "ReloadPending", message },
+      changed: false,
+    };
+  }
   const changed = results.some((r) => r.changed.length > 0 || r.removed.length > 0);
   const rejected = results.filter((r) => r.failure?.stage === "validate");
   if (rejected.length > 0) {
@@ -120,13 +129,16 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string, prev
         return `${r.host}: ${r.failure!.stage} failed: ${r.failure!.message}${rollback}`;
       }),
     ];
+    const configApplied: ConditionInput = {
+      type: "ConfigApplied",
+      status: "False",
+      reason: unreachable.length > 0 && failed.length === 0 ? "HostUnreachable" : "ApplyFailed",
+      message: `${parts.join("; ")}; the operator retries with backoff`,
+    };
     return {
-      configApplied: {
-        type: "ConfigApplied",
-        status: "False",
-        reason: unreachable.length > 0 && failed.length === 0 ? "HostUnreachable" : "ApplyFailed",
-        message: `${parts.join("; ")}; the operator retries with backoff`,
-      },
+      configApplied,
+      // Rolled back or never reached: the hosts do not carry this spec, whatever an earlier pass found.
+      configInSync: { ...configApplied, type: "ConfigInSync" },
       changed,
     };
   }

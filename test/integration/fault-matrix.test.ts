@@ -23,13 +23,13 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
-import { API_GROUP_VERSION } from '../../src/api/index.js';
 import { Controller, ControllerMetrics } from '../../src/controller/index.js';
 import { localRunner } from '../../src/exec/runner.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import { type Lab, type LabHost, startLab } from '../lab/lab.js';
 import { cutSshConnections, hostFileStamp, hostSha256, interfaceAddresses, unitSnapshot } from './apply-lab.js';
+import { type Condition, labPairManifests } from './controller-lab.js';
 import { eventually } from './observe-lab.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -48,12 +48,6 @@ let transport: SshTransport | undefined;
 let metrics: ControllerMetrics;
 let vip: string;
 
-interface Condition {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
 
 async function getJson(resource: string): Promise<{ metadata: { generation: number }; status: any }> {
   return JSON.parse(await kubectl.run(['get', resource, '-n', namespace, '-o', 'json']));
@@ -93,35 +87,6 @@ function waitForHost(name: string, what: string, predicate: (status: any) => boo
 }
 const splitBrainSample = async () => new RegExp(`^ddi_ha_hapair_split_brain\\{namespace="${namespace}",name="${PAIR}"\\} (\\d+)$`, 'm').exec(await metrics.registry.metrics())?.[1];
 
-function manifests(): string {
-  const meta = (name: string) => ({ name, namespace });
-  const hosts = lab.hosts.map((h, i) => ({
-    apiVersion: API_GROUP_VERSION,
-    kind: 'DDIHost',
-    metadata: meta(`h${i + 1}`),
-    spec: { address: h.sshHost, port: h.sshPort, credentialsSecretRef: { name: 'lab-ssh' }, hostKey: h.hostKeyLine, hostKeyPolicy: 'Pinned' },
-  }));
-  const pair = {
-    apiVersion: API_GROUP_VERSION,
-    kind: 'HAPair',
-    metadata: meta(PAIR),
-    spec: {
-      primary: { host: 'h1', interface: lab.hosts[0]!.interface },
-      secondary: { host: 'h2', interface: lab.hosts[1]!.interface },
-      virtualIP: `${vip}/${lab.network.prefixLength}`,
-      virtualRouterID: 81,
-      services: { dns: false, dhcp: 'None' },
-    },
-  };
-  return [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: meta('lab-ssh'), type: 'Opaque', stringData: { privateKey: lab.privateKey } },
-    ...hosts,
-    pair,
-  ]
-    .map((o) => stringify(o, { lineWidth: 0 }))
-    .join('---\n');
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ddi-ha-faults-'));
@@ -130,7 +95,7 @@ beforeAll(async () => {
   vip = lab.network.spare(0);
   await kubectl.applyServerSide([join(repoRoot, 'crds')]);
   await kubectl.waitForCrds();
-  await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], { stdin: manifests() });
+  await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], { stdin: labPairManifests(lab, { namespace, name: PAIR, virtualIP: `${vip}/${lab.network.prefixLength}`, virtualRouterID: 81 }) });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(provided.kubeconfigPath);
   const log = pino({ level: 'warn', redact: [...LOG_REDACT_PATHS] });

@@ -305,13 +305,16 @@ describe('an SSH connection cut mid-apply never leaves a half-written target', (
     const { createHash } = await import('node:crypto');
     expect(await hostSha256(h1, include.path)).toBe(createHash('sha256').update(newContent).digest('hex'));
     expect(await dhcpdPid(h1)).toBe(pidBefore); // never restarted: the restart is owed
-    expect((await h1.run(['cat', '/run/ddi-ha/pending-reload'])).trim()).toBe('isc-dhcp-server.service');
+    // The unit owed, and the file replaced (whose backup a failed reload would restore).
+    expect((await h1.run(['cat', '/run/ddi-ha/pending-reload'])).trim()).toBe(`isc-dhcp-server.service\nfile existed ${include.path}`);
 
     const next = await applyHostFiles(s1, files);
     expect(next).toMatchObject({ ok: true, changed: [], reloaded: ['isc-dhcp-server.service'] });
     expect(next.notes.join(' ')).toMatch(/cut off before it verified isc-dhcp-server\.service/);
     expect(await dhcpdPid(h1)).not.toBe(pidBefore);
     expect((await h1.exec(['cat', '/run/ddi-ha/pending-reload'])).exitCode).not.toBe(0);
+    // Verified: the backup is gone with the marker.
+    expect(await hostSha256(h1, `${include.path}.ddi-ha-bak`)).toBe('absent');
     dhcpdFiles = files;
   });
 });
