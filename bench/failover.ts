@@ -15,7 +15,6 @@
 // and added on the node that takes it. The moment in status is when this process's watch on the
 // API server delivers the HAPair with the new `status.activeNode`. The controller runs with its
 // default 60 s resync, so only the per-host address stream can bring the change in quickly.
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -30,6 +29,7 @@ import { FLEET_NAMESPACE, type FleetHost, type FleetPair, fleetManifestText, fle
 import { LOG_REDACT_PATHS, SshTransport } from "../src/ssh/index.js";
 import { until as untilEvery } from "./stats.js";
 import { type ControlPlane, startControlPlane } from "../test/harness/control-plane.js";
+import { AddressLog } from "../test/lab/address-log.js";
 import { type Lab, type LabHost, startLab } from "../test/lab/lab.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -44,43 +44,6 @@ interface Sample {
   latencyMs: number;
   /** Action issued to host moment, ms (VRRP's own time, for context). */
   vrrpMs: number;
-}
-
-/** One `ip -ts -o monitor address` per host, over docker exec (not SSH, so the controller's channel counts stay its own). */
-class AddressLog {
-  /** host name -> [epoch ms on this process's clock, added?, address] */
-  readonly lines = new Map<string, { at: number; added: boolean; address: string }[]>();
-  private readonly children: ChildProcess[] = [];
-
-  constructor(private readonly offsets: Map<string, number>) {}
-
-  follow(name: string, container: string): void {
-    this.lines.set(name, []);
-    const child = spawn("docker", ["exec", "-e", "TZ=UTC", container, "ip", "-ts", "-o", "monitor", "address"], { stdio: ["ignore", "pipe", "ignore"] });
-    this.children.push(child);
-    let rest = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
-      const text = rest + String(chunk);
-      const parts = text.split("\n");
-      rest = parts.pop() ?? "";
-      for (const line of parts) {
-        // [2026-12-06T14:20:01.123456]Deleted 2: eth0    inet 198.18.0.200/24 scope global secondary eth0 ...
-        const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})\]\s*(Deleted )?\d+: \S+\s+inet6? ([0-9a-f.:]+)\//.exec(line);
-        if (!m) continue;
-        const hostMs = Date.parse(`${m[1]}Z`) + Number(m[2]) / 1000;
-        this.lines.get(name)!.push({ at: hostMs - (this.offsets.get(name) ?? 0), added: !m[3], address: m[4]! });
-      }
-    });
-  }
-
-  /** The first change of `address` on `host` after `since` of the given kind. */
-  first(host: string, address: string, added: boolean, since: number): number | undefined {
-    return this.lines.get(host)?.find((l) => l.at >= since && l.address === address && l.added === added)?.at;
-  }
-
-  stop(): void {
-    for (const c of this.children) c.kill();
-  }
 }
 
 /** Host clock minus this process's clock, ms, from the middle of a `date` round trip (best of 5). */

@@ -64,6 +64,7 @@ interface StatusGauges {
   configDrift: NamespacedGauge<"kind" | "name">;
   hapairSplitBrain: NamespacedGauge<"name">;
   hapairActiveNode: NamespacedGauge<"name" | "node">;
+  hapairPreferredNode: NamespacedGauge<"name" | "node">;
   hapairFailoverCount: NamespacedGauge<"name">;
   dhcpFailoverState: NamespacedGauge<"name" | "side" | "state">;
   dhcpPoolLeases: NamespacedGauge<"name" | "subnet" | "kind">;
@@ -189,6 +190,11 @@ export class ControllerMetrics {
         "1 for the node that holds the HAPair's VIP now (status.activeNode: primary, secondary, none, or both in split brain); the other values have no series.",
         ["namespace", "name", "node"],
       ),
+      hapairPreferredNode: gauge(
+        "ddi_ha_hapair_preferred_node",
+        "1 for the node the HAPair wants the VIP on when both are healthy (spec.preferredNode: primary, or secondary for a planned switchover); DDIHAFailedOver compares it with ddi_ha_hapair_active_node.",
+        ["namespace", "name", "node"],
+      ),
       hapairFailoverCount: gauge(
         "ddi_ha_hapair_failover_count",
         "VIP moves between the HAPair's nodes, as counted in status.failoverCount. A gauge, not a counter: the count lives in the object's status and outlasts controller restarts, so it is copied, not counted here; it only goes up, so delta() or changes() over a window tell the moves in it.",
@@ -249,7 +255,11 @@ export class ControllerMetrics {
         out.configDrift.push({ labels: { kind, name }, value: bool(inSync?.status === "False" && inSync.reason === "DriftDetected") });
       }
       // The engine computed each kind's own status, so the kind says which it is.
-      if (kind === "HAPair") addHAPair(out, name, status as HAPairStatus);
+      if (kind === "HAPair") {
+        addHAPair(out, name, status as HAPairStatus);
+        const preferred = (resource as { spec?: { preferredNode?: string } }).spec?.preferredNode ?? "primary";
+        out.hapairPreferredNode.push({ labels: { name, node: preferred }, value: 1 });
+      }
       else if (kind === "DhcpFailoverPeer") addDhcpFailoverPeer(out, name, status as DhcpFailoverPeerStatus);
       else if (kind === "KeaHACluster") addKeaHACluster(out, name, status as KeaHAClusterStatus);
       else if (kind === "DDIHost") addDDIHost(out, name, status as DDIHostStatus);

@@ -1,7 +1,8 @@
 // Crash-safe applies across controller processes (issue 10 item 3): the real `ddi-ha controller`
 // command, run as a child process against the global-setup kube-apiserver and a two-host lab,
 // is halted by its test seam (DDI_HA_TEST_HALT_AFTER) at one step of the safe-apply protocol
-// and SIGKILLed there; a second `ddi-ha controller` process then takes over and must finish the
+// and SIGKILLed there; a second `ddi-ha controller` process (in the four step cases a follower with
+// leader election since before the crash, as the second replica) then takes over and must finish the
 // apply. Everything is checked on the hosts with docker exec, independent of the engine: no
 // staged file, no backup, no pending-reload marker, each target equal to what the spec in the
 // API server renders, the running keepalived really on the new config (the VIP it holds), and
@@ -51,9 +52,8 @@ interface RunningController {
 }
 
 /**
- * One `ddi-ha controller` process (resync 2 s), logging at debug into `lines`. `extraArgs` is
- * where leader-election flags go once the command has them: B could then be started beside A as
- * a follower instead of after A's death.
+ * One `ddi-ha controller` process (resync 2 s), logging at debug into `lines`. With
+ * `leaderElection()` as `extraArgs`, B runs beside A as a follower and takes over when A dies.
  */
 function startController(name: string, extraArgs: string[] = [], env: Record<string, string> = {}): RunningController {
   const child = spawn(
@@ -79,6 +79,24 @@ async function stopController(c: RunningController, signal: NodeJS.Signals): Pro
 }
 
 const linesMatching = (c: RunningController, text: string) => c.lines.filter((l) => l.includes(text));
+
+/**
+ * Leader election on one Lease, with a lease long enough (10 s) for the checks of what the dead
+ * leader left to finish before the follower may take over and touch the hosts.
+ */
+const leaderElection = () => [
+  '--leader-elect',
+  '--leader-election-namespace',
+  namespace,
+  '--leader-election-id',
+  'crash-safe-apply',
+  '--leader-elect-lease-duration',
+  '10s',
+  '--leader-elect-renew-deadline',
+  '7s',
+  '--leader-elect-retry-period',
+  '1s',
+];
 
 async function getPair(): Promise<PairJson> {
   return JSON.parse(await kubectl.run(['get', `hap/${PAIR}`, '-n', namespace, '-o', 'json'])) as PairJson;
@@ -195,9 +213,13 @@ describe('SIGKILL of the applying controller at each step of the safe apply; the
     const vip = vipOf(++vipIndex);
     const h1 = lab.hosts[0]!;
 
-    const a = startController(`A-${step}`, [], { DDI_HA_TEST_HALT_AFTER: step });
+    const a = startController(`A-${step}`, leaderElection(), { DDI_HA_TEST_HALT_AFTER: step });
     await eventually('A to settle on the current spec', async () => (a.lines.some((l) => l.includes('"msg":"reconciled"') && l.includes('"kind":"HAPair"')) ? true : undefined), 60_000);
     expect(linesMatching(a, 'fault-test seam set')).toHaveLength(1);
+    expect(linesMatching(a, 'leader election: leading')).toHaveLength(1);
+    // B follows with warm caches from the start, as the Deployment's second replica does.
+    const b = startController(`B-${step}`, leaderElection());
+    await eventually('B to follow', async () => (linesMatching(b, 'leader election: following').length > 0 ? true : undefined), 30_000);
     await kubectl.run(['patch', `hap/${PAIR}`, '-n', namespace, '--type=merge', '-p', JSON.stringify({ spec: { virtualIP: vip } })]);
     const generation = (await getPair()).metadata.generation;
     // Both hosts' applies reach the step and stay there.
@@ -225,10 +247,12 @@ describe('SIGKILL of the applying controller at each step of the safe apply; the
     // A wrote no status for the new generation: it never claimed the apply.
     expect((await getPair()).status?.observedGeneration).toBeLessThan(generation);
 
-    const b = startController(`B-${step}`);
-    const startedB = Date.now();
+    // B wrote nothing while it followed; it takes the Lease a lease duration after A's last renewal.
+    expect(b.lines.filter((l) => /"msg":"(applied|reconciled)"/.test(l))).toEqual([]);
     await expectFinished(vip, oldVip, generation);
-    console.log(`crash after ${step}: B finished the apply ${Date.now() - startedB} ms after it started`);
+    const ledAt = b.lines.find((l) => l.includes('leader election: leading'));
+    expect(ledAt, b.lines.slice(-30).join('\n')).toBeDefined();
+    console.log(`crash after ${step}: B (the follower) finished the apply ${Date.now() - killedAt} ms after the SIGKILL`);
     expect(b.lines.filter((l) => l.includes('halted for a fault test'))).toEqual([]);
     expect(await stopController(b, 'SIGTERM'), b.lines.slice(-30).join('\n')).toBe(0);
   }, 150_000);
