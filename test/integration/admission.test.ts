@@ -308,7 +308,7 @@ beforeAll(async () => {
   // kubectl, as users install them. client-node's typed serializer would silently drop every
   // JSONSchemaProps field whose JSON name differs from its TypeScript name (enum, default,
   // x-kubernetes-validations, ...), installing a CRD that accepts anything.
-  await kubectl('apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '-f', join(repoRoot, 'crds'));
+  await kubectl('apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '--force-conflicts', '-f', join(repoRoot, 'crds'));
   for (const crd of crds) {
     await eventually(async () => {
       const live = await apiext.readCustomResourceDefinition({ name: crd.metadata!.name! });
