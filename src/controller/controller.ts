@@ -12,6 +12,7 @@ import { HostProbes, hostKeyOf, probeRequestFor } from "../engine/host-probes.js
 import { type KubeItem, itemsAsDocuments, kubeItemKey } from "../engine/kube-status.js";
 import { type ComputedStatus, newPassMemory } from "../engine/reconcile-pass.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
+import { DEFAULT_KUBE_API_RATE, DEFAULT_SSH_CONNECT_RATE, type RateLimit } from "../exec/rate-limit.js";
 import { type AddressWatch, probeHost, watchHostEvents } from "../observe/index.js";
 import { SshTransport } from "../ssh/index.js";
 import { validateManifests } from "../validation/validate.js";
@@ -49,6 +50,10 @@ export interface ControllerOptions {
   applyOptions?: ApplyOptions;
   /** Stream each host's address changes into the queue (default true). */
   hostStreams?: boolean;
+  /** Client-side limit of API requests (watches aside). Default QPS 20, burst 30, as controller-runtime. */
+  kubeApiRate?: RateLimit;
+  /** Client-side limit of new SSH connections, when the controller makes its own transport. Default 20/s, burst 40. */
+  sshConnectRate?: RateLimit;
   /**
    * Leader election: while this says false the controller keeps its caches warm but reconciles
    * nothing and writes nothing. Call `leadershipChanged()` when it flips.
@@ -119,9 +124,9 @@ export class Controller {
 
   constructor(private readonly options: ControllerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
-    this.client = new KubeClient(options.kubeConfig);
+    this.client = new KubeClient(options.kubeConfig, options.kubeApiRate ?? DEFAULT_KUBE_API_RATE);
     this.ownsTransport = !options.transport;
-    this.transport = options.transport ?? new SshTransport({ logger: options.log });
+    this.transport = options.transport ?? new SshTransport({ logger: options.log, connectRate: options.sshConnectRate ?? DEFAULT_SSH_CONNECT_RATE });
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.log = options.log.child({ controller: CONTROLLER_NAME });

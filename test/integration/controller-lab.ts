@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { API_GROUP_VERSION } from '../../src/api/index.js';
 import { Controller, ControllerMetrics } from '../../src/controller/index.js';
+import type { RateLimit } from '../../src/exec/rate-limit.js';
 import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import type { Lab } from '../lab/lab.js';
 
@@ -57,7 +58,10 @@ export interface InProcessController {
   stop(): Promise<void>;
 }
 
-export function startInProcessController(kubeconfigPath: string, options: { namespace: string; resyncMs: number }): InProcessController {
+export function startInProcessController(
+  kubeconfigPath: string,
+  options: { namespace: string; resyncMs: number; kubeApiRate?: RateLimit; sshConnectRate?: RateLimit },
+): InProcessController {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kubeconfigPath);
   const logLines: string[] = [];
@@ -69,8 +73,16 @@ export function startInProcessController(kubeconfigPath: string, options: { name
   });
   const log = pino({ level: 'debug', redact: [...LOG_REDACT_PATHS] }, sink);
   const metrics = new ControllerMetrics();
-  const transport = new SshTransport({ logger: log });
-  const controller = new Controller({ kubeConfig, namespace: options.namespace, resyncMs: options.resyncMs, log, metrics, transport });
+  const transport = new SshTransport({ logger: log, ...(options.sshConnectRate ? { connectRate: options.sshConnectRate } : {}) });
+  const controller = new Controller({
+    kubeConfig,
+    namespace: options.namespace,
+    resyncMs: options.resyncMs,
+    log,
+    metrics,
+    transport,
+    ...(options.kubeApiRate ? { kubeApiRate: options.kubeApiRate } : {}),
+  });
   controller.start();
   return {
     controller,
