@@ -8,7 +8,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type DDIHost, KINDS } from "../api/index.js";
 import type { ApplyOptions } from "../apply/index.js";
-import { HostProbes, hostKeyOf, probeRequestFor } from "../engine/host-probes.js";
+import { HostProbes, hostKeyOf, probeRequestFor, probeWithin } from "../engine/host-probes.js";
 import { type KubeItem, itemsAsDocuments, kubeItemKey } from "../engine/kube-status.js";
 import { type ComputedStatus, newPassMemory } from "../engine/reconcile-pass.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
@@ -32,6 +32,15 @@ export const DEFAULT_WORKERS = 4;
 export const DEFAULT_POLL_MS = 5_000;
 /** How long a Secret read from the API server is reused. */
 const SECRET_TTL_MS = 30_000;
+/**
+ * After an address change on a host, the passes it starts wait at most this long for the peers'
+ * probes: a frozen peer (still holding the VIP on its interface, answering nothing) is reported in
+ * doubt instead of holding the move out of status until its SSH session is declared dead. Normal
+ * probes answer in tens to hundreds of ms.
+ */
+const IN_DOUBT_AFTER_MS = 1_000;
+/** How long after the address change its passes keep that short wait. */
+const URGENT_WINDOW_MS = 5_000;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -117,6 +126,8 @@ export class Controller {
   /** The last status computed for each object, for the namespace's gauges. */
   private readonly lastStatuses = new Map<string, ComputedStatus>();
   private readonly streams = new Map<string, AddressWatch>();
+  /** Keys an address change on a peer requeued, until when their probes of the other hosts wait only IN_DOUBT_AFTER_MS. */
+  private readonly urgentUntil = new Map<string, { until: number; eventHost: string }>();
   private readonly resyncMs: number;
   private readonly pollMs: number;
   private readonly log: Logger;
@@ -246,11 +257,14 @@ export class Controller {
     const ownHostPass = key === kubeItemKey(host);
     // Within one resync (plus its jitter) a relationship's pass reuses its hosts' probes.
     const maxAgeMs = ownHostPass ? 1_000 : Math.round(this.resyncMs * 1.25);
-    return this.probes.get(hostKeyOf(host), maxAgeMs, async () => {
+    const probe = this.probes.get(hostKeyOf(host), maxAgeMs, async () => {
       const session = await sessionOf(host);
       this.ensureStream(host, session);
       return probeHost(session, probeRequestFor(this.namespaceSet(host.metadata.namespace ?? "default"), host));
     });
+    const urgent = this.urgentUntil.get(key);
+    if (ownHostPass || !urgent || urgent.until < Date.now() || urgent.eventHost === hostKeyOf(host)) return probe;
+    return probeWithin(probe, IN_DOUBT_AFTER_MS, host.metadata.name, () => this.queue.add(key));
   }
 
   /**
@@ -279,6 +293,11 @@ export class Controller {
           const relationship = key.startsWith("DDIHost/") ? undefined : items.find((i) => kubeItemKey(i) === key);
           for (const peer of relationship ? hostNamesOfItem(relationship) : []) this.probes.invalidate(hostKeyOf({ metadata: { namespace, name: peer } }));
         }
+      if (peersToo) {
+        const now = Date.now();
+        for (const [key, urgent] of this.urgentUntil) if (urgent.until < now) this.urgentUntil.delete(key);
+        for (const key of related) this.urgentUntil.set(key, { until: now + URGENT_WINDOW_MS, eventHost: hostKey });
+      }
       for (const key of [kubeItemKey(item), ...related]) this.queue.add(key);
     };
     const watch = watchHostEvents(session, (event) => {

@@ -97,4 +97,39 @@ describe('the host-events stream', () => {
     console.log(`keepalived started on the backup: Ready with h2 BACKUP ${Date.now() - t0} ms later`);
     expect(pair.status?.activeNode).toBe('primary');
   });
+
+  it('shows the VIP on the secondary within seconds when the holder freezes, with the frozen node in doubt', async () => {
+    const h1 = lab.hosts[0]!;
+    expect((await getPair()).status?.activeNode).toBe('primary');
+    const t0 = Date.now();
+    await h1.pause();
+    try {
+      // VRRP's own time (three missed adverts, about 3.6 s) plus the stream and one pass, with the
+      // frozen primary's probe given 1 s: far under its SSH session's dead-peer time (about 20 s).
+      const pair = await eventually(
+        'the pair to show the VIP on the secondary',
+        async () => {
+          const p = await getPair();
+          return p.status?.activeNode === 'secondary' ? p : undefined;
+        },
+        12_000,
+        50,
+      );
+      console.log(`primary frozen: the VIP on the secondary in status ${Date.now() - t0} ms after the pause`);
+      expect(ready(pair)?.reason).toBe('HostUnreachable');
+      expect(ready(pair)!.message).toMatch(/h1 has not answered its probe for 1\.0 s while a peer took the VIP/);
+      expect(ready(pair)!.message).toContain('possible split brain');
+    } finally {
+      await h1.unpause();
+    }
+    await eventually(
+      'the pair to be Ready on the primary again',
+      async () => {
+        const p = await getPair();
+        return p.status?.activeNode === 'primary' && ready(p)?.status === 'True' ? true : undefined;
+      },
+      60_000,
+      250,
+    );
+  }, 90_000);
 });
