@@ -197,9 +197,9 @@ describe("the classification of Ready=False reasons", () => {
     "HostsMatchSpec", "InSync", "NotHeld", "OffsetWithinLimit", "OffsetWithinLimitWithoutNTP", "PeersConverging", "Progressing", "SingleHolder",
     "VIPOnPrimary", "VIPOnSecondary",
     // The Maintenance condition's own reasons (never Ready's).
-    "InMaintenance", "HandedOver", "Returning", "Returned", "Ended",
+    "InMaintenance", "HandedOver", "Returning", "Returned", "Ended", "LeftAlone",
   ]);
-  const sources = ["apply-outcome.ts", "hapair.ts", "dhcpfailoverpeer.ts", "keahacluster.ts", "ddihost.ts"].map((f) => join(root, "src/status", f));
+  const sources = ["apply-outcome.ts", "hapair.ts", "dhcpfailoverpeer.ts", "keahacluster.ts", "ddihost.ts", "maintenance.ts"].map((f) => join(root, "src/status", f));
   sources.push(join(root, "src/engine/drift.ts"), join(root, "src/controller/reconcile-object.ts"));
   const written = new Set<string>(["Impaired", "Down"]); // KeaHACluster's health, as Ready's reason when no peer names a problem
   for (const file of sources) {
