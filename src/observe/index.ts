@@ -59,15 +59,18 @@ export {
   type PoolBalanceFact,
   latestPoolBalances,
   observeDhcpFailoverSide,
+  setDhcpFailoverLocalState,
 } from "./dhcpd-failover.js";
 export {
   KEA_STATUS_GET_COMMAND,
+  type KeaCommandOutcome,
   type KeaPeerObservation,
   type KeaPeerTarget,
   keaClusterHealth,
   observeKeaPeer,
   peerFromStatusGet,
   postKeaCommand,
+  sendKeaMaintenanceCommand,
 } from "./kea-ha.js";
 export {
   type HostProbe,

@@ -49,21 +49,27 @@ export function labPairManifests(lab: Lab, pair: { namespace: string; name: stri
     .join('---\n');
 }
 
-/** An in-process controller on the global-setup API server, its debug log kept in `logLines` (JSON lines). */
+/** A controller running in this process against the test's API server, with its log kept in memory and its metrics readable. */
 export interface InProcessController {
   controller: Controller;
   transport: SshTransport;
   metrics: ControllerMetrics;
   logLines: string[];
+  /** The value of one series of a gauge, undefined when there is none. */
+  gauge(name: string, labels: Record<string, string>): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
-export function startInProcessController(
-  kubeconfigPath: string,
-  options: { namespace: string; resyncMs: number; kubeApiRate?: RateLimit; sshConnectRate?: RateLimit },
-): InProcessController {
+export function startInProcessController(options: {
+  kubeconfigPath: string;
+  namespace: string;
+  resyncMs: number;
+  pollMs?: number;
+  kubeApiRate?: RateLimit;
+  sshConnectRate?: RateLimit;
+}): InProcessController {
   const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfigPath);
+  kubeConfig.loadFromFile(options.kubeconfigPath);
   const logLines: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -78,6 +84,7 @@ export function startInProcessController(
     kubeConfig,
     namespace: options.namespace,
     resyncMs: options.resyncMs,
+    ...(options.pollMs ? { pollMs: options.pollMs } : {}),
     log,
     metrics,
     transport,
@@ -89,6 +96,13 @@ export function startInProcessController(
     transport,
     metrics,
     logLines,
+    async gauge(name, labels) {
+      const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+      const value = (metric as { values?: { labels: Record<string, string>; value: number }[] } | undefined)?.values?.find((v) =>
+        Object.entries(labels).every(([k, want]) => v.labels[k] === want),
+      );
+      return value?.value;
+    },
     async stop() {
       await controller.stop();
       await transport.closeAll();

@@ -40,7 +40,7 @@ beforeAll(async () => {
   await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], {
     stdin: labPairManifests(lab, { namespace, name: PAIR, virtualIP: `${lab.network.spare(0)}/${lab.network.prefixLength}`, virtualRouterID: 93 }),
   });
-  running = startInProcessController(provided.kubeconfigPath, { namespace, resyncMs: RESYNC_MS });
+  running = startInProcessController({ kubeconfigPath: provided.kubeconfigPath, namespace, resyncMs: RESYNC_MS });
   await kubectl.run(['wait', '--for=condition=Ready', `hap/${PAIR}`, '-n', namespace, '--timeout=180s'], { timeoutMs: 190_000 });
   // Both nodes settled (the backup reports BACKUP), so what follows starts from a quiet pair.
   await eventually('h2 to report BACKUP', async () => (node(await getPair(), 'h2')?.vrrpState === 'BACKUP' ? true : undefined), 30_000);

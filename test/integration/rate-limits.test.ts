@@ -78,7 +78,7 @@ describe('client-side rate limits of the controller', () => {
   it('opens the SSH connections of four hosts one every half second, and spaces its API writes the same way', async () => {
     const before = await Promise.all(lab.hosts.map((_, i) => acceptedAt(i)));
     const started = Date.now();
-    running = startInProcessController(provided.kubeconfigPath, { namespace, resyncMs: 60_000, kubeApiRate: RATE, sshConnectRate: RATE });
+    running = startInProcessController({ kubeconfigPath: provided.kubeconfigPath, namespace, resyncMs: 60_000, kubeApiRate: RATE, sshConnectRate: RATE });
     await kubectl.run(['wait', '--for=condition=Ready', 'hap/rate-vip', 'ddih/h1', 'ddih/h2', 'ddih/h3', 'ddih/h4', '-n', namespace, '--timeout=180s'], { timeoutMs: 190_000 });
 
     const firsts = (await Promise.all(lab.hosts.map((_, i) => acceptedAt(i))))
