@@ -62,6 +62,7 @@ export async function runController(options: ControllerCommandOptions): Promise<
     workers: options.workers,
     log,
     metrics,
+    identity,
     ...(elector ? { isLeader: () => elector.isLeader() } : {}),
     ...(haltHooks ? { applyOptions: { hooks: haltHooks } } : {}),
   });
