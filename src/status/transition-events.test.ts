@@ -130,7 +130,7 @@ describe("transitionEvents", () => {
 
   it("HostUnreachable on a relationship: its apply could not reach a host, or its Ready names an unobservable node (once)", () => {
     const applyDown = { conditions: [cond("ConfigApplied", "False", "HostUnreachable", "h2: connect ECONNREFUSED; the operator retries with backoff"), cond("Ready", "False", "HostUnreachable")] };
-    expect(transitionEvents(pair, readyPair, applyDown)).toEqual([{ type: "Warning", reason: "HostUnreachable", action: "Apply", note: "the apply could not reach h2: connect ECONNREFUSED; the operator retries with backoff" }]);
+    expect(transitionEvents(pair, readyPair, applyDown)).toEqual([{ type: "Warning", reason: "HostUnreachable", action: "Apply", note: "cannot apply to h2: connect ECONNREFUSED; the operator retries with backoff" }]);
     const observeDown = { ...readyPair, conditions: [cond("Ready", "False", "HostUnreachable", "cannot observe the secondary h2: timeout"), cond("ConfigApplied", "True", "Applied")] };
     expect(transitionEvents(pair, readyPair, observeDown)).toEqual([{ type: "Warning", reason: "HostUnreachable", action: "Observe", note: "cannot observe the secondary h2: timeout" }]);
   });

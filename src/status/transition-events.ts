@@ -177,7 +177,7 @@ export function transitionEvents(subject: EventSubject, previousStatus: unknown,
     events.push(
       applyFailed.reason === "ApplyFailed"
         ? { type: "Warning", reason: "ApplyFailed", action: "Apply", note: applyFailed.message }
-        : { type: "Warning", reason: "HostUnreachable", action: "Apply", note: `the apply could not reach ${applyFailed.message}` },
+        : { type: "Warning", reason: "HostUnreachable", action: "Apply", note: `cannot apply to ${applyFailed.message}` },
     );
   }
   if (subject.kind === "HAPair") events.push(...haPairEvents(subject, previous, next));
