@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { ApplyResult } from "../apply/index.js";
 import type { Condition } from "../api/index.js";
@@ -161,5 +162,9 @@ describe("transitionEvents", () => {
     ];
     for (const e of all.flat()) seen.add(e.reason);
     expect([...seen].sort()).toEqual([...EVENT_REASONS].sort());
+    // README's Events table has a row for each, with the type the Event has.
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const types = new Map(all.flat().map((e) => [e.reason, e.type]));
+    for (const reason of EVENT_REASONS) expect(readme, reason).toContain(`| \`${reason}\` | ${types.get(reason)} |`);
   });
 });
