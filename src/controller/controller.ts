@@ -178,7 +178,8 @@ export class Controller {
     this.stopped = true;
     for (const w of this.watchers) w.stop();
     await this.queue.shutdown();
-    await this.events.idle();
+    // An API server that went away must not hold the shutdown (and the Lease's release) for long.
+    await this.events.idle(5_000);
     await Promise.all([...this.streams.values()].map((s) => s.stop().catch(() => undefined)));
     this.streams.clear();
     if (this.ownsTransport) await this.transport.closeAll();

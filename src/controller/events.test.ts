@@ -98,6 +98,15 @@ describe("EventRecorder", () => {
     expect(sink.calls).toEqual(["create FailedOver 2"]);
   });
 
+  it("idle(timeout) does not wait for a write that hangs", async () => {
+    const hanging: EventSink = { create: () => new Promise(() => undefined), patchSeries: () => new Promise(() => undefined) };
+    const { r } = recorder(hanging, { t: 0 });
+    r.record(regarding, over);
+    const started = Date.now();
+    await r.idle(50);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
   it("an Event deleted on the API server (TTL) continues its series in a new one", async () => {
     const sink = new RecordingSink();
     const { r } = recorder(sink, { t: 0 });

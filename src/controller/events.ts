@@ -169,9 +169,14 @@ export class EventRecorder {
     }
   }
 
-  /** Resolves once every write started so far has finished (shutdown, tests). */
-  async idle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  /** Resolves once every write started so far has finished (shutdown, tests), or after `timeoutMs`. */
+  async idle(timeoutMs = Infinity): Promise<void> {
+    const drained = (async () => {
+      while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+    })();
+    if (!Number.isFinite(timeoutMs)) return drained;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]).finally(() => clearTimeout(timer));
   }
 
   private recordNow(regarding: EventObjectRef, event: TransitionEvent): void {
