@@ -13,7 +13,7 @@ import { HostProbes, hostKeyOf, probeRequestFor } from "../engine/host-probes.js
 import { type KubeItem, itemsAsDocuments, kubeItemKey } from "../engine/kube-status.js";
 import { type ComputedStatus, newPassMemory } from "../engine/reconcile-pass.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
-import { type AddressWatch, probeHost, watchAddresses } from "../observe/index.js";
+import { type AddressWatch, probeHost, watchHostEvents } from "../observe/index.js";
 import { SshTransport } from "../ssh/index.js";
 import { validateManifests } from "../validation/validate.js";
 import type { ManifestSet } from "../validation/model.js";
@@ -258,11 +258,12 @@ export class Controller {
   }
 
   /**
-   * One long-lived `ip monitor address` per host on its pooled session: an address change (a VIP
-   * moving) invalidates the host's probe and requeues the relationships on it, so the move is in
-   * status within a round trip. A restarted stream may have missed changes: full resync of the host.
+   * One long-lived host-events stream per host on its pooled session: an address change (a VIP
+   * moving), a DDI unit's state change or a VRRP transition in the journal invalidates the host's
+   * probe and requeues the relationships on it, so the change is in status within a round trip.
+   * A restarted stream may have missed changes: full resync of the host.
    */
-  private ensureStream(host: DDIHost, session: Parameters<typeof watchAddresses>[0]): void {
+  private ensureStream(host: DDIHost, session: Parameters<typeof watchHostEvents>[0]): void {
     if (this.options.hostStreams === false || this.stopped) return;
     const hostKey = hostKeyOf(host);
     if (this.streams.has(hostKey)) return;
@@ -284,8 +285,11 @@ export class Controller {
         }
       for (const key of [kubeItemKey(item), ...related]) this.queue.add(key);
     };
-    const watch = watchAddresses(session, (event) => {
+    const watch = watchHostEvents(session, (event) => {
       if (event.type === "add" || event.type === "delete") requeueHost(`address ${event.type} ${event.address}`, true);
+      // A unit stopped or a VRRP transition without an address change (a backup going to FAULT, a
+      // tracked service dying on the backup): this host's state changed, its peers' did not.
+      else if (event.type === "unit") requeueHost(`journal: ${event.message}`, false);
       else if (event.type === "watching" && event.restarts > 0) requeueHost("stream restarted", false);
     });
     this.streams.set(hostKey, watch);
