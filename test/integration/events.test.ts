@@ -152,12 +152,13 @@ describe('Kubernetes Events (events.k8s.io/v1)', () => {
     const h1 = lab.hosts[0]!;
     const rendered = await hostSha256(h1, pairFile);
     await h1.run(['sh', '-c', `echo '# edited by hand' >> ${pairFile}`]);
-    const corrected = await waitForEvent('HAPair', PAIR, 'DriftCorrected', () => true, 6 * RESYNC_MS + 30_000);
+    // Within a resync or a few on an idle machine (a loaded one times probes out: the bound is loose).
+    const corrected = await waitForEvent('HAPair', PAIR, 'DriftCorrected', () => true, 120_000);
     expect(corrected.type).toBe('Warning');
     expect(corrected.action).toBe('CorrectDrift');
     expect(corrected.note).toContain(`h1:${pairFile} differed from the spec`);
     expect(await hostSha256(h1, pairFile)).toBe(rendered);
-  }, 90_000);
+  }, 150_000);
 
   it('several resyncs with nothing changing write no Event and no series count', async () => {
     await waitReady();
@@ -165,14 +166,15 @@ describe('Kubernetes Events (events.k8s.io/v1)', () => {
     await new Promise((r) => setTimeout(r, RESYNC_MS));
     const snapshot = async () => Object.fromEntries((await ourEvents()).map((e) => [e.metadata.name, `${e.reason} x${countOf(e)}`]));
     const before = await snapshot();
-    const reconciles = Number(/^ddi_ha_reconcile_total\{controller="object",result="success"\} (\d+)/m.exec(await metrics.registry.metrics())?.[1] ?? 0);
+    const successes = async () => Number(/^ddi_ha_reconcile_total\{controller="object",result="success"\} (\d+)/m.exec(await metrics.registry.metrics())?.[1] ?? 0);
+    const reconciles = await successes();
+    const started = Date.now();
     await new Promise((r) => setTimeout(r, 4 * RESYNC_MS));
-    const after = Number(/^ddi_ha_reconcile_total\{controller="object",result="success"\} (\d+)/m.exec(await metrics.registry.metrics())?.[1] ?? 0);
-    console.log(`quiet: ${after - reconciles} successful passes in ${4 * RESYNC_MS} ms, ${Object.keys(before).length} Events before and after`);
-    // The passes ran (host resyncs and their pairs), and wrote nothing.
-    expect(after - reconciles).toBeGreaterThanOrEqual(3);
+    // The passes ran (host resyncs and their pairs) and wrote nothing: at least three of them.
+    const after = await eventually('three passes', async () => ((await successes()) - reconciles >= 3 ? successes() : undefined), 90_000, 500);
+    console.log(`quiet: ${after - reconciles} successful passes in ${Date.now() - started} ms, ${Object.keys(before).length} Events before and after`);
     expect(await snapshot()).toEqual(before);
-  }, 60_000);
+  }, 150_000);
 
   it('the same transition again: the same Event, its series.count 2, no new Event', async () => {
     const [overBefore] = about(await ourEvents(), 'HAPair', PAIR, 'FailedOver');
