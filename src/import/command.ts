@@ -58,7 +58,7 @@ export async function runImport(options: ImportOptions, out: Output, err: Output
       await mkdir(options.output, { recursive: true });
       await writeFile(join(options.output, "manifests.yaml"), yaml);
       await writeFile(join(options.output, "report.txt"), text);
-      await writeFile(join(options.output, "report.json"), `${JSON.stringify({ ...report, manifests: undefined }, null, 2)}\n`);
+      await writeFile(join(options.output, "report.json"), `${JSON.stringify({ ...report, manifests: undefined, files: report.files.map(({ content: _, ...f }) => f) }, null, 2)}\n`);
       for (const f of report.files.filter((g) => g.diff !== "")) {
         const target = join(options.output, "diff", f.host, `${f.path}.diff`);
         await mkdir(dirname(target), { recursive: true });

@@ -126,16 +126,19 @@ describe("the import report", () => {
     const hosts = pairHosts();
     const imported = importKeepalived(hosts, "ddi");
     const first = buildReport(hosts, "ddi", [imported]);
-    // The hosts after the first apply: every rendered file in place.
+    // The hosts after the first apply: every rendered file in place, the pair's file included by the main one.
     const applied = hosts.map((h) => {
       const files = new Map(h.files);
-      for (const f of first.files.filter((g) => g.host === h.name)) {
-        const after = f.diff.split("\n").filter((l) => l.startsWith("+") && !l.startsWith("+++")).map((l) => l.slice(1));
-        files.set(f.path, `${after.join("\n")}\n`);
-      }
-      return { ...h, files };
+      const mine = first.files.filter((g) => g.host === h.name);
+      for (const f of mine) files.set(f.path, f.content);
+      return { ...h, files, includes: new Map([[KEEPALIVED_CONF, mine.filter((f) => f.path.includes("/ddi-ha.d/")).map((f) => f.path)]]) };
     });
-    const again = buildReport(applied, "ddi", [importKeepalived(applied, "ddi")]);
+    const reimported = importKeepalived(applied, "ddi");
+    // The operator's own layout is read back as the same pair, with nothing unrepresentable.
+    expect(reimported.manifests).toEqual(importKeepalived(hosts, "ddi").manifests);
+    expect(reimported.unrepresentable).toEqual([]);
+    const again = buildReport(applied, "ddi", [reimported]);
+    expect(again.files.every((f) => f.change === "unchanged")).toBe(true);
     expect(again.services.every((s) => s.action === "none"), JSON.stringify(again.services)).toBe(true);
   });
 });

@@ -4,7 +4,8 @@
 // The instance keeps its name (spec.instanceName), so keepalived keeps its state across the
 // reload of the first apply and the VIP does not move (docs/adr/0027-import.md).
 import { isIPv4, isIPv6 } from "node:net";
-import { type KaStatement, parseKeepalivedConf } from "../daemons/keepalived/index.js";
+import { posix } from "node:path";
+import { type KaStatement, keepalivedPairDir, MAINTENANCE_TRACK_FILE, NOTIFY_SCRIPT_PATH, parseKeepalivedConf } from "../daemons/keepalived/index.js";
 import { API_VERSION, type DaemonImport, type ImportHost, type ManifestObject, msToDuration, rfc1123Name, type Unrepresentable } from "./types.js";
 
 export const KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf";
@@ -41,6 +42,7 @@ const INSTANCE_KEYWORDS = new Set([
   "garp_master_refresh",
   "notify",
   "notify_deleted",
+  "track_file",
 ]);
 /** global_defs keywords the operator's main file renders itself. */
 const GLOBAL_KEYWORDS = new Set(["enable_script_security", "script_user"]);
@@ -149,7 +151,7 @@ function parseInstance(host: ImportHost, file: string, s: KaStatement, scripts: 
           if (!scriptName) continue;
           const service = scripts.get(scriptName);
           if (service) inst.services.push(service);
-          if (t.words.length > 1) lose(t, "the operator chooses track weights itself (ADR 0004: -(gap+10) with preempt, 0 without); this weight is replaced");
+          if (t.words.length > 1 && !scriptName.startsWith("ddiha_")) lose(t, "the operator chooses track weights itself (ADR 0004: -(gap+10) with preempt, 0 without); this weight is replaced");
         }
         break;
       case "unicast_src_ip":
@@ -158,10 +160,14 @@ function parseInstance(host: ImportHost, file: string, s: KaStatement, scripts: 
       case "unicast_peer":
         inst.unicastPeers = (c.block ?? []).map((p) => p.words[0]!).filter(Boolean);
         break;
+      case "track_file":
+        for (const t of c.block ?? []) if (t.words[0] !== MAINTENANCE_TRACK_FILE) lose(t, "the operator tracks only its own maintenance flag file (DDIHost spec.maintenance); the first apply drops this track_file");
+        break;
       case "version":
         if (arg === "3" && inst.advertMs % 1000 === 0) lose(c, "VRRPv3 with a whole-second advert_int: the operator renders whole seconds as VRRPv2, so the first apply changes the protocol version");
         break;
       case "notify":
+        if (arg === NOTIFY_SCRIPT_PATH) break; // the operator's own hook: adopted before
         lose(c, "the operator's own notify hook replaces it (it leaves the VRRP state for the observer, ADR 0004); this script is no longer run");
         break;
       default:
@@ -171,41 +177,57 @@ function parseInstance(host: ImportHost, file: string, s: KaStatement, scripts: 
   return inst;
 }
 
-/** Every instance of one host's keepalived.conf, and what does not fit. */
+/** Every instance of one host's keepalived.conf and the files it includes, and what does not fit. */
 function parseHost(host: ImportHost, path: string, lost: Unrepresentable[]): ParsedInstance[] {
-  const text = host.files.get(path);
-  if (text === undefined) return [];
-  const statements = parseKeepalivedConf(text, path);
-  const scripts = parseScripts(host, path, statements, lost);
+  const ownDir = keepalivedPairDir(path);
+  const files = [path, ...(host.includes?.get(path) ?? [])].filter((f) => host.files.get(f) !== undefined);
+  const parsed = files.map((file) => ({ file, statements: parseKeepalivedConf(host.files.get(file)!, file) }));
+  // Scripts are global in keepalived: a track_script may name one declared in another file.
+  const scripts = new Map<string, TrackedService | undefined>();
+  for (const { file, statements } of parsed) for (const [k, v] of parseScripts(host, file, statements, lost)) scripts.set(k, v);
   const instances: ParsedInstance[] = [];
-  for (const s of statements) {
-    const kw = s.words[0];
-    if (kw === "vrrp_instance") instances.push(parseInstance(host, path, s, scripts, lost));
-    else if (kw === "vrrp_script") continue;
-    else if (kw === "global_defs") {
-      for (const g of s.block ?? []) {
-        if (g.words[0] && !GLOBAL_KEYWORDS.has(g.words[0])) {
-          lost.push({
-            host: host.name,
-            file: path,
-            line: g.line,
-            path: "global_defs",
-            what: g.words.join(" "),
-            why: "the operator's main file is host-neutral and holds only enable_script_security and script_user root (ADR 0004); the first apply drops it",
-          });
+  for (const { file, statements } of parsed) {
+    for (const s of statements) {
+      const kw = s.words[0];
+      if (kw === "vrrp_instance") instances.push(parseInstance(host, file, s, scripts, lost));
+      else if (kw === "vrrp_script") continue;
+      else if (kw === "include" && s.words[1] === `${ownDir}/*.conf`) continue;
+      else if (kw === "track_file" && s.words[1] === MAINTENANCE_TRACK_FILE) continue;
+      else if (kw === "global_defs") {
+        for (const g of s.block ?? []) {
+          if (g.words[0] && !GLOBAL_KEYWORDS.has(g.words[0])) {
+            lost.push({
+              host: host.name,
+              file,
+              line: g.line,
+              path: "global_defs",
+              what: g.words.join(" "),
+              why: "the operator's main file is host-neutral and holds only enable_script_security and script_user root (ADR 0004); the first apply drops it",
+            });
+          }
         }
+      } else if (kw !== undefined) {
+        lost.push({
+          host: host.name,
+          file,
+          line: s.line,
+          what: `${s.words.join(" ")}${s.block ? " { … }" : ""}`,
+          why:
+            kw === "include"
+              ? `the import read what it includes, but the operator's main file includes only ${ownDir}/*.conf: after the first apply keepalived no longer loads ${s.words[1] ?? "it"} (what it declared is imported above or listed here)`
+              : "no manifest holds it (an HAPair is one VRRP VIP); the first apply drops it",
+        });
       }
-    } else if (kw !== undefined) {
-      lost.push({
-        host: host.name,
-        file: path,
-        line: s.line,
-        what: `${s.words.join(" ")}${s.block ? " { … }" : ""}`,
-        why: kw === "include" ? "includes are not followed: the operator's main file includes only its own ddi-ha.d/*.conf, so the included config is no longer loaded" : "no manifest holds it (an HAPair is one VRRP VIP); the first apply drops it",
-      });
     }
   }
   return instances;
+}
+
+/** The HAPair's name: from the operator's own file name (`<ns>_<name>.conf`) when it is one, else from the instance name. */
+function pairName(i: ParsedInstance, namespace: string): string {
+  const base = posix.basename(i.file, ".conf");
+  if (posix.basename(posix.dirname(i.file)) === "ddi-ha.d" && base.startsWith(`${namespace}_`)) return base.slice(namespace.length + 1);
+  return rfc1123Name(i.name, `vrid-${i.vrid}`);
 }
 
 function servicesOf(list: TrackedService[]): Record<string, unknown> {
@@ -301,7 +323,7 @@ export function importKeepalived(hosts: readonly ImportHost[], namespace: string
     const vip = withPrefix(primary.vips[0]!.address, 4);
     if (!primary.vips[0]!.address.includes("/")) notes.push(`${where}: VIP ${primary.vips[0]!.address} has no prefix, which keepalived reads as /32: imported as ${vip}`);
     if (primary.services.length === 0) notes.push(`${where}: no track_script checks named, dhcpd or Kea: imported with services dns: false, dhcp: None (the VIP follows keepalived alone)`);
-    let name = rfc1123Name(primary.name, `vrid-${primary.vrid}`);
+    let name = pairName(primary, namespace);
     if (usedNames.has(name)) name = `${name}-${primary.vrid}`;
     usedNames.add(name);
     const node = (i: ParsedInstance) => ({

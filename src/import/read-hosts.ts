@@ -3,6 +3,7 @@
 // --known-hosts file, where a changed key is refused), and read the daemons' config files.
 import { isIP } from "node:net";
 import type { DDIHost } from "../api/index.js";
+import { includePatterns, liveFilesMatching } from "../daemons/keepalived/index.js";
 import { PinnedHostKeys } from "../engine/sessions.js";
 import type { HostSession } from "../exec/host-io.js";
 import { parseHostKey, type SshTransport } from "../ssh/index.js";
@@ -44,7 +45,8 @@ export function parseHostKeyArg(arg: string): { address: string; key: string } {
 }
 
 /** The config files every import reads (those the seeds' shapes live in). */
-export const IMPORT_FILES = ["/etc/keepalived/keepalived.conf", "/etc/dhcp/dhcpd.conf", "/etc/kea/kea-dhcp4.conf", "/etc/kea/kea-ctrl-agent.conf"] as const;
+const KEEPALIVED_MAIN = "/etc/keepalived/keepalived.conf";
+export const IMPORT_FILES = [KEEPALIVED_MAIN, "/etc/dhcp/dhcpd.conf", "/etc/kea/kea-dhcp4.conf", "/etc/kea/kea-ctrl-agent.conf"] as const;
 
 export interface ReadHostsOptions {
   identity: string;
@@ -97,15 +99,28 @@ export async function connectAndRead(specs: readonly HostSpec[], transport: Pick
       const hostname = (await session.run(["hostname"])).stdout.trim();
       const files = new Map<string, string | undefined>();
       for (const path of IMPORT_FILES) files.set(path, await session.readFile(path));
-      return { session, spec, hostname, files, verifiedKey: () => verifiedKey };
+      // keepalived's includes (the operator's own ddi-ha.d/*.conf among them), expanded as keepalived does.
+      const includes = new Map<string, string[]>();
+      const main = files.get(KEEPALIVED_MAIN);
+      if (main !== undefined) {
+        const included: string[] = [];
+        for (const pattern of includePatterns(main)) {
+          for (const path of pattern.startsWith("/") ? await liveFilesMatching(session, pattern) : []) {
+            included.push(path);
+            files.set(path, await session.readFile(path));
+          }
+        }
+        includes.set(KEEPALIVED_MAIN, included);
+      }
+      return { session, spec, hostname, files, includes, verifiedKey: () => verifiedKey };
     }),
   );
-  return connected.map(({ session, spec, hostname, files, verifiedKey }) => {
+  return connected.map(({ session, spec, hostname, files, includes, verifiedKey }) => {
     let name = rfc1123Name(hostname, rfc1123Name(spec.address, "host"));
     for (let i = 2; taken.has(name); i++) name = `${rfc1123Name(hostname, "host")}-${i}`;
     taken.add(name);
     const key = verifiedKey();
-    return { session, host: { name, address: spec.address, port: spec.port, user: spec.user, ...(key ? { hostKey: key } : {}), files } };
+    return { session, host: { name, address: spec.address, port: spec.port, user: spec.user, ...(key ? { hostKey: key } : {}), files, includes } };
   });
 }
 

@@ -21,6 +21,8 @@ export interface FileChange {
   change: "created" | "changed" | "unchanged";
   /** Unified diff, live → what the first apply writes (empty when unchanged). */
   diff: string;
+  /** What the first apply writes there. */
+  content: string;
   service: ServiceUnit;
   /** keepalived follows this file itself (inotify), so its change needs no reload. */
   followedByDaemon: boolean;
@@ -100,7 +102,7 @@ export function buildReport(hosts: readonly ImportHost[], namespace: string, imp
     const next = targetContent(file, live);
     const change = live === undefined ? "created" : live === next ? "unchanged" : "changed";
     const diff = change === "unchanged" ? "" : createTwoFilesPatch(`${file.host}:${file.path}`, `${file.host}:${file.path} (first apply)`, live ?? "", next, live === undefined ? "(absent)" : "live", "rendered");
-    files.push({ host: file.host, path: file.path, change, diff, service: file.service, followedByDaemon: file.followedByDaemon === true });
+    files.push({ host: file.host, path: file.path, change, diff, content: next, service: file.service, followedByDaemon: file.followedByDaemon === true });
   }
   const services: ServiceImpact[] = [];
   const seen = new Set<string>();

@@ -13,6 +13,8 @@ export interface ImportHost {
   hostKey?: string;
   /** Every file read from the host, by absolute path; undefined when it does not exist. */
   files: ReadonlyMap<string, string | undefined>;
+  /** keepalived's include patterns expanded on the host: main file → the files it includes, in order. */
+  includes?: ReadonlyMap<string, readonly string[]>;
 }
 
 /** Something in a host's config that no manifest field holds. It is always named, never dropped silently. */
