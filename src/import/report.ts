@@ -129,7 +129,8 @@ export function buildReport(hosts: readonly ImportHost[], namespace: string, imp
   }
   return {
     manifests,
-    problems: problems.map(formatProblem),
+    // The Secret is left out on purpose (no private key in the output): the CLI says how to create it.
+    problems: problems.filter((p) => !p.path.startsWith("spec.credentialsSecretRef")).map(formatProblem),
     unrepresentable: imports.flatMap((i) => i.unrepresentable),
     notes: [...imports.flatMap((i) => i.notes), ...rendered.notes],
     files,
