@@ -3,6 +3,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { SshTransport } from "../ssh/index.js";
+import { importDhcpd } from "./dhcpd.js";
 import { importKeepalived } from "./keepalived.js";
 import { connectAndRead, parseHostArg, parseHostKeyArg, readMore } from "./read-hosts.js";
 import { buildReport, formatReport, IMPORT_SSH_SECRET, manifestsYaml, renderedTargets } from "./report.js";
@@ -24,7 +25,7 @@ export interface ImportOptions {
 
 /** Every daemon's import over the same hosts. */
 export function importAll(hosts: readonly ImportHost[], namespace: string): DaemonImport[] {
-  return [importKeepalived(hosts, namespace)];
+  return [importKeepalived(hosts, namespace), importDhcpd(hosts, namespace)];
 }
 
 /** Exit 0 when manifests were written (whatever was unrepresentable: the report names it), 1 when the hosts could not be read or nothing was found. */
@@ -56,9 +57,15 @@ export async function runImport(options: ImportOptions, out: Output, err: Output
     const secretHint = `# Create the Secret the DDIHosts name before applying: kubectl -n ${options.namespace} create secret generic ${IMPORT_SSH_SECRET} --from-file=privateKey=${options.identity}\n`;
     if (options.output) {
       await mkdir(options.output, { recursive: true });
-      await writeFile(join(options.output, "manifests.yaml"), yaml);
+      // mode 0600: it may hold the hosts' OMAPI key.
+      await writeFile(join(options.output, "manifests.yaml"), yaml, { mode: 0o600 });
+      for (const f of report.files.filter((g) => g.editBeforeApply)) {
+        const target = join(options.output, "adopt", f.host, f.path);
+        await mkdir(dirname(target), { recursive: true });
+        await writeFile(target, f.editedContent ?? "", { mode: 0o644 });
+      }
       await writeFile(join(options.output, "report.txt"), text);
-      await writeFile(join(options.output, "report.json"), `${JSON.stringify({ ...report, manifests: undefined, files: report.files.map(({ content: _, ...f }) => f) }, null, 2)}\n`);
+      await writeFile(join(options.output, "report.json"), `${JSON.stringify({ ...report, manifests: undefined, files: report.files.map(({ content: _, editedContent: __, ...f }) => f) }, null, 2)}\n`);
       for (const f of report.files.filter((g) => g.diff !== "")) {
         const target = join(options.output, "diff", f.host, `${f.path}.diff`);
         await mkdir(dirname(target), { recursive: true });

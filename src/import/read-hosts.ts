@@ -3,6 +3,7 @@
 // --known-hosts file, where a changed key is refused), and read the daemons' config files.
 import { isIP } from "node:net";
 import type { DDIHost } from "../api/index.js";
+import { parseDhcpdConf, startsWith } from "../daemons/dhcpd/conf-parser.js";
 import { includePatterns, liveFilesMatching } from "../daemons/keepalived/index.js";
 import { PinnedHostKeys } from "../engine/sessions.js";
 import type { HostSession } from "../exec/host-io.js";
@@ -46,7 +47,8 @@ export function parseHostKeyArg(arg: string): { address: string; key: string } {
 
 /** The config files every import reads (those the seeds' shapes live in). */
 const KEEPALIVED_MAIN = "/etc/keepalived/keepalived.conf";
-export const IMPORT_FILES = [KEEPALIVED_MAIN, "/etc/dhcp/dhcpd.conf", "/etc/kea/kea-dhcp4.conf", "/etc/kea/kea-ctrl-agent.conf"] as const;
+const DHCPD_MAIN = "/etc/dhcp/dhcpd.conf";
+export const IMPORT_FILES = [KEEPALIVED_MAIN, DHCPD_MAIN, "/etc/kea/kea-dhcp4.conf", "/etc/kea/kea-ctrl-agent.conf"] as const;
 
 export interface ReadHostsOptions {
   identity: string;
@@ -111,6 +113,15 @@ export async function connectAndRead(specs: readonly HostSpec[], transport: Pick
           }
         }
         includes.set(KEEPALIVED_MAIN, included);
+      }
+      // dhcpd's include statements (the operator's own include file among them), read in order.
+      const dhcpd = files.get(DHCPD_MAIN);
+      if (dhcpd !== undefined) {
+        const included = parseDhcpdConf(dhcpd, DHCPD_MAIN)
+          .filter((st) => startsWith(st, "include") && st.words[1]?.quoted && st.words[1].text.startsWith("/"))
+          .map((st) => st.words[1]!.text);
+        for (const path of included) files.set(path, await session.readFile(path));
+        includes.set(DHCPD_MAIN, included);
       }
       return { session, spec, hostname, files, includes, verifiedKey: () => verifiedKey };
     }),

@@ -26,6 +26,10 @@ export interface FileChange {
   service: ServiceUnit;
   /** keepalived follows this file itself (inotify), so its change needs no reload. */
   followedByDaemon: boolean;
+  /** The user must edit the live file first (declarations the operator's include file takes over); the diff shows the whole change. */
+  editBeforeApply: boolean;
+  /** With editBeforeApply: what the user writes to the host before the first apply (the apply then adds its include line). */
+  editedContent?: string;
 }
 
 export interface ServiceImpact {
@@ -97,12 +101,14 @@ export function buildReport(hosts: readonly ImportHost[], namespace: string, imp
   const rendered = renderManifestSet(set);
   const byName = new Map(hosts.map((h) => [h.name, h]));
   const files: FileChange[] = [];
+  const edits = new Map(imports.flatMap((i) => i.adoptEdits ?? []).map((e) => [`${e.host}:${e.path}`, e.content]));
   for (const file of rendered.files) {
     const live = byName.get(file.host)?.files.get(file.path);
-    const next = targetContent(file, live);
+    const edited = edits.get(`${file.host}:${file.path}`);
+    const next = targetContent(file, edited ?? live);
     const change = live === undefined ? "created" : live === next ? "unchanged" : "changed";
     const diff = change === "unchanged" ? "" : createTwoFilesPatch(`${file.host}:${file.path}`, `${file.host}:${file.path} (first apply)`, live ?? "", next, live === undefined ? "(absent)" : "live", "rendered");
-    files.push({ host: file.host, path: file.path, change, diff, content: next, service: file.service, followedByDaemon: file.followedByDaemon === true });
+    files.push({ host: file.host, path: file.path, change, diff, content: next, service: file.service, followedByDaemon: file.followedByDaemon === true, editBeforeApply: edited !== undefined && edited !== live, ...(edited !== undefined && edited !== live ? { editedContent: edited } : {}) });
   }
   const services: ServiceImpact[] = [];
   const seen = new Set<string>();
@@ -158,7 +164,10 @@ export function formatReport(report: ImportReport): string {
   for (const n of report.notes) lines.push(`# note: ${n}`);
   lines.push("# The first apply:");
   for (const s of report.services) lines.push(`#   ${s.host}: ${s.service}: ${s.action === "none" ? "no reload, no restart" : s.action}: ${s.why}`);
-  for (const f of report.files) lines.push(`#   ${f.host}:${f.path}: ${f.change}${f.followedByDaemon ? " (followed by keepalived itself, no reload)" : ""}`);
+  for (const f of report.files) {
+    const how = f.followedByDaemon ? " (followed by keepalived itself, no reload)" : f.editBeforeApply ? " (EDIT FIRST: the operator's include file takes over declarations made here; write adopt/<host><path> from the import's output directory to the host before the first apply, or the apply's check refuses the duplicates)" : "";
+    lines.push(`#   ${f.host}:${f.path}: ${f.change}${how}`);
+  }
   const diffs = report.files.filter((f) => f.diff !== "").map((f) => f.diff);
   return `${lines.join("\n")}\n${diffs.join("")}`;
 }

@@ -36,7 +36,9 @@ export type ManifestObject = {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace: string; annotations?: Record<string, string> };
-  spec: Record<string, unknown>;
+  spec?: Record<string, unknown>;
+  /** Secrets only (the OMAPI key). */
+  stringData?: Record<string, string>;
 };
 
 export interface DaemonImport {
@@ -44,6 +46,11 @@ export interface DaemonImport {
   unrepresentable: Unrepresentable[];
   /** Facts worth saying that are not losses (a default made explicit, a role inferred). */
   notes: string[];
+  /**
+   * Files the user must change before the first apply, with their new content: declarations the
+   * operator's own include file takes over (dhcpd.conf). The report diffs against these.
+   */
+  adoptEdits?: { host: string; path: string; content: string }[];
 }
 
 export const API_VERSION = "ddi-ha.io/v1alpha1";
