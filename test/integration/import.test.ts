@@ -84,6 +84,53 @@ vrrp_instance VI_1 {
 `;
 }
 
+const OMAPI_SECRET = 'aW1wb3J0LXRlc3Qtb21hcGkta2V5LW9mLXRoZS1sYWItcGFpcg==';
+
+/** The ISC failover pair (seed 003's shape), with OMAPI, one failover pool and a host reservation. */
+function dhcpdConf(self: LabHost, partner: LabHost, role: 'primary' | 'secondary'): string {
+  const net = lab.network.subnet.split('/')[0]!;
+  const base = net.replace(/\.0$/, '');
+  return `# /etc/dhcp/dhcpd.conf for the ${role} DHCP server, written by hand
+authoritative;
+ddns-update-style none;
+default-lease-time 600;
+
+omapi-port 7911;
+key omapi_key {
+  algorithm hmac-md5;
+  secret "${OMAPI_SECRET}";
+}
+omapi-key omapi_key;
+
+failover peer "dhcp-failover" {
+  ${role};
+  address ${self.address};
+  port 647;
+  peer address ${partner.address};
+  peer port 647;
+  max-response-delay 30;
+  max-unacked-updates 10;
+  load balance max seconds 3;
+${role === 'primary' ? '  mclt 1800;\n  split 128;\n' : ''}}
+
+subnet ${net} netmask 255.255.255.0 {
+  option routers ${lab.network.gateway};
+  option domain-name-servers ${lab.network.gateway};
+  option ntp-servers ${lab.network.gateway};
+  pool {
+    failover peer "dhcp-failover";
+    max-lease-time 1800;
+    range ${base}.100 ${base}.150;
+  }
+}
+
+host printer {
+  hardware ethernet 00:16:3e:00:00:01;
+  fixed-address ${base}.50;
+}
+`;
+}
+
 async function unitState(host: LabHost, unit: string): Promise<{ pid: string; since: string }> {
   const out = await host.run(['systemctl', 'show', unit, '-p', 'MainPID', '-p', 'ActiveEnterTimestampMonotonic']);
   return { pid: /MainPID=(\d+)/.exec(out)![1]!, since: /ActiveEnterTimestampMonotonic=(\d+)/.exec(out)![1]! };
@@ -127,6 +174,10 @@ beforeAll(async () => {
     await host.startService('named');
     await host.startService('keepalived');
   }
+  for (const [host, partner, role] of [[h1, h2, 'primary'], [h2, h1, 'secondary']] as const) {
+    await host.container.copyContentToContainer([{ content: dhcpdConf(host, partner, role), target: '/etc/dhcp/dhcpd.conf', mode: 0o644 }]);
+    await host.startService('isc-dhcp-server');
+  }
   await until('the VIP on h1', () => holdsVip(h1));
 }, 240_000);
 
@@ -135,13 +186,15 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('ddi-ha import of a hand-written keepalived pair', () => {
+describe('ddi-ha import of a hand-written keepalived pair and ISC failover pair', () => {
   it('writes an HAPair that keeps the running instance, names what it cannot hold, and diffs each file', async () => {
     const out = join(dir, 'first');
     const r = await ddiHa(importArgs(out));
     expect(r.code, r.stderr + r.stdout).toBe(0);
     const docs = parseAllDocuments(readFileSync(join(out, 'manifests.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> });
-    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort()).toEqual([`DDIHost/${h1.name}`, `DDIHost/${h2.name}`, 'HAPair/vi-1'].sort());
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort()).toEqual(
+      [`DDIHost/${h1.name}`, `DDIHost/${h2.name}`, 'HAPair/vi-1', 'DhcpFailoverPeer/dhcp-failover', 'Secret/dhcp-failover-omapi'].sort(),
+    );
     const pair = docs.find((d) => d.kind === 'HAPair')!.spec;
     expect(pair).toMatchObject({
       instanceName: 'VI_1',
@@ -154,7 +207,26 @@ describe('ddi-ha import of a hand-written keepalived pair', () => {
     });
     expect(docs.find((d) => d.metadata.name === h1.name)!.spec).toMatchObject({ address: h1.address, hostKey: h1.hostKeyLine, hostKeyPolicy: 'Pinned' });
 
+    expect(docs.find((d) => d.kind === 'DhcpFailoverPeer')!.spec).toMatchObject({
+      primary: { host: h1.name, address: h1.address, port: 647 },
+      secondary: { host: h2.name, address: h2.address, port: 647 },
+      maxResponseDelay: '30s',
+      mclt: '1800s',
+      split: 128,
+      loadBalanceMaxSeconds: 3,
+      omapi: { port: 7911, keySecretRef: { name: 'dhcp-failover-omapi' } },
+      subnets: [{ subnet: lab.network.subnet, options: { routers: [lab.network.gateway] }, pools: [{ maxLeaseTime: '1800s' }] }],
+    });
+
     const report = readFileSync(join(out, 'report.txt'), 'utf8');
+    expect(report).toContain(`${h1.name}:/etc/dhcp/dhcpd.conf:29: option ntp-servers ${lab.network.gateway}: `);
+    for (const host of [h1, h2]) {
+      expect(report).toMatch(new RegExp(`${host.name}: isc-dhcp-server\\.service: restart: `));
+      expect(report).toContain(`${host.name}:/etc/dhcp/dhcpd.conf: changed (EDIT FIRST`);
+      const adopted = readFileSync(join(out, 'adopt', host.name, 'etc/dhcp/dhcpd.conf'), 'utf8');
+      expect(adopted).not.toMatch(/failover peer|omapi|subnet /);
+      expect(adopted).toContain('host printer {');
+    }
     // Never dropped silently: the global router_id, a script that checks no known service, an instance keyword.
     for (const host of [h1, h2]) {
       expect(report).toContain(`${host.name}:/etc/keepalived/keepalived.conf:3 (global_defs): router_id ${host.name}`);
@@ -175,16 +247,27 @@ describe('ddi-ha import of a hand-written keepalived pair', () => {
     const manifests = join(dir, 'first', 'manifests.yaml');
     const v = await ddiHa(['validate', '-f', manifests]);
     expect(v.code, v.stderr).toBe(0);
-    expect(v.stdout).toContain('3 resource(s) valid');
+    expect(v.stdout).toContain('4 resource(s) valid');
     await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=ddi-ha-import-test', '-f', join(root, 'crds')]);
     await until('the CRDs established', async () => (await kubectl(['get', 'crd', 'hapairs.ddi-ha.io', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'])) === 'True');
     await kubectl(['create', 'namespace', NAMESPACE]).catch(() => undefined);
     const dry = await kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=ddi-ha-import-test', '-f', manifests]);
     expect(dry).toMatch(/hapair\.ddi-ha\.io\/vi-1 serverside-applied \(server dry run\)/);
     expect(dry.match(/ddihost\.ddi-ha\.io\/\S+ serverside-applied \(server dry run\)/g)).toHaveLength(2);
+    expect(dry).toMatch(/dhcpfailoverpeer\.ddi-ha\.io\/dhcp-failover serverside-applied \(server dry run\)/);
+    expect(dry).toMatch(/secret\/dhcp-failover-omapi serverside-applied \(server dry run\)/);
   });
 
-  it('is adopted by ddi-ha apply with a reload only: same PID and start time, the VIP never leaves h1', async () => {
+  it('is adopted by ddi-ha apply: keepalived with a reload only (same PID and start time, the VIP never leaves h1), dhcpd restarted as reported', async () => {
+    // The one manual step the report asks for: dhcpd.conf without the declarations the operator's include file takes over.
+    for (const host of [h1, h2]) {
+      await host.container.copyContentToContainer([{ content: readFileSync(join(dir, 'first', 'adopt', host.name, 'etc/dhcp/dhcpd.conf'), 'utf8'), target: '/etc/dhcp/dhcpd.conf', mode: 0o644 }]);
+    }
+    // Debian's isc-dhcp-server is a SysV script under systemd (MainPID 0): the daemon's own PID it is.
+    const dhcpdPid = async (host: LabHost) => (await host.run(['pgrep', '-x', 'dhcpd'])).trim();
+    const dhcpdBefore = { h1: await dhcpdPid(h1), h2: await dhcpdPid(h2) };
+    expect(dhcpdBefore.h1, 'the hand-written dhcpd runs').toMatch(/^\d+$/);
+    expect(dhcpdBefore.h2, 'the hand-written dhcpd runs').toMatch(/^\d+$/);
     const before = { h1: await unitState(h1, 'keepalived'), h2: await unitState(h2, 'keepalived') };
     writeFileSync(join(dir, 'secret.yaml'), stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ddi-ha-ssh', namespace: NAMESPACE }, stringData: { privateKey: lab.privateKey } }));
     const log = new AddressLog();
@@ -205,6 +288,13 @@ describe('ddi-ha import of a hand-written keepalived pair', () => {
     }
     const after = { h1: await unitState(h1, 'keepalived'), h2: await unitState(h2, 'keepalived') };
     expect(after).toEqual(before);
+    // dhcpd has no reload: the report said restart, and that is what happened (a new PID), with the adopted config.
+    const dhcpdAfter = { h1: await dhcpdPid(h1), h2: await dhcpdPid(h2) };
+    expect(dhcpdAfter.h1).toMatch(/^\d+$/);
+    expect(dhcpdAfter.h1).not.toBe(dhcpdBefore.h1);
+    expect(dhcpdAfter.h2).not.toBe(dhcpdBefore.h2);
+    expect(await h1.run(['systemctl', 'is-active', 'isc-dhcp-server'])).toContain('active');
+    expect(await h1.run(['cat', '/etc/dhcp/ddi-ha/dhcp-failover.conf'])).toContain(`secret "${OMAPI_SECRET}";`);
     expect(await holdsVip(h1)).toBe(true);
     expect(await holdsVip(h2)).toBe(false);
     const address = vip.split('/')[0]!;
@@ -221,9 +311,15 @@ describe('ddi-ha import of a hand-written keepalived pair', () => {
     const r = await ddiHa(importArgs(out));
     expect(r.code, r.stderr).toBe(0);
     const report = readFileSync(join(out, 'report.txt'), 'utf8');
-    for (const host of [h1, h2]) expect(report).toContain(`${host.name}: keepalived.service: no reload, no restart`);
+    for (const host of [h1, h2]) {
+      expect(report).toContain(`${host.name}: keepalived.service: no reload, no restart`);
+      expect(report).toContain(`${host.name}: isc-dhcp-server.service: no reload, no restart`);
+    }
+    expect(report).not.toContain('EDIT FIRST');
     expect(report).not.toMatch(/: (changed|created)$/m);
-    const pair = parseAllDocuments(readFileSync(join(out, 'manifests.yaml'), 'utf8')).map((d) => d.toJS()).find((d) => d.kind === 'HAPair');
-    expect(pair.spec.instanceName).toBe('VI_1');
+    const again = parseAllDocuments(readFileSync(join(out, 'manifests.yaml'), 'utf8')).map((d) => d.toJS());
+    const first = parseAllDocuments(readFileSync(join(dir, 'first', 'manifests.yaml'), 'utf8')).map((d) => d.toJS());
+    // The operator's own layout reads back as the same resources.
+    expect(again).toEqual(first);
   });
 });
