@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { SshTransport } from "../ssh/index.js";
 import { importDhcpd } from "./dhcpd.js";
+import { importKea } from "./kea.js";
 import { importKeepalived } from "./keepalived.js";
 import { connectAndRead, parseHostArg, parseHostKeyArg, readMore } from "./read-hosts.js";
 import { buildReport, formatReport, IMPORT_SSH_SECRET, manifestsYaml, renderedTargets } from "./report.js";
@@ -25,7 +26,7 @@ export interface ImportOptions {
 
 /** Every daemon's import over the same hosts. */
 export function importAll(hosts: readonly ImportHost[], namespace: string): DaemonImport[] {
-  return [importKeepalived(hosts, namespace), importDhcpd(hosts, namespace)];
+  return [importKeepalived(hosts, namespace), importDhcpd(hosts, namespace), importKea(hosts, namespace)];
 }
 
 /** Exit 0 when manifests were written (whatever was unrepresentable: the report names it), 1 when the hosts could not be read or nothing was found. */
@@ -50,7 +51,7 @@ export async function runImport(options: ImportOptions, out: Output, err: Output
     const hosts = connected.map((c) => c.host);
     const imports = importAll(hosts, options.namespace);
     await readMore(connected, renderedTargets(hosts, options.namespace, imports));
-    const report = buildReport(hosts, options.namespace, imports);
+    const report = await buildReport(hosts, options.namespace, imports);
     const text = formatReport(report);
     const found = report.manifests.filter((m) => m.kind !== "DDIHost").length;
     const yaml = manifestsYaml(report.manifests);

@@ -65,9 +65,9 @@ describe("importDhcpd on the ISC failover pair (seeds 002/003 shape)", () => {
     expect(both.unrepresentable.find((u) => u.what === "address dhcp-primary.example.com")?.why).toContain("imported as 198.18.200.2");
   });
 
-  it("reports dhcpd.conf as an edit before the first apply, and a restart of isc-dhcp-server", () => {
+  it("reports dhcpd.conf as an edit before the first apply, and a restart of isc-dhcp-server", async () => {
     const h = hosts();
-    const report = buildReport(h, "dhcp", [importDhcpd(h, "dhcp")]);
+    const report = await buildReport(h, "dhcp", [importDhcpd(h, "dhcp")]);
     expect(report.problems.filter((p) => p.startsWith("error"))).toEqual([]);
     const main = report.files.find((f) => f.host === "dhcp-a" && f.path === DHCPD_CONF)!;
     expect(main.editBeforeApply).toBe(true);

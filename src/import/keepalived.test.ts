@@ -96,13 +96,13 @@ describe("importKeepalived on DDI Central's pair (seed 000 shape)", () => {
 });
 
 describe("the import report", () => {
-  it("lists the files the first apply writes with a diff each, and a reload (not a restart) of keepalived", () => {
+  it("lists the files the first apply writes with a diff each, and a reload (not a restart) of keepalived", async () => {
     const hosts = pairHosts();
     const imported = importKeepalived(hosts, "ddi");
     const targets = renderedTargets(hosts, "ddi", [imported]);
     // The hosts' own view of every target: only keepalived.conf exists so far.
     expect(targets.map((t) => `${t.host}:${t.path}`)).toEqual(expect.arrayContaining(["ddi-a:/etc/keepalived/ddi-ha.d/ddi_vi-1.conf", "ddi-b:/etc/keepalived/keepalived.conf"]));
-    const report = buildReport(hosts, "ddi", [imported]);
+    const report = await buildReport(hosts, "ddi", [imported]);
     expect(report.problems.filter((p) => p.startsWith("error"))).toEqual([]);
     expect(report.failures).toEqual([]);
     const main = report.files.find((f) => f.host === "ddi-a" && f.path === KEEPALIVED_CONF)!;
@@ -122,10 +122,10 @@ describe("the import report", () => {
     expect(text).toMatch(/ddi-a: keepalived\.service: reload/);
   });
 
-  it("finds nothing to do once the hosts hold what the operator writes", () => {
+  it("finds nothing to do once the hosts hold what the operator writes", async () => {
     const hosts = pairHosts();
     const imported = importKeepalived(hosts, "ddi");
-    const first = buildReport(hosts, "ddi", [imported]);
+    const first = await buildReport(hosts, "ddi", [imported]);
     // The hosts after the first apply: every rendered file in place, the pair's file included by the main one.
     const applied = hosts.map((h) => {
       const files = new Map(h.files);
@@ -137,7 +137,7 @@ describe("the import report", () => {
     // The operator's own layout is read back as the same pair, with nothing unrepresentable.
     expect(reimported.manifests).toEqual(importKeepalived(hosts, "ddi").manifests);
     expect(reimported.unrepresentable).toEqual([]);
-    const again = buildReport(applied, "ddi", [reimported]);
+    const again = await buildReport(applied, "ddi", [reimported]);
     expect(again.files.every((f) => f.change === "unchanged")).toBe(true);
     expect(again.services.every((s) => s.action === "none"), JSON.stringify(again.services)).toBe(true);
   });

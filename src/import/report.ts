@@ -4,8 +4,11 @@
 import { createTwoFilesPatch } from "diff";
 import { stringify } from "yaml";
 import { ensureIncludeLine } from "../daemons/dhcpd/index.js";
+import { parseKeaConfigText, stableStringify } from "../daemons/kea/index.js";
 import type { ManifestDocument } from "../manifests/load.js";
 import { chooseServiceAction } from "../apply/systemd.js";
+import { gatherRenderInputs } from "../engine/render-inputs.js";
+import type { HostSession } from "../exec/host-io.js";
 import { renderManifestSet } from "../render/render-set.js";
 import type { RenderedFile, ServiceUnit } from "../render/types.js";
 import { formatProblem, validateManifests } from "../validation/validate.js";
@@ -28,6 +31,8 @@ export interface FileChange {
   followedByDaemon: boolean;
   /** The user must edit the live file first (declarations the operator's include file takes over); the diff shows the whole change. */
   editBeforeApply: boolean;
+  /** A Kea file whose live text parses to the same JSON: only the formatting changes (the apply still rewrites it and restarts Kea). */
+  sameJson?: boolean;
   /** With editBeforeApply: what the user writes to the host before the first apply (the apply then adds its include line). */
   editedContent?: string;
 }
@@ -83,6 +88,27 @@ function documentsOf(manifests: readonly ManifestObject[]): ManifestDocument[] {
   return manifests.map((m, n) => ({ source: `import#${n + 1}`, object: structuredClone(m) as unknown as Record<string, unknown> }));
 }
 
+function sameKeaJson(live: string, next: string): boolean {
+  try {
+    return stableStringify(parseKeaConfigText(live)) === stableStringify(JSON.parse(next));
+  } catch {
+    return false;
+  }
+}
+
+/** A read-only view of the files read from a host, for gatherRenderInputs. */
+function filesSession(host: ImportHost | undefined): HostSession {
+  const refuse = () => Promise.reject(new Error("the import report only reads files it already holds"));
+  return {
+    hostName: host?.name ?? "",
+    readFile: async (path: string) => host?.files.get(path),
+    run: refuse,
+    writeFile: refuse,
+    stream: refuse,
+    forward: refuse,
+  };
+}
+
 /** What the first apply writes to a file: patched files are replayed on the live text, as the apply engine does. */
 function targetContent(file: RenderedFile, live: string | undefined): string {
   if (file.ownership === "patched" && file.patch) return ensureIncludeLine(live ?? "", file.patch.line, file.patch.marker);
@@ -95,11 +121,14 @@ const running = { activeState: "active" } as Parameters<typeof chooseServiceActi
  * The report for manifests imported from `hosts`, whose `files` must hold every rendered target
  * (see renderedTargets): a file missing from `files` counts as absent on the host.
  */
-export function buildReport(hosts: readonly ImportHost[], namespace: string, imports: readonly DaemonImport[]): ImportReport {
+export async function buildReport(hosts: readonly ImportHost[], namespace: string, imports: readonly DaemonImport[]): Promise<ImportReport> {
   const manifests = allManifests(hosts, namespace, imports);
   const { set, problems } = validateManifests(documentsOf(manifests));
-  const rendered = renderManifestSet(set);
   const byName = new Map(hosts.map((h) => [h.name, h]));
+  // The engine's own render inputs (the Kea primary's config, OMAPI keys in place), read from the
+  // files the import already holds: the report renders exactly what the first apply would.
+  const inputs = await gatherRenderInputs(set, async (host) => filesSession(byName.get(host.metadata.name)));
+  const rendered = renderManifestSet(set, inputs);
   const files: FileChange[] = [];
   const edits = new Map(imports.flatMap((i) => i.adoptEdits ?? []).map((e) => [`${e.host}:${e.path}`, e.content]));
   for (const file of rendered.files) {
@@ -108,7 +137,8 @@ export function buildReport(hosts: readonly ImportHost[], namespace: string, imp
     const next = targetContent(file, edited ?? live);
     const change = live === undefined ? "created" : live === next ? "unchanged" : "changed";
     const diff = change === "unchanged" ? "" : createTwoFilesPatch(`${file.host}:${file.path}`, `${file.host}:${file.path} (first apply)`, live ?? "", next, live === undefined ? "(absent)" : "live", "rendered");
-    files.push({ host: file.host, path: file.path, change, diff, content: next, service: file.service, followedByDaemon: file.followedByDaemon === true, editBeforeApply: edited !== undefined && edited !== live, ...(edited !== undefined && edited !== live ? { editedContent: edited } : {}) });
+    const sameJson = change === "changed" && file.check.kind.startsWith("kea") ? sameKeaJson(live!, next) : undefined;
+    files.push({ host: file.host, path: file.path, change, diff, content: next, ...(sameJson !== undefined ? { sameJson } : {}), service: file.service, followedByDaemon: file.followedByDaemon === true, editBeforeApply: edited !== undefined && edited !== live, ...(edited !== undefined && edited !== live ? { editedContent: edited } : {}) });
   }
   const services: ServiceImpact[] = [];
   const seen = new Set<string>();
@@ -165,7 +195,7 @@ export function formatReport(report: ImportReport): string {
   lines.push("# The first apply:");
   for (const s of report.services) lines.push(`#   ${s.host}: ${s.service}: ${s.action === "none" ? "no reload, no restart" : s.action}: ${s.why}`);
   for (const f of report.files) {
-    const how = f.followedByDaemon ? " (followed by keepalived itself, no reload)" : f.editBeforeApply ? " (EDIT FIRST: the operator's include file takes over declarations made here; write adopt/<host><path> from the import's output directory to the host before the first apply, or the apply's check refuses the duplicates)" : "";
+    const how = f.sameJson ? " (the same JSON: only the text differs)" : f.followedByDaemon ? " (followed by keepalived itself, no reload)" : f.editBeforeApply ? " (EDIT FIRST: the operator's include file takes over declarations made here; write adopt/<host><path> from the import's output directory to the host before the first apply, or the apply's check refuses the duplicates)" : "";
     lines.push(`#   ${f.host}:${f.path}: ${f.change}${how}`);
   }
   const diffs = report.files.filter((f) => f.diff !== "").map((f) => f.diff);
