@@ -131,6 +131,49 @@ host printer {
 `;
 }
 
+/** Kea hot-standby (Micetro's hook section, seed 001), with a backup peer that no --host stands for. */
+function keaConf(self: 'server1' | 'server2'): string {
+  const net = lab.network.subnet.split('/')[0]!.replace(/\.0$/, '');
+  return `// kea-dhcp4.conf, written by hand
+{
+"Dhcp4": {
+  "interfaces-config": { "interfaces": [ "eth0" ] },
+  "control-socket": { "socket-type": "unix", "socket-name": "/run/kea/kea4-ctrl-socket" },
+  "lease-database": { "type": "memfile", "lfc-interval": 3600 },
+  "valid-lifetime": 4000,
+  "hooks-libraries": [
+    { "library": "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_lease_cmds.so" },
+    { "library": "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_ha.so",
+      "parameters": { "high-availability": [ {
+        "this-server-name": "${self}",
+        "mode": "hot-standby",
+        "heartbeat-delay": 2000,
+        "max-response-delay": 10000,
+        "max-ack-delay": 5000,
+        "max-unacked-clients": 0,
+        "peers": [
+          { "name": "server1", "url": "http://${h1.address}:8000/", "role": "primary", "auto-failover": true },
+          { "name": "server2", "url": "http://${h2.address}:8000/", "role": "standby", "auto-failover": true },
+          { "name": "server3", "url": "http://${lab.network.spare(9)}:8000/", "role": "backup", "auto-failover": false }
+        ] } ] } }
+  ],
+  "subnet4": [ { "subnet": "${lab.network.subnet}", "pools": [ { "pool": "${net}.160 - ${net}.190" } ] } ]
+}
+}
+`;
+}
+
+function keaAgentConf(host: LabHost): string {
+  return `{
+"Control-agent": {
+  "http-host": "${host.address}",
+  "http-port": 8000,
+  "control-sockets": { "dhcp4": { "socket-type": "unix", "socket-name": "/run/kea/kea4-ctrl-socket" } }
+}
+}
+`;
+}
+
 async function unitState(host: LabHost, unit: string): Promise<{ pid: string; since: string }> {
   const out = await host.run(['systemctl', 'show', unit, '-p', 'MainPID', '-p', 'ActiveEnterTimestampMonotonic']);
   return { pid: /MainPID=(\d+)/.exec(out)![1]!, since: /ActiveEnterTimestampMonotonic=(\d+)/.exec(out)![1]! };
@@ -321,5 +364,44 @@ describe('ddi-ha import of a hand-written keepalived pair and ISC failover pair'
     const first = parseAllDocuments(readFileSync(join(dir, 'first', 'manifests.yaml'), 'utf8')).map((d) => d.toJS());
     // The operator's own layout reads back as the same resources.
     expect(again).toEqual(first);
+  });
+
+  it('reads a running Kea HA pair: a KeaHACluster that validates and is admitted, the backup without a host named, restarts reported', async () => {
+    for (const [host, self] of [[h1, 'server1'], [h2, 'server2']] as const) {
+      await host.stopService('isc-dhcp-server'); // UDP 67 is Kea's now
+      await host.container.copyContentToContainer([
+        { content: keaConf(self), target: '/etc/kea/kea-dhcp4.conf', mode: 0o644 },
+        { content: keaAgentConf(host), target: '/etc/kea/kea-ctrl-agent.conf', mode: 0o644 },
+      ]);
+      await host.startService('kea-dhcp4-server');
+      await host.startService('kea-ctrl-agent');
+    }
+    for (const host of [h1, h2]) await until(`Kea running on ${host.name}`, async () => (await host.exec(['systemctl', 'is-active', 'kea-dhcp4-server', 'kea-ctrl-agent'])).stdout.trim() === 'active\nactive');
+    const out = join(dir, 'kea');
+    const r = await ddiHa(importArgs(out));
+    expect(r.code, r.stderr).toBe(0);
+    const docs = parseAllDocuments(readFileSync(join(out, 'manifests.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> });
+    const cluster = docs.find((d) => d.kind === 'KeaHACluster')!;
+    expect(cluster.metadata.name).toBe('kea-server1');
+    expect(cluster.spec).toEqual({
+      mode: 'hot-standby',
+      peers: [
+        { name: 'server1', host: h1.name, role: 'primary', interface: 'eth0' },
+        { name: 'server2', host: h2.name, role: 'standby', interface: 'eth0' },
+      ],
+      configSync: 'PrimaryIsSourceOfTruth',
+      heartbeatDelay: '2s',
+      maxResponseDelay: '10s',
+      maxAckDelay: '5s',
+      maxUnackedClients: 0,
+    });
+    const report = readFileSync(join(out, 'report.txt'), 'utf8');
+    expect(report).toContain(`${h1.name}:/etc/kea/kea-dhcp4.conf (Dhcp4.hooks-libraries[libdhcp_ha.so].parameters.high-availability[0]): peer server3 (http://${lab.network.spare(9)}:8000/): no --host names itself this peer`);
+    for (const host of [h1, h2]) expect(report).toMatch(new RegExp(`${host.name}: kea-dhcp4-server\\.service: restart: `));
+    console.log(`Kea import report:\n${report.split('\n').filter((l) => l.startsWith('#')).join('\n')}`);
+    const v = await ddiHa(['validate', '-f', join(out, 'manifests.yaml')]);
+    expect(v.code, v.stderr).toBe(0);
+    const dry = await kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=ddi-ha-import-test', '-f', join(out, 'manifests.yaml')]);
+    expect(dry).toMatch(/keahacluster\.ddi-ha\.io\/kea-server1 serverside-applied \(server dry run\)/);
   });
 });
