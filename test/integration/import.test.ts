@@ -338,6 +338,16 @@ describe('ddi-ha import of a hand-written keepalived pair and ISC failover pair'
     expect(dhcpdAfter.h2).not.toBe(dhcpdBefore.h2);
     expect(await h1.run(['systemctl', 'is-active', 'isc-dhcp-server'])).toContain('active');
     expect(await h1.run(['cat', '/etc/dhcp/ddi-ha/dhcp-failover.conf'])).toContain(`secret "${OMAPI_SECRET}";`);
+    // The adopted pair is back in failover: both sides normal, read through the OMAPI key the import kept.
+    let states: Record<string, unknown> = {};
+    await until('both dhcpd sides normal', async () => {
+      const st = await ddiHa(['status', '-f', join(dir, 'first', 'manifests.yaml'), '-f', join(dir, 'secret.yaml'), '-o', 'json']);
+      const peer = (JSON.parse(st.stdout || '[]') as { kind: string; status: Record<string, unknown> }[]).find((x) => x.kind === 'DhcpFailoverPeer');
+      states = peer?.status ?? {};
+      return states.primaryState === 'normal' && states.secondaryState === 'normal';
+    }, 90_000).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(states)}`);
+    });
     expect(await holdsVip(h1)).toBe(true);
     expect(await holdsVip(h2)).toBe(false);
     const address = vip.split('/')[0]!;
