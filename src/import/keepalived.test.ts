@@ -55,6 +55,12 @@ describe("importKeepalived on DDI Central's pair (seed 000 shape)", () => {
     expect(seen.some((s) => s.includes("chk_named") || s.includes("enable_script_security") || s.includes("advert_int"))).toBe(false);
   });
 
+  it("names a weight or user on a recognised check: the operator's own replace them", () => {
+    const conf = testdata("keepalived-primary.conf").replace("  rise 2\n", "  rise 2\n  weight -20\n");
+    const { unrepresentable } = importKeepalived([{ ...pairHosts()[0]!, files: new Map([[KEEPALIVED_CONF, conf]]) }, pairHosts()[1]!], "ddi");
+    expect(unrepresentable.find((u) => u.what === "weight -20")).toMatchObject({ host: "ddi-a", line: 13, path: "vrrp_script chk_named" });
+  });
+
   it("names an instance whose partner was not given, instead of guessing the other node", () => {
     const { manifests, unrepresentable } = importKeepalived([pairHosts()[0]!], "ddi");
     expect(manifests).toEqual([]);

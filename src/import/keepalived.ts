@@ -78,6 +78,14 @@ function parseScripts(host: ImportHost, file: string, statements: KaStatement[],
     const command = script ? words(script) : "";
     const service = CHECK_COMMAND.test(command) ? SERVICE_PATTERNS.find(([re]) => re.test(command))?.[1] : undefined;
     scripts.set(s.words[1], service);
+    if (service) {
+      // The operator renders its own check timings and weight (ADR 0004): a different weight changes what a failure does.
+      for (const c of s.block ?? []) {
+        if (c.words[0] === "weight" || c.words[0] === "user") {
+          lost.push({ host: host.name, file, line: c.line, path: `vrrp_script ${s.words[1]}`, what: c.words.join(" "), why: c.words[0] === "weight" ? "the operator chooses the track weight itself (-(gap+10) with preempt, 0 without); this one is replaced" : "the operator's checks run as script_user root; this user is dropped" });
+        }
+      }
+    }
     if (!service) {
       lost.push({
         host: host.name,
@@ -298,6 +306,7 @@ export function importKeepalived(hosts: readonly ImportHost[], namespace: string
       lost.push({ host: secondary.host.name, file: secondary.file, line: secondary.line, path: `vrrp_instance ${secondary.name}`, what: `instance name ${secondary.name} (the primary's is ${primary.name})`, why: "both nodes of an HAPair use one instance name: the first apply renames this one, and its reload drops the instance and creates it anew (BACKUP, so the VIP stays on the primary)" });
     }
     const preempt = !(primary.nopreempt || secondary.nopreempt);
+    if (preempt && !primary.preemptDelay && primary.state === "BACKUP") notes.push(`${where}: the primary starts as BACKUP; the operator renders state MASTER for a preempting primary without preempt_delay (keepalived keeps a running instance's state across the reload)`);
     if (primary.nopreempt !== secondary.nopreempt) notes.push(`${where}: nopreempt on one node only; imported as preempt: false on both`);
     const mismatch = (what: string, a: unknown, b: unknown) => {
       if (a !== b) lost.push({ host: secondary.host.name, file: secondary.file, line: secondary.line, path: `vrrp_instance ${secondary.name}`, what: `${what} ${String(b)} (the primary has ${String(a)})`, why: `an HAPair has one ${what} for both nodes: the first apply gives this node the primary's` });
