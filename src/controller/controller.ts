@@ -12,7 +12,8 @@ import { HostProbes, hostKeyOf, probeRequestFor } from "../engine/host-probes.js
 import { type KubeItem, itemsAsDocuments, kubeItemKey } from "../engine/kube-status.js";
 import { type ComputedStatus, newPassMemory } from "../engine/reconcile-pass.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
-import { type AddressWatch, probeHost, watchAddresses } from "../observe/index.js";
+import { DEFAULT_KUBE_API_RATE, DEFAULT_SSH_CONNECT_RATE, type RateLimit } from "../exec/rate-limit.js";
+import { type AddressWatch, probeHost, watchHostEvents } from "../observe/index.js";
 import { SshTransport } from "../ssh/index.js";
 import { validateManifests } from "../validation/validate.js";
 import type { ManifestSet } from "../validation/model.js";
@@ -49,6 +50,10 @@ export interface ControllerOptions {
   applyOptions?: ApplyOptions;
   /** Stream each host's address changes into the queue (default true). */
   hostStreams?: boolean;
+  /** Client-side limit of API requests (watches aside). Default QPS 20, burst 30, as controller-runtime. */
+  kubeApiRate?: RateLimit;
+  /** Client-side limit of new SSH connections, when the controller makes its own transport. Default 20/s, burst 40. */
+  sshConnectRate?: RateLimit;
   /**
    * Leader election: while this says false the controller keeps its caches warm but reconciles
    * nothing and writes nothing. Call `leadershipChanged()` when it flips.
@@ -119,9 +124,9 @@ export class Controller {
 
   constructor(private readonly options: ControllerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
-    this.client = new KubeClient(options.kubeConfig);
+    this.client = new KubeClient(options.kubeConfig, options.kubeApiRate ?? DEFAULT_KUBE_API_RATE);
     this.ownsTransport = !options.transport;
-    this.transport = options.transport ?? new SshTransport({ logger: options.log });
+    this.transport = options.transport ?? new SshTransport({ logger: options.log, connectRate: options.sshConnectRate ?? DEFAULT_SSH_CONNECT_RATE });
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.log = options.log.child({ controller: CONTROLLER_NAME });
@@ -249,11 +254,12 @@ export class Controller {
   }
 
   /**
-   * One long-lived `ip monitor address` per host on its pooled session: an address change (a VIP
-   * moving) invalidates the host's probe and requeues the relationships on it, so the move is in
-   * status within a round trip. A restarted stream may have missed changes: full resync of the host.
+   * One long-lived host-events stream per host on its pooled session: an address change (a VIP
+   * moving), a DDI unit's state change or a VRRP transition in the journal invalidates the host's
+   * probe and requeues the relationships on it, so the change is in status within a round trip.
+   * A restarted stream may have missed changes: full resync of the host.
    */
-  private ensureStream(host: DDIHost, session: Parameters<typeof watchAddresses>[0]): void {
+  private ensureStream(host: DDIHost, session: Parameters<typeof watchHostEvents>[0]): void {
     if (this.options.hostStreams === false || this.stopped) return;
     const hostKey = hostKeyOf(host);
     if (this.streams.has(hostKey)) return;
@@ -275,8 +281,11 @@ export class Controller {
         }
       for (const key of [kubeItemKey(item), ...related]) this.queue.add(key);
     };
-    const watch = watchAddresses(session, (event) => {
+    const watch = watchHostEvents(session, (event) => {
       if (event.type === "add" || event.type === "delete") requeueHost(`address ${event.type} ${event.address}`, true);
+      // A unit stopped or a VRRP transition without an address change (a backup going to FAULT, a
+      // tracked service dying on the backup): this host's state changed, its peers' did not.
+      else if (event.type === "unit") requeueHost(`journal: ${event.message}`, false);
       else if (event.type === "watching" && event.restarts > 0) requeueHost("stream restarted", false);
     });
     this.streams.set(hostKey, watch);

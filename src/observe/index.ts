@@ -30,10 +30,14 @@ export {
   type AddressChange,
   type AddressEvent,
   type AddressWatch,
+  type HostEvent,
   type WatchAddressesOptions,
+  HOST_EVENTS_SCRIPT,
   parseAddressMonitorLine,
+  parseHostEventLine,
   sameAddress,
   watchAddresses,
+  watchHostEvents,
 } from "./address-monitor.js";
 export {
   type ActiveNode,

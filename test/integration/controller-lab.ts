@@ -1,7 +1,13 @@
 // Shared by the controller tests on a two-host lab: the manifests of one HAPair on h1 (primary)
 // and h2 with their namespace, the lab's SSH Secret and pinned DDIHosts, and the condition shape.
+import { Writable } from 'node:stream';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { API_GROUP_VERSION } from '../../src/api/index.js';
+import { Controller, ControllerMetrics } from '../../src/controller/index.js';
+import type { RateLimit } from '../../src/exec/rate-limit.js';
+import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import type { Lab } from '../lab/lab.js';
 
 export interface Condition {
@@ -41,4 +47,51 @@ export function labPairManifests(lab: Lab, pair: { namespace: string; name: stri
   ]
     .map((o) => stringify(o, { lineWidth: 0 }))
     .join('---\n');
+}
+
+/** An in-process controller on the global-setup API server, its debug log kept in `logLines` (JSON lines). */
+export interface InProcessController {
+  controller: Controller;
+  transport: SshTransport;
+  metrics: ControllerMetrics;
+  logLines: string[];
+  stop(): Promise<void>;
+}
+
+export function startInProcessController(
+  kubeconfigPath: string,
+  options: { namespace: string; resyncMs: number; kubeApiRate?: RateLimit; sshConnectRate?: RateLimit },
+): InProcessController {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigPath);
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logLines.push(...String(chunk).trimEnd().split('\n'));
+      done();
+    },
+  });
+  const log = pino({ level: 'debug', redact: [...LOG_REDACT_PATHS] }, sink);
+  const metrics = new ControllerMetrics();
+  const transport = new SshTransport({ logger: log, ...(options.sshConnectRate ? { connectRate: options.sshConnectRate } : {}) });
+  const controller = new Controller({
+    kubeConfig,
+    namespace: options.namespace,
+    resyncMs: options.resyncMs,
+    log,
+    metrics,
+    transport,
+    ...(options.kubeApiRate ? { kubeApiRate: options.kubeApiRate } : {}),
+  });
+  controller.start();
+  return {
+    controller,
+    transport,
+    metrics,
+    logLines,
+    async stop() {
+      await controller.stop();
+      await transport.closeAll();
+    },
+  };
 }
