@@ -15,13 +15,10 @@ import { rootForRealDaemons } from "../testing/support.js";
 import { validateManifests } from "../validation/validate.js";
 import {
   HOSTILE_CASES,
-  type HostileCase,
   type HostileKind,
   caseLabel,
-  dhcpdTree,
+  fileTrees,
   jsonOccurrences,
-  jsonTree,
-  keepalivedTree,
   masksFor,
   withValues,
 } from "./hostile-values.js";
@@ -87,22 +84,6 @@ function render(objects: Obj[]): { files: RenderedFile[]; errors: string[] } {
   const omapiKeys = new Map(set.failoverPeers.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, { name: `omapi-${p.spec.peerName ?? p.metadata.name}`, algorithm: "hmac-sha256" as const, secret: "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=" }]));
   const rendered = renderManifestSet(set, { omapiKeys });
   return { files: rendered.files, errors: [...errors, ...rendered.failures.map((f) => `${f.resource}: ${f.message}`)] };
-}
-
-/** Each file's tree, keyed by host and a masked path (a path may hold a value too). */
-function trees(files: readonly RenderedFile[], cases: readonly HostileCase[], pick: "value" | "benign"): Record<string, unknown> {
-  const masks = masksFor(cases, pick);
-  const out: Record<string, unknown> = {};
-  for (const f of files) {
-    const key = `${f.host} ${masks.reduce((p, [v, l]) => p.split(v).join(l), f.path)}`;
-    out[key] =
-      f.check.kind === "keepalived"
-        ? keepalivedTree(f.content, masks)
-        : f.check.kind === "dhcpd"
-          ? dhcpdTree(f.content, masks)
-          : jsonTree(JSON.parse(f.content), masks);
-  }
-  return out;
 }
 
 /** The string fields of a kind's spec (enums aside), as paths with [] for list items. */
@@ -186,7 +167,7 @@ describe("hostile values in every free-form string (issue 13 item 7)", () => {
     expect(hostile.errors).toEqual([]);
     expect(plain.errors).toEqual([]);
     expect(hostile.files.length).toBe(plain.files.length);
-    expect(trees(hostile.files, [c], "value")).toEqual(trees(plain.files, [c], "benign"));
+    expect(fileTrees(hostile.files, [c], "value")).toEqual(fileTrees(plain.files, [c], "benign"));
     if (c.expect === "dropped") {
       // Not even the name of the key is left: nothing of it reached a file.
       expect(hostile.files.map((f) => f.content).join("\n")).not.toMatch(/__proto__|evil/);

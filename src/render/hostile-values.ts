@@ -7,6 +7,7 @@
 // the controller and reads the daemons' own view back from the lab hosts.
 import { parseDhcpdConf, type ConfStatement } from "../daemons/dhcpd/conf-parser.js";
 import { parseKeepalivedConf, type KaStatement } from "../daemons/keepalived/conf.js";
+import type { RenderedFile } from "./types.js";
 
 export type HostileKind = "HAPair" | "DhcpFailoverPeer" | "KeaHACluster";
 export type HostileDaemon = "keepalived" | "dhcpd" | "kea-dhcp4" | "kea-ctrl-agent";
@@ -349,4 +350,15 @@ export function jsonOccurrences(value: unknown, masks: Masks): string[] {
   };
   visit(value, "");
   return out.sort();
+}
+
+/** Each file's tree by its reader (keepalived, dhcpd or JSON), keyed by host and masked path. */
+export function fileTrees(files: readonly Pick<RenderedFile, "host" | "path" | "content" | "check">[], cases: readonly HostileCase[], pick: "value" | "benign"): Record<string, unknown> {
+  const masks = masksFor(cases, pick);
+  const out: Record<string, unknown> = {};
+  for (const f of files) {
+    out[`${f.host} ${mask(f.path, masks)}`] =
+      f.check.kind === "keepalived" ? keepalivedTree(f.content, masks) : f.check.kind === "dhcpd" ? dhcpdTree(f.content, masks) : jsonTree(JSON.parse(f.content), masks);
+  }
+  return out;
 }

@@ -260,11 +260,13 @@ describe('dhcpd failover across MCLT (issue 13 item 8)', () => {
     console.log(`mclt: on the LAN dhcpd went from startup to normal in ${Math.round(h2.at(-1)!.at - h2[0]!.at)} ms; status saw ${secondarySeq.join(' → ')}`);
   });
 
-  it('over a slow failover link: the same, and status reports the secondary in recover and recover-done on the way to normal', async () => {
+  it('over a slow failover link: the same, and recover lasts long enough to be in status (recover → normal), with recover-done in dhcpd\'s log', async () => {
     const run = await stopPartnerDownRestart(0, 2 * MCLT_S * 1000, true);
     const { secondarySeq } = expectRecovery(run);
-    expect(isSubsequence(['recover', 'recover-done', 'normal'], secondarySeq), secondarySeq.join(' → ')).toBe(true);
+    // recover lasts the whole lease update (1.6 s at 16 kbit/s here); recover-done only one
+    // message exchange (about 0.13 s), shorter than a pass, so status may or may not show it.
+    expect(isSubsequence(['recover', 'normal'], secondarySeq), secondarySeq.join(' → ')).toBe(true);
     const h2 = run.h2.filter((t) => t.at >= run.restarted);
-    console.log(`mclt: over the slow link dhcpd went from startup to normal in ${Math.round(h2.at(-1)!.at - h2[0]!.at)} ms; status saw ${secondarySeq.join(' → ')}`);
+    console.log(`mclt: over the slow link dhcpd went from startup to normal in ${Math.round(h2.at(-1)!.at - h2[0]!.at)} ms (${stints(h2, run.normal).map((s) => `${s.state} ${Math.round(s.ms)} ms`).join(', ')}); status saw ${secondarySeq.join(' → ')}`);
   });
 });
