@@ -182,6 +182,14 @@ describe("hostile values in every free-form string (issue 13 item 7)", () => {
     }
   });
 
+  it.each(KINDS)("%s with every hostile value at once: the files have the structure of the plain twin's", (kind) => {
+    const cases = casesOf(kind);
+    const hostile = render(withValues([...hosts, BASE[kind]], cases, "value"));
+    const plain = render(withValues([...hosts, BASE[kind]], cases, "benign"));
+    expect([...hostile.errors, ...plain.errors]).toEqual([]);
+    expect(fileTrees(hostile.files, cases, "value")).toEqual(fileTrees(plain.files, cases, "benign"));
+  });
+
   it.skipIf(!isRoot).each(KINDS)("%s with every hostile value at once: the daemons' own checkers accept the files", async (kind) => {
     const { files, errors } = render(withValues([...hosts, BASE[kind]], casesOf(kind), "value"));
     expect(errors).toEqual([]);

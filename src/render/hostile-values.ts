@@ -290,18 +290,21 @@ export function withValues(objects: readonly Obj[], cases: readonly HostileCase[
   return copies;
 }
 
-/** Masks: each value (longest first) replaced by its label wherever it occurs in a string. */
+/** Masks: each value (longest first) replaced by its label wherever it occurs in a string; a value two cases share keeps the first label. */
 export type Masks = ReadonlyArray<readonly [string, string]>;
 export function masksFor(cases: readonly HostileCase[], pick: "value" | "benign"): Masks {
-  return cases
-    .flatMap((c) => [
-      ...(typeof c[pick] === "string" ? [[c[pick] as string, `⟨${caseLabel(c)}⟩`] as const] : []),
-      ...(c.derived?.[pick] ?? []).map((d, i) => [d, `⟨${caseLabel(c)} part ${i}⟩`] as const),
-    ])
-    .sort((a, b) => b[0].length - a[0].length);
+  const all = cases.flatMap((c) => [
+    ...(typeof c[pick] === "string" ? [[c[pick] as string, `⟨${caseLabel(c)}⟩`] as const] : []),
+    ...(c.derived?.[pick] ?? []).map((d, i) => [d, `⟨${caseLabel(c)} part ${i}⟩`] as const),
+  ]);
+  return all.filter(([v], i) => all.findIndex(([w]) => w === v) === i).sort((a, b) => b[0].length - a[0].length);
 }
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** One pass, so a label is never masked again (labels may contain values, e.g. "__proto__"). */
 export function mask(text: string, masks: Masks): string {
-  return masks.reduce((t, [value, label]) => t.split(value).join(label), text);
+  if (masks.length === 0) return text;
+  const re = new RegExp(masks.map(([v]) => escapeRe(v)).join("|"), "g");
+  return text.replace(re, (m) => masks.find(([v]) => v === m)![1]);
 }
 
 export interface Tree {
