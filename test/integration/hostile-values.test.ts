@@ -61,6 +61,21 @@ async function onHosts(files: RenderedFile[]): Promise<RenderedFile[]> {
   return Promise.all(files.map(async (f) => ({ ...f, content: await hostFile(f.host, f.path) })));
 }
 
+/**
+ * Kea 2.2's JSON writer escapes each byte of a non-ASCII string as \u00XX, so a UTF-8 string
+ * comes back as one character per byte: turn those bytes back into the string Kea holds.
+ */
+function utf8Strings(value: unknown): unknown {
+  const fix = (s: string) => (/^[\u0000-\u00ff]*$/.test(s) ? Buffer.from(s, 'latin1').toString('utf8') : s);
+  if (Array.isArray(value)) return value.map(utf8Strings);
+  if (value !== null && typeof value === 'object') {
+    const out: Obj = {};
+    for (const [k, v] of Object.entries(value)) Object.defineProperty(out, fix(k), { value: utf8Strings(v), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return typeof value === 'string' ? fix(value) : value;
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ddi-ha-hostile-'));
   kubectl = new Kubectl({ binary: provided.kubectl, kubeconfig: provided.kubeconfigPath, cacheDir: join(dir, 'kube-cache') });
@@ -235,9 +250,9 @@ describe('hostile values through the controller (issue 13 item 7)', () => {
       expect(check.exitCode, check.stdout + check.stderr).toBe(0);
       const reply = JSON.parse(
         await h.run(['curl', '-sS', '-X', 'POST', '-H', 'Content-Type: application/json', '-d', '{"command":"config-get","service":["dhcp4"]}', `http://${h.sshHost}:8000/`]),
-      ) as { result: number; arguments: { Dhcp4: Obj } }[];
-      expect(reply[0]!.result).toBe(0);
-      const running = { Dhcp4: reply[0]!.arguments.Dhcp4 };
+      ) as { result: number; text?: string; arguments: { Dhcp4: Obj } }[];
+      expect(reply[0]!.result, reply[0]!.text).toBe(0);
+      const running = utf8Strings({ Dhcp4: reply[0]!.arguments.Dhcp4 }) as { Dhcp4: Obj };
       const file = JSON.parse(files.find((f) => f.host === hostName && f.check.kind === 'kea-dhcp4')!.content) as Obj;
       const inFile = jsonOccurrences(file, masks);
       const inRunning = jsonOccurrences(running, masks);
