@@ -32,6 +32,8 @@ export interface HostileCase {
   lab: boolean;
   /** What the structure check expects: the value kept in place of the benign one, or dropped before rendering. */
   expect: "kept" | "dropped";
+  /** The refused values pass admission (no CEL can express the rule) and the operator refuses them (Stalled, nothing applied). */
+  refusedByOperatorOnly?: true;
   /** Parts the renderer takes from the value (a directory, a host and port), masked like the value itself. */
   derived?: { value: string[]; benign: string[] };
 }
@@ -234,6 +236,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     set: (o, v) => defineOwn(userContext(o), v as string, "k"),
     daemon: "kea-dhcp4",
     refused: ['"}, "hooks-libraries": [{"library": "/tmp/evil-key.so"}], "y": {"', "a\\b", "a\nb", "a\u0001b"],
+    refusedByOperatorOnly: true,
     lab: true,
     expect: "kept",
   },
