@@ -16,6 +16,7 @@ import type { SshTransport } from "../ssh/index.js";
 import { isTrue, setCondition } from "../status/index.js";
 import { transitionEvents } from "../status/transition-events.js";
 import { validateManifests } from "../validation/validate.js";
+import { invalidSpecLines, invalidSpecStatus } from "./invalid-spec-status.js";
 import {
   type AbandonedHost,
   CLEANUP_FINALIZER,
@@ -325,6 +326,10 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   // neither applied nor observed again; nor is a host that just went.
   const focus = [...set.hosts.values(), ...set.haPairs, ...set.keaClusters, ...set.failoverPeers].find((r) => keyOf(r) === key);
   if (!focus || (focus.kind === "HAPair" && deleting(focus)) || gone.has(key)) {
+    // Admitted, but refused by the operator's own validation: say so, or the old status would stand.
+    const item = focus ? undefined : items.find(isFocus);
+    const refused = item && !item.metadata.deletionTimestamp ? invalidSpecLines(item, problems) : [];
+    if (item && refused.length > 0) await writeStatus(item, invalidSpecStatus(item, refused, now()));
     return { exists: true, errors, waiting: conflicts, statusesWritten };
   }
   const own = focus.kind === "DDIHost" ? { ...withOnly(set, focus), haPairs: [] } : withOnly(set, focus);
