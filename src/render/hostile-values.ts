@@ -88,6 +88,18 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   ),
   {
     kind: "HAPair",
+    field: "spec.instanceName",
+    why: "a leading '-', dots and keepalived keywords (what `ddi-ha import` keeps from a running config): the vrrp_instance name, with _v6 appended for the IPv6 VIP",
+    value: "-include.vrrp_instance.global_defs-0",
+    benign: "plain_instance",
+    set: (o, v) => void (at(o, "spec").instanceName = v),
+    daemon: "keepalived",
+    refused: ["a b", "a}b", "a{b", ".x", "a#b", "a!b", "$X", "x\ny", "a/b"],
+    lab: false,
+    expect: "kept",
+  },
+  {
+    kind: "HAPair",
     field: "spec.authPass",
     why: "8 characters starting with '-', a keyword: the word after auth_pass",
     value: "-include",
