@@ -20,6 +20,7 @@ import { jittered } from "./backoff.js";
 import { KubeClient, kubeErrorMessage } from "./kube-client.js";
 import { ControllerMetrics, type ReconcileResultLabel } from "./metrics.js";
 import { hostNamesOfItem, reconcileObject } from "./reconcile-object.js";
+import { SecretReads } from "./secret-reads.js";
 import { ResourceWatcher } from "./watcher.js";
 import { type WorkResult, WorkQueue } from "./work-queue.js";
 
@@ -106,7 +107,7 @@ export class Controller {
   private readonly queue: WorkQueue;
   private readonly memory = newPassMemory();
   private readonly secretCache = new Map<string, KubeItem>();
-  private readonly secretReads = new Map<string, { at: number; secret: Promise<KubeItem | undefined> }>();
+  private readonly secretReads: SecretReads;
   /** The validated set of each namespace (no Secrets), rebuilt after a watch change: probe requests come from it. */
   private readonly namespaceSets = new Map<string, ManifestSet>();
   /** The last status computed for each object, for the namespace's gauges. */
@@ -125,6 +126,7 @@ export class Controller {
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.log = options.log.child({ controller: CONTROLLER_NAME });
+    this.secretReads = new SecretReads({ read: (ns, name) => this.client.readSecret(ns, name), ttlMs: SECRET_TTL_MS, log: this.log });
     this.queue = new WorkQueue({
       workers: options.workers ?? DEFAULT_WORKERS,
       handle: (key) => this.reconcile(key),
@@ -142,6 +144,7 @@ export class Controller {
           log: this.log,
           ...(options.livenessTimeoutMs ? { livenessTimeoutMs: options.livenessTimeoutMs } : {}),
           onChange: (item, type, previous) => this.onChange(item, type, previous),
+          onRestart: this.metrics.forWatcher(kind),
           onSynced: () => {
             if (this.ready) {
               this.log.info("every kind listed: reconciling");
@@ -226,16 +229,6 @@ export class Controller {
     return set;
   }
 
-  private readSecret(namespace: string, name: string): Promise<KubeItem | undefined> {
-    const key = `${namespace}/${name}`;
-    const cached = this.secretReads.get(key);
-    if (cached && Date.now() - cached.at < SECRET_TTL_MS) return cached.secret;
-    const secret = this.client.readSecret(namespace, name);
-    this.secretReads.set(key, { at: Date.now(), secret });
-    secret.catch(() => this.secretReads.delete(key));
-    return secret;
-  }
-
   /** The probe a pass of `key` uses for `host`: a DDIHost's own pass takes a new one, the others reuse it. */
   private probeFor(key: string, host: DDIHost, sessionOf: SessionProvider): Promise<ReturnType<typeof probeHost> extends Promise<infer P> ? P : never> {
     const ownHostPass = key === kubeItemKey(host);
@@ -309,7 +302,7 @@ export class Controller {
         objectsIn: (ns) => this.objectsIn(ns),
         memory: this.memory,
         canWrite: () => this.leading && !this.stopped,
-        readSecret: (ns, n) => this.readSecret(ns, n),
+        readSecret: (ns, n) => this.secretReads.read(ns, n),
         probeOf: (host, sessionOf) => this.probeFor(key, host, sessionOf),
         onHostApplied: (host) => this.probes.invalidate(hostKeyOf(host)),
         secretCache: this.secretCache,

@@ -334,6 +334,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
     ...(deps.onHostApplied ? { onHostApplied: (host: DDIHost) => deps.onHostApplied!(host) } : {}),
   });
   for (const { resource, outcome } of result.applied.values()) {
+    deps.metrics.recordApplies(resource.kind, outcome);
     const changed = (outcome.results ?? []).filter((r) => r.changed.length > 0 || r.removed.length > 0).map((r) => r.host);
     if (outcome.drift && outcome.drift.differing.length > 0) {
       drift = { differing: outcome.drift.differing, corrected: outcome.drift.policy === "Correct" && (outcome.results ?? []).length > 0 && (outcome.results ?? []).every((r) => r.ok) };

@@ -1,6 +1,7 @@
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { KubeClient } from "./kube-client.js";
+import { isApiUnreachable } from "./kube-client.js";
 import { ResourceWatcher } from "./watcher.js";
 
 type Callback = (type: string, object: unknown) => void;
@@ -65,6 +66,55 @@ describe("ResourceWatcher", () => {
     w.stop();
     // 410 → list again at once; then clean ends resume from the bookmark's resourceVersion.
     expect(calls.slice(0, 5)).toEqual(["list", "watch rv=101", "list", "watch rv=102", "watch rv=202"]);
-    expect(restarts).toEqual(["gone"]);
+    expect(restarts).toEqual(["expired"]);
+  });
+
+  it("an API server that cannot be reached is waited for and the watch resumes from its resourceVersion, no re-list; a 410 then re-lists", async () => {
+    const refused = () => Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6443"), { code: "ECONNREFUSED" }) });
+    const calls: string[] = [];
+    let watches = 0;
+    const client = {
+      list: async () => {
+        calls.push("list");
+        return { items: [], resourceVersion: "100" };
+      },
+      watch: {
+        watch: async (_path: string, params: { resourceVersion: string }, callback: Callback, done: (err: unknown) => void) => {
+          const n = ++watches;
+          calls.push(`watch rv=${params.resourceVersion}`);
+          setTimeout(() => {
+            // 1: a bookmark, then the server goes away; 2, 3: refused; 4: back, with a fresh cache: 410.
+            if (n === 1) callback("BOOKMARK", { metadata: { resourceVersion: "150" } });
+            if (n === 4) callback("ERROR", { kind: "Status", code: 410, message: "too old resource version: 150 (211)" });
+            done(n === 1 ? Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" }) : n <= 3 ? refused() : null);
+          }, 10);
+          return new AbortController();
+        },
+      },
+    };
+    const restarts: string[] = [];
+    const w = new ResourceWatcher({ client: client as unknown as KubeClient, kind: "HAPair", log: pino({ level: "silent" }), onChange: () => {}, onRestart: (r) => restarts.push(r) });
+    w.start();
+    // 10 ms, then 1 s (the bookmark reset the failures), 2 s, 4 s of backoff.
+    await vi.advanceTimersByTimeAsync(7_100);
+    w.stop();
+    expect(calls.slice(0, 6)).toEqual(["list", "watch rv=100", "watch rv=150", "watch rv=150", "watch rv=150", "list"]);
+    expect(restarts).toEqual(["unreachable", "unreachable", "unreachable", "expired"]);
+  });
+});
+
+describe("isApiUnreachable", () => {
+  it("is true for a refused or broken connection and 429/503, false for answers about the request", () => {
+    const cause = (code: string) => Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error(code), { code }) });
+    expect(isApiUnreachable(cause("ECONNREFUSED"))).toBe(true);
+    expect(isApiUnreachable(cause("ECONNRESET"))).toBe(true);
+    expect(isApiUnreachable(Object.assign(new Error("terminated"), { cause: cause("UND_ERR_SOCKET") }))).toBe(true);
+    expect(isApiUnreachable(Object.assign(new Error("Too Many Requests"), { statusCode: 429 }))).toBe(true);
+    expect(isApiUnreachable(Object.assign(new Error("Service Unavailable"), { statusCode: 503 }))).toBe(true);
+    expect(isApiUnreachable(Object.assign(new Error("Forbidden"), { statusCode: 403 }))).toBe(false);
+    expect(isApiUnreachable(Object.assign(new Error("Internal Server Error"), { statusCode: 500 }))).toBe(false);
+    expect(isApiUnreachable(cause("ENOTFOUND"))).toBe(false);
+    expect(isApiUnreachable(new Error("some parse error"))).toBe(false);
+    expect(isApiUnreachable(undefined)).toBe(false);
   });
 });
