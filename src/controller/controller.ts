@@ -305,6 +305,7 @@ export class Controller {
         readSecret: (ns, n) => this.secretReads.read(ns, n),
         probeOf: (host, sessionOf) => this.probeFor(key, host, sessionOf),
         onHostApplied: (host) => this.probes.invalidate(hostKeyOf(host)),
+        onWritten: (item) => this.watchers.find((w) => w.kind === item.kind)?.noteWrite(item),
         secretCache: this.secretCache,
         metrics: this.metrics,
         log,

@@ -39,6 +39,8 @@ export interface ObjectReconcilerDeps {
   readSecret(namespace: string, name: string): Promise<KubeItem | undefined>;
   /** The host's probe for this pass: the controller's shared cache decides whether to take a new one. */
   probeOf(host: DDIHost, sessionOf: SessionProvider): Promise<HostProbe>;
+  /** The API server's answer to a write of this pass (status, finalizers): the caches take it at once. */
+  onWritten?(item: KubeItem): void;
   /** An apply touched the host: its next probe must be fresh. */
   onHostApplied?(host: DDIHost): void;
   /** False on a follower (leader election): nothing is written, neither to hosts nor to the API. */
@@ -156,6 +158,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
     }
     try {
       const updated = await client.setFinalizers(item, finalizers);
+      deps.onWritten?.(updated);
       log.debug({ kind: item.kind, name: item.metadata.name }, what);
       return withMetadata(item, updated);
     } catch (err) {
@@ -205,6 +208,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
       if (!patch || !mayWrite()) return undefined;
       try {
         const written = await client.patchStatus(current, patch);
+        deps.onWritten?.(written);
         statusesWritten++;
         return written;
       } catch (err) {

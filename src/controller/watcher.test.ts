@@ -101,7 +101,26 @@ describe("ResourceWatcher", () => {
     expect(calls.slice(0, 6)).toEqual(["list", "watch rv=100", "watch rv=150", "watch rv=150", "watch rv=150", "list"]);
     expect(restarts).toEqual(["unreachable", "unreachable", "unreachable", "expired"]);
   });
+
+  it("noteWrite: the cache takes our own write at once, without an onChange; an object it does not have is left out", async () => {
+    const item = (rv: string, status: object) => ({ kind: "HAPair", metadata: { namespace: "ns", name: "p", resourceVersion: rv, generation: 2 }, status });
+    const client = {
+      list: async () => ({ items: [item("10", { observedGeneration: 1 })], resourceVersion: "10" }),
+      watch: { watch: async () => new AbortController() },
+    };
+    const changes: string[] = [];
+    const w = new ResourceWatcher({ client: client as unknown as KubeClient, kind: "HAPair", log: pino({ level: "silent" }), onChange: (i, type) => changes.push(`${type} ${i.metadata.resourceVersion}`) });
+    w.start();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(changes).toEqual(["added 10"]);
+    w.noteWrite(item("11", { observedGeneration: 2 }));
+    w.noteWrite({ kind: "HAPair", metadata: { namespace: "ns", name: "deleted-meanwhile", resourceVersion: "12" } });
+    w.stop();
+    expect(w.list().map((i) => [i.metadata.name, i.metadata.resourceVersion, i.status])).toEqual([["p", "11", { observedGeneration: 2 }]]);
+    expect(changes).toEqual(["added 10"]);
+  });
 });
+
 
 describe("isApiUnreachable", () => {
   it("is true for a refused or broken connection and 429/503, false for answers about the request", () => {

@@ -76,6 +76,19 @@ export class ResourceWatcher {
     return namespace === undefined ? all : all.filter((i) => i.metadata.namespace === namespace);
   }
 
+  /**
+   * An object this process just wrote, as the API server answered the write: the cache takes it
+   * at once. Otherwise a pass queued meanwhile would run on the copy from before our own write
+   * (its watch event a few ms behind) and, seeing no status for the new generation, apply the
+   * same spec again. Only over an object the cache has (a deletion is not undone here); no
+   * onChange: the watch event of the same write follows and finds nothing new.
+   */
+  noteWrite(item: KubeItem): void {
+    const key = cacheKey(item);
+    if (this.stopped || !this.cache.has(key)) return;
+    this.cache.set(key, { ...item, kind: item.kind ?? this.kind });
+  }
+
   start(): void {
     this.stopped = false;
     const period = Math.max(1_000, Math.floor(this.livenessTimeoutMs / 4));
