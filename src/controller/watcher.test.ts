@@ -119,8 +119,32 @@ describe("ResourceWatcher", () => {
     expect(w.list().map((i) => [i.metadata.name, i.metadata.resourceVersion, i.status])).toEqual([["p", "11", { observedGeneration: 2 }]]);
     expect(changes).toEqual(["added 10"]);
   });
-});
 
+  it("a watch that stayed up longer than the longest backoff starts the backoff over, although its kind had no event", async () => {
+    const refused = () => Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("refused"), { code: "ECONNREFUSED" }) });
+    const calls: number[] = [];
+    let watches = 0;
+    const start = Date.now();
+    const client = {
+      list: async () => ({ items: [], resourceVersion: "100" }),
+      watch: {
+        watch: async (_path: string, _params: unknown, _callback: Callback, done: (err: unknown) => void) => {
+          const n = ++watches;
+          calls.push(Math.round((Date.now() - start) / 1000));
+          // 1-6: refused at once (backoff climbs to 30 s); 7: up for 60 s, then the server goes away; 8: refused.
+          setTimeout(() => done(refused()), n === 7 ? 60_000 : 10);
+          return new AbortController();
+        },
+      },
+    };
+    const w = new ResourceWatcher({ client: client as unknown as KubeClient, kind: "KeaHACluster", log: pino({ level: "silent" }), onChange: () => {}, livenessTimeoutMs: 3_600_000 });
+    w.start();
+    await vi.advanceTimersByTimeAsync(125_000);
+    w.stop();
+    // 0, +1, +2, +4, +8, +16, +30 (up 60 s), then +1 s: not +30 again.
+    expect(calls.slice(0, 9)).toEqual([0, 1, 3, 7, 15, 31, 61, 122, 124]);
+  });
+});
 
 describe("isApiUnreachable", () => {
   it("is true for a refused or broken connection and 429/503, false for answers about the request", () => {

@@ -47,6 +47,8 @@ export class ResourceWatcher {
   private abort: AbortController | undefined;
   private stopped = false;
   private failures = 0;
+  /** When the current watch was asked for. */
+  private watchStartedAt = 0;
   private lastActivity = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -128,6 +130,9 @@ export class ResourceWatcher {
   }
 
   private failed(err: unknown, during: "list" | "watch"): void {
+    // A watch that stayed up longer than the longest backoff was healthy, event or not: a quiet
+    // kind (no objects, no bookmark yet) must not inherit the backoff of an outage long past.
+    if (during === "watch" && Date.now() - this.watchStartedAt >= WATCH_RESTART_BACKOFF.maxMs) this.failures = 0;
     const delay = backoffDelay(WATCH_RESTART_BACKOFF, this.failures++);
     // A watch whose API server went away (restarted, say) resumes from where it was: after an
     // outage, every watcher of every controller re-listing at once is the burst to avoid.
@@ -181,6 +186,7 @@ export class ResourceWatcher {
     // The server ends the watch after timeoutSeconds (spread so watchers do not reconnect at once).
     const timeoutSeconds = 240 + Math.floor(Math.random() * 120);
     this.watchError = undefined;
+    this.watchStartedAt = Date.now();
     try {
       const abort = await this.options.client.watch.watch(
         path,
