@@ -103,7 +103,7 @@ describe("ResourceWatcher", () => {
   });
 
   it("noteWrite: the cache takes our own write at once, without an onChange; an object it does not have is left out", async () => {
-    const item = (rv: string, status: object) => ({ kind: "HAPair", metadata: { namespace: "ns", name: "p", resourceVersion: rv, generation: 2 }, status });
+    const item = (rv: string, status: Record<string, unknown>) => ({ apiVersion: "ddi-ha.io/v1alpha1", kind: "HAPair", metadata: { namespace: "ns", name: "p", resourceVersion: rv, generation: 2 }, status });
     const client = {
       list: async () => ({ items: [item("10", { observedGeneration: 1 })], resourceVersion: "10" }),
       watch: { watch: async () => new AbortController() },
@@ -114,7 +114,7 @@ describe("ResourceWatcher", () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(changes).toEqual(["added 10"]);
     w.noteWrite(item("11", { observedGeneration: 2 }));
-    w.noteWrite({ kind: "HAPair", metadata: { namespace: "ns", name: "deleted-meanwhile", resourceVersion: "12" } });
+    w.noteWrite({ apiVersion: "ddi-ha.io/v1alpha1", kind: "HAPair", metadata: { namespace: "ns", name: "deleted-meanwhile", resourceVersion: "12" } });
     w.stop();
     expect(w.list().map((i) => [i.metadata.name, i.metadata.resourceVersion, i.status])).toEqual([["p", "11", { observedGeneration: 2 }]]);
     expect(changes).toEqual(["added 10"]);
