@@ -121,30 +121,45 @@ describe("ResourceWatcher", () => {
   });
 
   it("a watch that stayed up longer than the longest backoff starts the backoff over, although its kind had no event", async () => {
-    const refused = () => Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("refused"), { code: "ECONNREFUSED" }) });
-    const calls: number[] = [];
-    let watches = 0;
-    const start = Date.now();
-    const client = {
-      list: async () => ({ items: [], resourceVersion: "100" }),
-      watch: {
-        watch: async (_path: string, _params: unknown, _callback: Callback, done: (err: unknown) => void) => {
-          const n = ++watches;
-          calls.push(Math.round((Date.now() - start) / 1000));
-          // 1-6: refused at once (backoff climbs to 30 s); 7: up for 60 s, then the server goes away; 8: refused.
-          setTimeout(() => done(refused()), n === 7 ? 60_000 : 10);
-          return new AbortController();
-        },
-      },
-    };
-    const w = new ResourceWatcher({ client: client as unknown as KubeClient, kind: "KeaHACluster", log: pino({ level: "silent" }), onChange: () => {}, livenessTimeoutMs: 3_600_000 });
-    w.start();
-    await vi.advanceTimersByTimeAsync(125_000);
-    w.stop();
+    // 1-6: refused at once (backoff climbs to 30 s); 7: up for 60 s, then the server goes away; 8: refused.
+    const calls = await watchAttemptTimes((n) => ({ err: refused(), afterMs: n === 7 ? 60_000 : 10 }), 125_000);
     // 0, +1, +2, +4, +8, +16, +30 (up 60 s), then +1 s: not +30 again.
     expect(calls.slice(0, 9)).toEqual([0, 1, 3, 7, 15, 31, 61, 122, 124]);
   });
+
+  it("the first answer after an outage (503, 429 while a restarted API server warms up) starts the backoff over", async () => {
+    const answer = (statusCode: number) => Object.assign(new Error(`HTTP ${statusCode}`), { statusCode });
+    // 1-5: refused; 6: 503; 7, 8: 429; then refused again.
+    const calls = await watchAttemptTimes((n) => ({ err: n <= 5 || n > 8 ? refused() : answer(n === 6 ? 503 : 429), afterMs: 10 }), 40_000);
+    // Refused at 0, 1, 3, 7, 15 s (+16); the 503 at 31 s starts over: +1, +2 (429s), +4 (refused again).
+    expect(calls.slice(0, 9)).toEqual([0, 1, 3, 7, 15, 31, 32, 34, 38]);
+  });
 });
+
+const refused = () => Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("refused"), { code: "ECONNREFUSED" }) });
+
+/** The seconds at which a watcher of an empty kind asked for its watch, each attempt ending as `outcome` says, over `forMs`. */
+async function watchAttemptTimes(outcome: (attempt: number) => { err: unknown; afterMs: number }, forMs: number): Promise<number[]> {
+  const calls: number[] = [];
+  let watches = 0;
+  const start = Date.now();
+  const client = {
+    list: async () => ({ items: [], resourceVersion: "100" }),
+    watch: {
+      watch: async (_path: string, _params: unknown, _callback: Callback, done: (err: unknown) => void) => {
+        calls.push(Math.round((Date.now() - start) / 1000));
+        const { err, afterMs } = outcome(++watches);
+        setTimeout(() => done(err), afterMs);
+        return new AbortController();
+      },
+    },
+  };
+  const w = new ResourceWatcher({ client: client as unknown as KubeClient, kind: "KeaHACluster", log: pino({ level: "silent" }), onChange: () => {}, livenessTimeoutMs: 3_600_000 });
+  w.start();
+  await vi.advanceTimersByTimeAsync(forMs);
+  w.stop();
+  return calls;
+}
 
 describe("isApiUnreachable", () => {
   it("is true for a refused or broken connection and 429/503, false for answers about the request", () => {

@@ -47,6 +47,8 @@ export class ResourceWatcher {
   private abort: AbortController | undefined;
   private stopped = false;
   private failures = 0;
+  /** The last failure had no answer from the API server (refused, reset): it was away. */
+  private lastFailureUnanswered = false;
   /** When the current watch was asked for. */
   private watchStartedAt = 0;
   private lastActivity = Date.now();
@@ -133,6 +135,11 @@ export class ResourceWatcher {
     // A watch that stayed up longer than the longest backoff was healthy, event or not: a quiet
     // kind (no objects, no bookmark yet) must not inherit the backoff of an outage long past.
     if (during === "watch" && Date.now() - this.watchStartedAt >= WATCH_RESTART_BACKOFF.maxMs) this.failures = 0;
+    // The first answer after an outage (a restarted API server says 503, then 429 until its watch
+    // cache is ready) starts the backoff over: the outage's backoff would only add to the wait.
+    const answered = statusCodeOf(err) !== undefined;
+    if (answered && this.lastFailureUnanswered) this.failures = 0;
+    this.lastFailureUnanswered = !answered;
     const delay = backoffDelay(WATCH_RESTART_BACKOFF, this.failures++);
     // A watch whose API server went away (restarted, say) resumes from where it was: after an
     // outage, every watcher of every controller re-listing at once is the burst to avoid.

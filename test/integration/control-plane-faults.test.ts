@@ -168,7 +168,7 @@ describe('kube-apiserver stopped and started again under a running controller', 
     await observed(generation, 'the edit made before the stop to be applied and observed');
     console.log(
       `edit before stop: apiserver stopped in ${stopMs} ms, started in ${startMs} ms; priorities on the hosts when it came back: ${onHostsAtStart.join('/')}` +
-        ` (${onHostsAtStart[0] === 160 ? 'applied during the outage' : 'not yet applied'}); observed ${Date.now() - t0} ms after the start`,
+        ` (${onHostsAtStart[0] === 160 ? 'applied before or during the outage' : 'not applied yet'}); observed ${Date.now() - t0} ms after the start`,
     );
     expect([await priorityOn(0), await priorityOn(1)]).toEqual([160, 105]);
     const after = await applies();
@@ -176,7 +176,7 @@ describe('kube-apiserver stopped and started again under a running controller', 
     // again and finds everything in place (unchanged): nothing is written twice.
     expect(after.changed - before.changed).toBe(2);
     expect(after.failed).toBe(before.failed);
-    console.log(`edit before stop: applies changed +${after.changed - before.changed}, unchanged +${after.unchanged - before.unchanged} (retries of the pass whose status write failed)`);
+    console.log(`edit before stop: applies changed +${after.changed - before.changed}, unchanged +${after.unchanged - before.unchanged} (a retry of a pass whose status write failed)`);
   });
 
   it('a failover during a 30 s outage: observed throughout (the last Secret copy), status written once the API is back, no applies from the re-list; an edit right after applies once', async () => {
