@@ -179,6 +179,27 @@ describe('kube-apiserver stopped and started again under a running controller', 
     console.log(`edit before stop: applies changed +${after.changed - before.changed}, unchanged +${after.unchanged - before.unchanged} (a retry of a pass whose status write failed)`);
   });
 
+  it('an edit made as soon as the API server is back, while the controller\'s watches still wait to reconnect, is applied once', async () => {
+    const before = await applies();
+    await restartApiserver(15_000);
+    const editedAt = Date.now();
+    const generation = await setPriorities(165, 108);
+    // Where the controller's HAPair watch was at the edit, from its own log (for the record: on a
+    // fast machine a retry may already have hit the API server while it warmed up).
+    const retry = logLines
+      .map((l) => JSON.parse(l) as { time: number; kind?: string; msg: string; retryInMs?: number })
+      .filter((l) => l.kind === 'HAPair' && l.msg === 'watch failed: retrying' && l.time <= editedAt)
+      .at(-1);
+    const waitingMs = retry ? retry.time + retry.retryInMs! - editedAt : undefined;
+    const t0 = Date.now();
+    await observed(generation, 'the edit made right after the restart to be applied and observed');
+    console.log(`edit at restart: the HAPair watch's next attempt was ${waitingMs ?? '?'} ms after the edit; observed ${Date.now() - t0} ms after it`);
+    expect([await priorityOn(0), await priorityOn(1)]).toEqual([165, 108]);
+    const after = await applies();
+    expect(after.changed - before.changed).toBe(2);
+    expect(after.failed).toBe(before.failed);
+  });
+
   it('a failover during a 30 s outage: observed throughout (the last Secret copy), status written once the API is back, no applies from the re-list; an edit right after applies once', async () => {
     const before = await applies();
     const errorsBefore = await reconcileErrors();
