@@ -22,7 +22,6 @@ export type WatchEventType = "added" | "modified" | "deleted";
  */
 export type WatchRestartReason = "expired" | "error" | "unreachable" | "silent";
 
-
 export interface ResourceWatcherOptions {
   client: KubeClient;
   kind: string;
@@ -246,7 +245,9 @@ export class ResourceWatcher {
     if (code === 410 || (!err && !watchError && this.resourceVersion === "")) {
       this.restart("expired", 0);
     } else if (watchError && !err) {
-      this.failed(new Error(`watch ERROR event${watchError.code ? ` ${watchError.code}` : ""}: ${watchError.message ?? watchError.reason ?? "no message"}`), "watch");
+      // An ERROR event is an answer of the API server: its code goes with it (see failed()).
+      const error = new Error(`watch ERROR event${watchError.code ? ` ${watchError.code}` : ""}: ${watchError.message ?? watchError.reason ?? "no message"}`);
+      this.failed(watchError.code ? Object.assign(error, { statusCode: watchError.code }) : error, "watch");
     } else if (err && !timedOut) {
       this.failed(err, "watch");
     } else {
