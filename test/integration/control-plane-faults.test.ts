@@ -203,6 +203,7 @@ describe('kube-apiserver stopped and started again under a running controller', 
   it('a failover during a 30 s outage: observed throughout (the last Secret copy), status written once the API is back, no applies from the re-list; an edit right after applies once', async () => {
     const before = await applies();
     const errorsBefore = await reconcileErrors();
+    const resumedBefore = await restarts('unreachable');
     const failoverCount = (await getJson(`hap/${PAIR}`)).status?.failoverCount ?? 0;
     const generation = (await getJson(`hap/${PAIR}`)).metadata.generation;
     expect(await holdsVip(0)).toBe(true);
@@ -233,8 +234,8 @@ describe('kube-apiserver stopped and started again under a running controller', 
     expect(hap.status?.failoverCount).toBe(failoverCount + 1);
     expect(hap.metadata.generation).toBe(generation);
     // Every watcher came back (the watch resumed, or re-listed after a 410) and nothing was applied.
-    const unreachable = await restarts('unreachable');
-    for (const kind of KINDS) expect(unreachable[kind], kind).toBeGreaterThan(0);
+    const resumed = await restarts('unreachable');
+    for (const kind of KINDS) expect(resumed[kind], kind).toBeGreaterThan(resumedBefore[kind] ?? 0);
     await sleep(2 * RESYNC_MS);
     expect(await applies()).toEqual(before);
 
