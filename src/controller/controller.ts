@@ -23,6 +23,7 @@ import { EventRecorder, KubeEventSink } from "./events.js";
 import { KubeClient, kubeErrorMessage } from "./kube-client.js";
 import { ControllerMetrics, type ReconcileResultLabel } from "./metrics.js";
 import { hostNamesOfItem, reconcileObject } from "./reconcile-object.js";
+import { SecretReads } from "./secret-reads.js";
 import { ResourceWatcher } from "./watcher.js";
 import { type WorkResult, WorkQueue } from "./work-queue.js";
 
@@ -124,7 +125,7 @@ export class Controller {
   private readonly queue: WorkQueue;
   private readonly memory = newPassMemory();
   private readonly secretCache = new Map<string, KubeItem>();
-  private readonly secretReads = new Map<string, { at: number; secret: Promise<KubeItem | undefined> }>();
+  private readonly secretReads: SecretReads;
   /** The validated set of each namespace (no Secrets), rebuilt after a watch change: probe requests come from it. */
   private readonly namespaceSets = new Map<string, ManifestSet>();
   /** The last status computed for each object, for the namespace's gauges. */
@@ -148,6 +149,7 @@ export class Controller {
     this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.log = options.log.child({ controller: CONTROLLER_NAME });
     this.events = new EventRecorder({ sink: new KubeEventSink(options.kubeConfig), reportingInstance: options.identity ?? hostname(), log: this.log, registry: this.metrics.registry });
+    this.secretReads = new SecretReads({ read: (ns, name) => this.client.readSecret(ns, name), ttlMs: SECRET_TTL_MS, log: this.log });
     this.queue = new WorkQueue({
       workers: options.workers ?? DEFAULT_WORKERS,
       handle: (key) => this.reconcile(key),
@@ -165,6 +167,7 @@ export class Controller {
           log: this.log,
           ...(options.livenessTimeoutMs ? { livenessTimeoutMs: options.livenessTimeoutMs } : {}),
           onChange: (item, type, previous) => this.onChange(item, type, previous),
+          onRestart: this.metrics.forWatcher(kind),
           onSynced: () => {
             if (this.ready) {
               this.log.info("every kind listed: reconciling");
@@ -249,16 +252,6 @@ export class Controller {
       this.namespaceSets.set(namespace, set);
     }
     return set;
-  }
-
-  private readSecret(namespace: string, name: string): Promise<KubeItem | undefined> {
-    const key = `${namespace}/${name}`;
-    const cached = this.secretReads.get(key);
-    if (cached && Date.now() - cached.at < SECRET_TTL_MS) return cached.secret;
-    const secret = this.client.readSecret(namespace, name);
-    this.secretReads.set(key, { at: Date.now(), secret });
-    secret.catch(() => this.secretReads.delete(key));
-    return secret;
   }
 
   /** The probe a pass of `key` uses for `host`: a DDIHost's own pass takes a new one, the others reuse it. */
@@ -346,9 +339,10 @@ export class Controller {
         objectsIn: (ns) => this.objectsIn(ns),
         memory: this.memory,
         canWrite: () => this.leading && !this.stopped,
-        readSecret: (ns, n) => this.readSecret(ns, n),
+        readSecret: (ns, n) => this.secretReads.read(ns, n),
         probeOf: (host, sessionOf) => this.probeFor(key, host, sessionOf),
         onHostApplied: (host) => this.probes.invalidate(hostKeyOf(host)),
+        onWritten: (item) => this.watchers.find((w) => w.kind === item.kind)?.noteWrite(item),
         secretCache: this.secretCache,
         metrics: this.metrics,
         events: this.events,

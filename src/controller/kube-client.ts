@@ -36,6 +36,24 @@ export function statusCodeOf(err: unknown): number | undefined {
   return typeof e?.code === "number" ? e.code : undefined;
 }
 
+/** Error codes of a connection to the API server that failed or broke (Node, undici). */
+const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_CLOSED"]);
+
+/**
+ * True when `err` says the API server was not there to answer (a refused or broken connection,
+ * undici's "fetch failed" around one) or asked to be left alone (429, 503): nothing about the
+ * request is wrong, so a watch can resume from its resourceVersion once the server is back and a
+ * read can make do with its last answer meanwhile (ADR 0026).
+ */
+export function isApiUnreachable(err: unknown): boolean {
+  const status = statusCodeOf(err);
+  if (status !== undefined) return status === 429 || status === 503;
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === "string" && UNREACHABLE_CODES.has(e.code)) return true;
+  }
+  return false;
+}
+
 /**
  * One line for a log or a status message. client-node's ApiException message carries every
  * response header; the API server's Status message is what says what went wrong.

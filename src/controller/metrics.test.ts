@@ -218,3 +218,35 @@ describe("ControllerMetrics", () => {
     expect(await series(m, "ddi_ha_host_ntp_synchronized")).toEqual([]);
   });
 });
+
+describe("ddi_ha_applies_total and ddi_ha_watch_restarts_total", () => {
+  it("counts one apply per host by what it did; drift checks and refused specs are not applies", async () => {
+    const m = new ControllerMetrics();
+    expect(await series(m, "ddi_ha_applies_total")).toContain('{kind="HAPair",result="changed"} 0');
+    const written = { ...ok("h1"), changed: ["/etc/keepalived/keepalived.conf"] };
+    const removed = { ...ok("h2"), removed: ["/etc/keepalived/conf.d/ddi-ha-old.conf"] };
+    const rolledBack = { ...ok("h3"), ok: false, changed: ["/etc/keepalived/keepalived.conf"] };
+    m.recordApplies("HAPair", { results: [written, removed, ok("h4"), rolledBack], errors: [{ host: "h5", message: "connect ECONNREFUSED" }] });
+    // Not applies: a drift check that could not read a host, a spec refused before any host.
+    m.recordApplies("HAPair", { errors: [{ host: "h1", message: "probe failed" }] });
+    m.recordApplies("HAPair", { specProblems: ["spec.virtualRouterID: taken"] });
+    m.recordApplies("HAPair", { drift: { checkedHosts: ["h1"], differing: [], policy: "Correct" } });
+    const hapair = (await series(m, "ddi_ha_applies_total")).filter((l) => l.includes('"HAPair"'));
+    expect(hapair).toEqual(['{kind="HAPair",result="changed"} 2', '{kind="HAPair",result="failed"} 2', '{kind="HAPair",result="unchanged"} 1']);
+  });
+
+  it("counts watch restarts per kind and reason, every reason starting at 0", async () => {
+    const m = new ControllerMetrics();
+    const restarted = m.forWatcher("HAPair");
+    m.forWatcher("DDIHost");
+    restarted("expired");
+    restarted("unreachable");
+    restarted("unreachable");
+    const lines = await series(m, "ddi_ha_watch_restarts_total");
+    expect(lines).toContain('{kind="HAPair",reason="expired"} 1');
+    expect(lines).toContain('{kind="HAPair",reason="unreachable"} 2');
+    expect(lines).toContain('{kind="HAPair",reason="error"} 0');
+    expect(lines).toContain('{kind="DDIHost",reason="silent"} 0');
+    expect(lines).toHaveLength(8);
+  });
+});

@@ -4,8 +4,28 @@
 import { Counter, Gauge, Histogram, type LabelValues, Registry, collectDefaultMetrics } from "prom-client";
 import type { DDIHostStatus, DhcpFailoverPeerStatus, HAPairStatus, KeaHAClusterStatus } from "../api/index.js";
 import type { ResourceStatus } from "../engine/reconcile-pass.js";
-import { findCondition, isTrue } from "../status/index.js";
+import { type ApplyOutcome, findCondition, isTrue } from "../status/index.js";
+import type { WatchRestartReason } from "./watcher.js";
 import type { WorkQueueMetrics } from "./work-queue.js";
+
+/** One host's apply: files written or removed, all in place already, or failed (rolled back, unreachable). */
+export type ApplyResultLabel = "changed" | "unchanged" | "failed";
+const APPLY_RESULTS: readonly ApplyResultLabel[] = ["changed", "unchanged", "failed"];
+const RELATIONSHIP_KINDS = ["HAPair", "KeaHACluster", "DhcpFailoverPeer"] as const;
+const WATCH_RESTART_REASONS: readonly WatchRestartReason[] = ["expired", "error", "unreachable", "silent"];
+
+/**
+ * One label per host a pass's apply went to. Only an outcome with `results` was an apply: a
+ * drift check that could not read a host has `errors` alone, and a refused spec never left the
+ * controller; neither counts.
+ */
+export function applyResultLabels(outcome: ApplyOutcome): ApplyResultLabel[] {
+  if (outcome.results === undefined) return [];
+  return [
+    ...outcome.results.map((r): ApplyResultLabel => (!r.ok ? "failed" : r.changed.length > 0 || r.removed.length > 0 ? "changed" : "unchanged")),
+    ...(outcome.errors ?? []).map((): ApplyResultLabel => "failed"),
+  ];
+}
 
 export type ReconcileResultLabel = "success" | "requeue" | "error";
 const RESULTS: readonly ReconcileResultLabel[] = ["success", "requeue", "error"];
@@ -140,6 +160,8 @@ export class ControllerMetrics {
   readonly workqueueRetries: Counter<"name">;
   /** 1 while this process leads (always 1 without leader election), 0 while it follows. */
   readonly leader: Gauge<"identity">;
+  readonly applies: Counter<"kind" | "result">;
+  readonly watchRestarts: Counter<"kind" | "reason">;
   readonly status: StatusGauges;
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -168,6 +190,19 @@ export class ControllerMetrics {
       name: "ddi_ha_leader",
       help: "1 while this controller process holds the leader Lease and may write to hosts and status; 0 while it follows.",
       labelNames: ["identity"],
+      registers,
+    });
+    this.applies = new Counter({
+      name: "ddi_ha_applies_total",
+      help: "Applies of a relationship to one of its hosts, by kind and result: changed (files written or removed, daemons reloaded), unchanged (everything was in place: nothing touched), failed. A quiet controller adds nothing here; a resync, a re-list or an API server restart must not either.",
+      labelNames: ["kind", "result"],
+      registers,
+    });
+    for (const kind of RELATIONSHIP_KINDS) for (const result of APPLY_RESULTS) this.applies.inc({ kind, result }, 0);
+    this.watchRestarts = new Counter({
+      name: "ddi_ha_watch_restarts_total",
+      help: "Watches of a kind started again, by reason: expired (410 Gone, e.g. after an etcd compaction: listed again), error (listed again after a backoff), unreachable (API server away: the watch resumed from its resourceVersion after a backoff), silent (no event for too long: listed again).",
+      labelNames: ["kind", "reason"],
       registers,
     });
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly (L | "namespace")[]) => new NamespacedGauge<L>({ name, help, labelNames }, registers);
@@ -239,6 +274,17 @@ export class ControllerMetrics {
       retried: () => this.workqueueRetries.inc({ name }),
       depth: (n) => this.workqueueDepth.set({ name }, n),
     };
+  }
+
+  /** Counts what a pass's apply of one relationship did on each of its hosts. */
+  recordApplies(kind: string, outcome: ApplyOutcome): void {
+    for (const result of applyResultLabels(outcome)) this.applies.inc({ kind, result });
+  }
+
+  /** The watcher of `kind`'s restart callback; its series start at 0. */
+  forWatcher(kind: string): (reason: WatchRestartReason) => void {
+    for (const reason of WATCH_RESTART_REASONS) this.watchRestarts.inc({ kind, reason }, 0);
+    return (reason) => this.watchRestarts.inc({ kind, reason });
   }
 
   /** Sets the namespace's status gauges to exactly what this pass computed: gone objects and left states lose their series. */

@@ -42,6 +42,8 @@ export interface ObjectReconcilerDeps {
   readSecret(namespace: string, name: string): Promise<KubeItem | undefined>;
   /** The host's probe for this pass: the controller's shared cache decides whether to take a new one. */
   probeOf(host: DDIHost, sessionOf: SessionProvider): Promise<HostProbe>;
+  /** The API server's answer to a write of this pass (status, finalizers): the caches take it at once. */
+  onWritten?(item: KubeItem): void;
   /** An apply touched the host: its next probe must be fresh. */
   onHostApplied?(host: DDIHost): void;
   /** False on a follower (leader election): nothing is written, neither to hosts nor to the API. */
@@ -161,6 +163,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
     }
     try {
       const updated = await client.setFinalizers(item, finalizers);
+      deps.onWritten?.(updated);
       log.debug({ kind: item.kind, name: item.metadata.name }, what);
       return withMetadata(item, updated);
     } catch (err) {
@@ -216,6 +219,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
       if (!patch || !mayWrite()) return undefined;
       try {
         const written = await client.patchStatus(current, patch);
+        deps.onWritten?.(written);
         statusesWritten++;
         onWritten?.(current.status, next);
         return written;
@@ -350,6 +354,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
     ...(deps.onHostApplied ? { onHostApplied: (host: DDIHost) => deps.onHostApplied!(host) } : {}),
   });
   for (const { resource, outcome } of result.applied.values()) {
+    deps.metrics.recordApplies(resource.kind, outcome);
     const changed = (outcome.results ?? []).filter((r) => r.changed.length > 0 || r.removed.length > 0).map((r) => r.host);
     if (outcome.drift && outcome.drift.differing.length > 0) {
       drift = { differing: outcome.drift.differing, corrected: outcome.drift.policy === "Correct" && (outcome.results ?? []).length > 0 && (outcome.results ?? []).every((r) => r.ok) };

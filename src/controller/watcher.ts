@@ -1,18 +1,26 @@
 // One kind's list+watch with a cache, restarted on every error. client-node's ListWatch gives up
 // on any error but 410 and has no liveness check, so the loop is our own around its Watch:
 //   list → cache, then watch from the list's resourceVersion; a clean end or a client-side
-//   timeout re-watches from the last resourceVersion; 410 Gone re-lists; any other error (a
-//   failed request or an ERROR event in the stream) waits (1 s doubling to 30 s, reset by the
-//   next event) and re-lists; no event or bookmark for `livenessTimeoutMs` re-lists.
+//   timeout re-watches from the last resourceVersion; 410 Gone re-lists; an API server that
+//   cannot be reached (refused, reset; 429, 503) is waited for (1 s doubling to 30 s) and then
+//   watched from the last resourceVersion again, as client-go's reflector does, so a restarted
+//   API server costs no re-list unless it answers 410; any other error (a failed request or an
+//   ERROR event in the stream) waits the same way and re-lists; no event or bookmark for
+//   `livenessTimeoutMs` re-lists. See ADR 0026.
 import type { Logger } from "pino";
 import type { KubeItem } from "../engine/kube-status.js";
 import { type BackoffPolicy, backoffDelay } from "./backoff.js";
-import { type KubeClient, collectionPath, kubeErrorMessage, statusCodeOf } from "./kube-client.js";
+import { type KubeClient, collectionPath, isApiUnreachable, kubeErrorMessage, statusCodeOf } from "./kube-client.js";
 
 export const WATCH_RESTART_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 30_000 };
 export const DEFAULT_LIVENESS_TIMEOUT_MS = 5 * 60_000;
 
 export type WatchEventType = "added" | "modified" | "deleted";
+/**
+ * Why a watch was started again: `expired` (410 Gone: re-list), `error` (re-list after a
+ * backoff), `unreachable` (the same watch resumed after a backoff), `silent` (the liveness check).
+ */
+export type WatchRestartReason = "expired" | "error" | "unreachable" | "silent";
 
 export interface ResourceWatcherOptions {
   client: KubeClient;
@@ -23,7 +31,7 @@ export interface ResourceWatcherOptions {
   onChange(item: KubeItem, type: WatchEventType, previous?: KubeItem): void;
   log: Logger;
   livenessTimeoutMs?: number;
-  onRestart?(reason: "error" | "gone" | "silent"): void;
+  onRestart?(reason: WatchRestartReason): void;
   /** Called once, after the first list is in the cache. */
   onSynced?(): void;
 }
@@ -38,6 +46,10 @@ export class ResourceWatcher {
   private abort: AbortController | undefined;
   private stopped = false;
   private failures = 0;
+  /** The last failure had no answer from the API server (refused, reset): it was away. */
+  private lastFailureUnanswered = false;
+  /** When the current watch was asked for. */
+  private watchStartedAt = 0;
   private lastActivity = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -67,6 +79,19 @@ export class ResourceWatcher {
     return namespace === undefined ? all : all.filter((i) => i.metadata.namespace === namespace);
   }
 
+  /**
+   * An object this process just wrote, as the API server answered the write: the cache takes it
+   * at once. Otherwise a pass queued meanwhile would run on the copy from before our own write
+   * (its watch event a few ms behind) and, seeing no status for the new generation, apply the
+   * same spec again. Only over an object the cache has (a deletion is not undone here); no
+   * onChange: the watch event of the same write follows and finds nothing new.
+   */
+  noteWrite(item: KubeItem): void {
+    const key = cacheKey(item);
+    if (this.stopped || !this.cache.has(key)) return;
+    this.cache.set(key, { ...item, kind: item.kind ?? this.kind });
+  }
+
   start(): void {
     this.stopped = false;
     const period = Math.max(1_000, Math.floor(this.livenessTimeoutMs / 4));
@@ -91,22 +116,35 @@ export class ResourceWatcher {
   }
 
   /** Abandons the current watch and lists again after `delayMs`. */
-  private restart(reason: "error" | "gone" | "silent", delayMs: number): void {
-    this.generation++;
+  private restart(reason: WatchRestartReason, delayMs: number): void {
+    const generation = ++this.generation;
     this.abort?.abort();
     this.abort = undefined;
     clearTimeout(this.retryTimer);
     this.options.onRestart?.(reason);
-    // Until the new list lands, silence is expected: do not let the watchdog fire again.
+    // Until the new list (or watch) lands, silence is expected: do not let the watchdog fire again.
     this.lastActivity = Date.now() + delayMs;
-    this.retryTimer = setTimeout(() => void this.relist(), delayMs);
+    // Resuming keeps the cache and the resourceVersion: a 410 on the new watch still re-lists.
+    const next = reason === "unreachable" ? () => void this.watchFromLast(generation) : () => void this.relist();
+    this.retryTimer = setTimeout(next, delayMs);
     this.retryTimer.unref?.();
   }
 
-  private failed(err: unknown, during: string): void {
+  private failed(err: unknown, during: "list" | "watch"): void {
+    // A watch that stayed up longer than the longest backoff was healthy, event or not: a quiet
+    // kind (no objects, no bookmark yet) must not inherit the backoff of an outage long past.
+    if (during === "watch" && Date.now() - this.watchStartedAt >= WATCH_RESTART_BACKOFF.maxMs) this.failures = 0;
+    // The first answer after an outage (a restarted API server says 503, then 429 until its watch
+    // cache is ready) starts the backoff over: the outage's backoff would only add to the wait.
+    const answered = statusCodeOf(err) !== undefined;
+    if (answered && this.lastFailureUnanswered) this.failures = 0;
+    this.lastFailureUnanswered = !answered;
     const delay = backoffDelay(WATCH_RESTART_BACKOFF, this.failures++);
-    this.options.log.warn({ kind: this.kind, err: kubeErrorMessage(err), retryInMs: delay }, `${during} failed: retrying`);
-    this.restart("error", delay);
+    // A watch whose API server went away (restarted, say) resumes from where it was: after an
+    // outage, every watcher of every controller re-listing at once is the burst to avoid.
+    const resume = during === "watch" && this.resourceVersion !== "" && isApiUnreachable(err);
+    this.options.log.warn({ kind: this.kind, err: kubeErrorMessage(err), retryInMs: delay, resume }, `${during} failed: retrying`);
+    this.restart(resume ? "unreachable" : "error", delay);
   }
 
   private async relist(): Promise<void> {
@@ -154,6 +192,7 @@ export class ResourceWatcher {
     // The server ends the watch after timeoutSeconds (spread so watchers do not reconnect at once).
     const timeoutSeconds = 240 + Math.floor(Math.random() * 120);
     this.watchError = undefined;
+    this.watchStartedAt = Date.now();
     try {
       const abort = await this.options.client.watch.watch(
         path,
@@ -204,9 +243,11 @@ export class ResourceWatcher {
     const code = statusCodeOf(err) ?? watchError?.code;
     const timedOut = (err as { name?: string } | null)?.name === "TimeoutError";
     if (code === 410 || (!err && !watchError && this.resourceVersion === "")) {
-      this.restart("gone", 0);
+      this.restart("expired", 0);
     } else if (watchError && !err) {
-      this.failed(new Error(`watch ERROR event${watchError.code ? ` ${watchError.code}` : ""}: ${watchError.message ?? watchError.reason ?? "no message"}`), "watch");
+      // An ERROR event is an answer of the API server: its code goes with it (see failed()).
+      const error = new Error(`watch ERROR event${watchError.code ? ` ${watchError.code}` : ""}: ${watchError.message ?? watchError.reason ?? "no message"}`);
+      this.failed(watchError.code ? Object.assign(error, { statusCode: watchError.code }) : error, "watch");
     } else if (err && !timedOut) {
       this.failed(err, "watch");
     } else {

@@ -48,8 +48,19 @@ export interface ControlPlane {
   logDir: string;
   workDir: string;
   binaries: TestBinaries;
+  /** etcd's client URL (plain HTTP on 127.0.0.1), for its v3 JSON gateway. */
+  etcdUrl: string;
   /** Stops both processes; `keepWorkDir` keeps certificates, logs and etcd data this once. */
   stop(options?: { keepWorkDir?: boolean }): Promise<void>;
+  /** Stops kube-apiserver only (SIGTERM, SIGKILL after 10 s); etcd and its data stay. */
+  stopApiserver(): Promise<void>;
+  /** Starts kube-apiserver again with the same port, certificates, flags and etcd, and waits for /readyz. */
+  startApiserver(): Promise<void>;
+  /**
+   * Compacts etcd at its current revision (physically: the old revisions are gone from disk), so
+   * any watch from an older resourceVersion gets 410 Gone. Returns the revision compacted at.
+   */
+  compactEtcd(): Promise<number>;
 }
 
 /**
@@ -122,6 +133,56 @@ async function startOnce(binaries: TestBinaries, opts: ControlPlaneOptions): Pro
   const children: Managed[] = [];
   let stopped = false;
 
+  const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
+  const apiserverArgs = [
+    `--etcd-servers=${etcdUrl}`,
+    `--cert-dir=${join(workDir, 'apiserver-certs')}`,
+    `--tls-cert-file=${pki.servingCert}`,
+    `--tls-private-key-file=${pki.servingKey}`,
+    `--client-ca-file=${pki.caCert}`,
+    `--secure-port=${apiserverPort}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--authorization-mode=RBAC',
+    '--disable-admission-plugins=ServiceAccount',
+    '--allow-privileged=true',
+    `--service-account-issuer=${server}`,
+    `--service-account-key-file=${pki.serviceAccountPublicKey}`,
+    `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+    '--profiling=false',
+    ...(opts.apiserverFlags ?? []),
+  ];
+  const isApiserver = (c: Managed) => c.name === 'kube-apiserver';
+  const startApiserver = async (): Promise<void> => {
+    if (stopped) throw new Error('the control plane is stopped');
+    if (children.some(isApiserver)) throw new Error('kube-apiserver is already running');
+    // Appends to the same log: one file tells the whole story of a restart.
+    children.push(spawnManaged('kube-apiserver', binaries.kubeApiserver, logDir, apiserverArgs));
+    await waitUntil('kube-apiserver /readyz', opts.readyTimeoutMs ?? 60_000, children, () => httpsOk(`${server}/readyz`, pki));
+  };
+  const stopApiserver = async (): Promise<void> => {
+    const apiserver = children.find(isApiserver);
+    if (!apiserver) return;
+    await apiserver.stop(10_000);
+    children.splice(children.indexOf(apiserver), 1);
+  };
+  const compactEtcd = async (): Promise<number> => {
+    // etcd's gRPC gateway: JSON over HTTP, int64 as strings. etcdctl is not among the built binaries.
+    const post = async (path: string, body: object): Promise<Record<string, unknown>> => {
+      const res = await fetch(`${etcdUrl}${path}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`etcd ${path}: HTTP ${res.status}: ${text}`);
+      return JSON.parse(text) as Record<string, unknown>;
+    };
+    // Any key: only the header's revision is wanted. "AA==" is the key "\0".
+    const range = await post('/v3/kv/range', { key: 'AA==', limit: 1 });
+    const revision = Number((range.header as { revision?: string } | undefined)?.revision);
+    if (!Number.isInteger(revision) || revision <= 0) throw new Error(`etcd /v3/kv/range: no revision in ${JSON.stringify(range)}`);
+    await post('/v3/kv/compaction', { revision: String(revision), physical: true });
+    return revision;
+  };
+
   const killAll = (signal: NodeJS.Signals): void => {
     for (const child of children) child.signal(signal);
   };
@@ -160,7 +221,6 @@ async function startOnce(binaries: TestBinaries, opts: ControlPlaneOptions): Pro
   };
 
   try {
-    const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const etcdPeerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     children.push(
       spawnManaged('etcd', binaries.etcd, logDir, [
@@ -177,30 +237,7 @@ async function startOnce(binaries: TestBinaries, opts: ControlPlaneOptions): Pro
     );
     await waitUntil('etcd /health', 30_000, children, () => httpOk(`${etcdUrl}/health`));
 
-    children.push(
-      spawnManaged('kube-apiserver', binaries.kubeApiserver, logDir, [
-        `--etcd-servers=${etcdUrl}`,
-        `--cert-dir=${join(workDir, 'apiserver-certs')}`,
-        `--tls-cert-file=${pki.servingCert}`,
-        `--tls-private-key-file=${pki.servingKey}`,
-        `--client-ca-file=${pki.caCert}`,
-        `--secure-port=${apiserverPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        '--service-cluster-ip-range=10.0.0.0/24',
-        '--authorization-mode=RBAC',
-        '--disable-admission-plugins=ServiceAccount',
-        '--allow-privileged=true',
-        `--service-account-issuer=${server}`,
-        `--service-account-key-file=${pki.serviceAccountPublicKey}`,
-        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-        '--profiling=false',
-        ...(opts.apiserverFlags ?? []),
-      ]),
-    );
-    await waitUntil('kube-apiserver /readyz', opts.readyTimeoutMs ?? 60_000, children, () =>
-      httpsOk(`${server}/readyz`, pki),
-    );
+    await startApiserver();
   } catch (err) {
     const tails = [...children].reverse().map((c) => `--- ${c.name} (${c.logPath}), last lines:\n${tailFile(c.logPath, 40)}`).join('\n');
     // The logs are the only clue, so the work dir stays even if the caller asked for cleanup.
@@ -216,7 +253,7 @@ async function startOnce(binaries: TestBinaries, opts: ControlPlaneOptions): Pro
 
   const kubeconfigPath = join(workDir, 'kubeconfig');
   writeFileSync(kubeconfigPath, kubeconfig(server, pki), { mode: 0o600 });
-  return { kubeconfigPath, server, caCertPath: pki.caCert, logDir, workDir, binaries, stop };
+  return { kubeconfigPath, server, caCertPath: pki.caCert, logDir, workDir, binaries, etcdUrl, stop, stopApiserver, startApiserver, compactEtcd };
 }
 
 // ---------------------------------------------------------------------------------------------
