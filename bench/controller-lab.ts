@@ -13,7 +13,7 @@ import type { FleetPair } from "../src/lab/fleet-manifests.js";
 import { Kubectl } from "../src/lab/kubectl.js";
 import { type ControlPlane, startControlPlane } from "../test/harness/control-plane.js";
 import { type Replica, leaderGauge, startReplica } from "../test/lab/controller-replica.js";
-import type { LabHost } from "../test/lab/lab.js";
+import { type Lab, type LabHost, type StartLabOptions, startLab } from "../test/lab/lab.js";
 import { until } from "./stats.js";
 
 export const BENCH_LEASE = "ddi-ha-operator";
@@ -38,6 +38,20 @@ export async function startBenchControlPlane(dir: string): Promise<BenchControlP
     await cp.stop().catch(() => undefined);
     throw err;
   }
+}
+
+/** A lab and a control plane started side by side; whichever started is stopped if the other fails. */
+export async function startLabAndControlPlane(labOptions: StartLabOptions, dir: string): Promise<{ lab: Lab; bcp: BenchControlPlane; labStartS: number }> {
+  const t0 = performance.now();
+  let labStartS = 0;
+  const [lab, bcp] = await Promise.allSettled([
+    startLab(labOptions).then((l) => ((labStartS = (performance.now() - t0) / 1000), l)),
+    startBenchControlPlane(dir),
+  ]);
+  if (lab.status === "fulfilled" && bcp.status === "fulfilled") return { lab: lab.value, bcp: bcp.value, labStartS };
+  if (lab.status === "fulfilled") await lab.value.stop().catch(() => undefined);
+  if (bcp.status === "fulfilled") await bcp.value.cp.stop().catch(() => undefined);
+  throw lab.status === "rejected" ? lab.reason : (bcp as PromiseRejectedResult).reason;
 }
 
 /** A server-side apply of the manifests, as a user would (the namespace exists: the Lease lives there). */
@@ -148,6 +162,11 @@ export class ObjectWatch {
 
   stop(): void {
     for (const w of this.watchers) w.stop();
+  }
+
+  /** How many watched objects match `pred` now. */
+  count(pred: (i: KubeItem) => boolean): number {
+    return [...this.latest.values()].filter(pred).length;
   }
 
   /**

@@ -27,7 +27,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
-import { type Lab, type LabHost, startLab } from "../test/lab/lab.js";
+import type { Lab, LabHost } from "../test/lab/lab.js";
 import { FLEET_NAMESPACE, type FleetHost, type FleetPair, ansibleInventory, fleetManifestText, fleetPairs } from "../src/lab/fleet-manifests.js";
 import { applyPass } from "../src/cli/commands.js";
 import { PinnedHostKeys, manifestSessionProvider } from "../src/engine/sessions.js";
@@ -35,7 +35,7 @@ import { readManifests } from "../src/manifests/load.js";
 import { SshTransport } from "../src/ssh/index.js";
 import { validateManifests } from "../src/validation/validate.js";
 import { median } from "./stats.js";
-import { type BenchControlPlane, ObjectWatch, applyObjects, isDriftCorrected, isReady, scrapeMetrics, startBenchControlPlane, startBenchController, stopBenchController, waitVipsOnPrimaries } from "./controller-lab.js";
+import { type BenchControlPlane, ObjectWatch, applyObjects, isDriftCorrected, isReady, scrapeMetrics, startBenchController, startLabAndControlPlane, stopBenchController, waitVipsOnPrimaries } from "./controller-lab.js";
 import type { Replica } from "../test/lab/controller-replica.js";
 
 const execFileAsync = promisify(execFile);
@@ -411,19 +411,12 @@ function noopCost(before: Map<string, HostSnapshot>, after: Map<string, HostSnap
 
 async function benchSize(hostCount: number, runs: number, withFailover: boolean, resync: string): Promise<SizeResult> {
   log(`starting a lab of ${hostCount} hosts and a kube-apiserver`);
-  const t0 = performance.now();
-  const labStarting = startLab({ hosts: hostCount, readyTimeoutMs: 300_000 }).then((lab) => ((labStartS = (performance.now() - t0) / 1000), lab));
-  let labStartS = 0;
   const scratch = mkdtempSync(join(tmpdir(), "ddi-ha-fleet-cp-"));
-  const [labResult, cpResult] = await Promise.allSettled([labStarting, startBenchControlPlane(scratch)]);
-  if (labResult.status === "rejected" || cpResult.status === "rejected") {
-    if (labResult.status === "fulfilled") await labResult.value.stop().catch(() => undefined);
-    if (cpResult.status === "fulfilled") await cpResult.value.cp.stop().catch(() => undefined);
+  const started = await startLabAndControlPlane({ hosts: hostCount, readyTimeoutMs: 300_000 }, scratch).catch((err: unknown) => {
     rmSync(scratch, { recursive: true, force: true });
-    throw labResult.status === "rejected" ? labResult.reason : (cpResult as PromiseRejectedResult).reason;
-  }
-  const lab = labResult.value;
-  const bcp = cpResult.value;
+    throw err;
+  });
+  const { lab, bcp, labStartS } = started;
   log(`lab ${lab.name} up in ${labStartS.toFixed(1)} s; kube-apiserver ${bcp.cp.binaries.version}`);
   const fleet = new Fleet(lab);
   const seconds = Object.fromEntries(TOOLS.map((t) => [t, { converge: [], noop: [], drift: [] }])) as unknown as SizeResult["seconds"];
