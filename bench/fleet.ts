@@ -338,7 +338,7 @@ class Fleet {
       const t0 = performance.now();
       const since = Date.now();
       await applyObjects(bcp.kubectl, text);
-      await watch.when("every HAPair and DDIHost Ready", ["HAPair", "DDIHost"], this.pairs.length + this.hosts.length, isReady, since, 300_000, log);
+      await watch.when("every HAPair and DDIHost Ready", ["HAPair", "DDIHost"], this.pairs.length + this.hosts.length, isReady, since, 20 * 60_000, log);
       await this.waitVipsOnPrimaries();
       const converge = (performance.now() - t0) / 1000;
       await this.verifyFiles("controller converge");
@@ -364,7 +364,7 @@ class Fleet {
       await this.handEdit();
       const t1 = performance.now();
       const edited = Date.now();
-      await watch.when("every HAPair DriftCorrected", ["HAPair"], this.pairs.length, isDriftCorrected, edited, 3 * resyncMs + 60_000, log);
+      await watch.when("every HAPair DriftCorrected", ["HAPair"], this.pairs.length, isDriftCorrected, edited, 3 * resyncMs + 5 * 60_000, log);
       const drift = (performance.now() - t1) / 1000;
       await this.verifyFiles("controller drift");
       // The next run starts from no objects: the pairs' cleanup finalizers run in this controller.

@@ -47,8 +47,9 @@
  *   `host.extraLinks` (network, interface name as the host calls it, address). For many VRRP
  *   instances: a VRID is unique per L2, so each bridge has room for up to 255 more.
  * - Before starting, the lab raises the Docker host's fs.inotify.max_user_instances and
- *   max_user_watches when they are lower than `hosts` systemd containers need
- *   (inotifyLimitsFor(); docs/testing.md, "Many hosts"). It never lowers them.
+ *   max_user_watches when they are lower than `hosts` systemd containers need, plus the lab
+ *   hosts of other labs already running there (inotifyLimitsFor(); docs/testing.md, "Many
+ *   hosts"). It never lowers them.
  *
  * Environment: DDI_HA_LAB_IMAGE (use this image, build nothing), DDI_HA_LAB_KEEP=1 (stop() leaves
  * the lab running, for debugging; remove it with the CLI).
@@ -424,7 +425,9 @@ export async function startLab(options: StartLabOptions = {}): Promise<Lab> {
   const d = await docker();
 
   await removeLabs({ orphans: true });
-  for (const change of ensureInotifyLimits(count).raised) console.error(`lab: raised ${change} for ${count} hosts`);
+  // Every lab on this Docker host counts against root's limits, not only this one.
+  const running = (await d.listContainers({ filters: { label: [LAB_LABEL] } })).length;
+  for (const change of ensureInotifyLimits(count + running).raised) console.error(`lab: raised ${change} for ${count} hosts (+${running} of other labs running)`);
 
   const labels: Record<string, string> = { [LAB_LABEL]: labName };
   if (!options.persistent) labels[OWNER_PID_LABEL] = String(process.pid);
