@@ -10,6 +10,14 @@
 //             LogLevel DEBUG1), SSH bytes (iptables counters on the host), files written
 //             (inode or mtime changed) and keepalived reloads/starts (its journal);
 //   drift     the pair's file hand-edited on every host, until all are back to the rendered bytes.
+// ddi-ha is measured twice: its CLI (`ddi-ha apply`, run per phase) and the real controller
+// (`ddi-ha controller`, its own process on a real kube-apiserver; --resync 10 s, 5 s in the smoke):
+//   converge  from `kubectl apply` of the same objects to every HAPair and DDIHost Ready (this
+//             process's watch) and every VIP on its primary;
+//   no-op     one resync of every host, nothing changed: the same per-host costs (one exec each);
+//   drift     the same hand edit on every host, until every HAPair's ConfigApplied says
+//             DriftCorrected (watch) and the hosts hold the rendered bytes again. The controller
+//             looks at the next resync, so this includes up to one resync interval of waiting.
 // Both tools push the bytes `ddi-ha render -o DIR` writes (bench/ansible/keepalived.yml copies
 // them), and both are checked against those bytes on every host after converge and after drift.
 import { execFile, spawn } from "node:child_process";
@@ -19,14 +27,16 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
-import { type Lab, type LabHost, startLab } from "../test/lab/lab.js";
-import { type FleetHost, type FleetPair, ansibleInventory, fleetManifestText, fleetPairs } from "../src/lab/fleet-manifests.js";
-import { reconcilePass } from "../src/engine/reconcile-pass.js";
+import type { Lab, LabHost } from "../test/lab/lab.js";
+import { FLEET_NAMESPACE, type FleetHost, type FleetPair, ansibleInventory, fleetManifestText, fleetPairs } from "../src/lab/fleet-manifests.js";
+import { applyPass } from "../src/cli/commands.js";
 import { PinnedHostKeys, manifestSessionProvider } from "../src/engine/sessions.js";
 import { readManifests } from "../src/manifests/load.js";
 import { SshTransport } from "../src/ssh/index.js";
 import { validateManifests } from "../src/validation/validate.js";
 import { median } from "./stats.js";
+import { type BenchControlPlane, ObjectWatch, applyObjects, isDriftCorrected, isReady, scrapeMetrics, startBenchController, startLabAndControlPlane, stopBenchController, waitVipsOnPrimaries } from "./controller-lab.js";
+import type { Replica } from "../test/lab/controller-replica.js";
 
 const execFileAsync = promisify(execFile);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -36,9 +46,12 @@ const RESULTS_START = "<!-- bench:fleet start -->";
 const RESULTS_END = "<!-- bench:fleet end -->";
 const ACCOUNTING_TAG = "ddi-ha-fleet-bench";
 
-type Tool = "ddi-ha" | "ansible";
+type Tool = "ddi-ha" | "ansible" | "controller";
 type Phase = "converge" | "noop" | "drift";
-const TOOLS: Tool[] = ["ddi-ha", "ansible"];
+/** The tools run per phase on demand; the controller's phases are its own (controllerRun). */
+const CLI_TOOLS: Tool[] = ["ddi-ha", "ansible"];
+const TOOLS: Tool[] = [...CLI_TOOLS, "controller"];
+const TOOL_LABEL: Record<Tool, string> = { "ddi-ha": "ddi-ha apply", ansible: "ansible", controller: "ddi-ha controller (one resync)" };
 const PHASES: Phase[] = ["converge", "noop", "drift"];
 
 interface HostSnapshot {
@@ -54,8 +67,10 @@ interface NoopCost {
   bytesPerHost: number;
   writes: number;
   reloads: number;
-  /** What the tool itself said it changed or reloaded (ddi-ha's table, Ansible's "changed="). */
+  /** What the tool itself said it changed or reloaded (ddi-ha's table, Ansible's "changed=", the controller's drift corrections). */
   reported: number;
+  /** The controller's CPU seconds over the resync (process_cpu_seconds_total). */
+  cpuSeconds?: number;
 }
 
 interface SizeResult {
@@ -65,6 +80,7 @@ interface SizeResult {
   seconds: Record<Tool, Record<Phase, number[]>>;
   noop: Record<Tool, NoopCost[]>;
   failover?: { stopToVipS: number; stopToStatusS: number };
+  apiserver: string;
   /** One no-op pass in process: sshd's count against the transport's own counter, per host. */
   crossCheck?: { sshd: number[]; transport: number[] };
 }
@@ -182,7 +198,7 @@ class Fleet {
     await this.each((_, h) =>
       h.run(
         "systemctl disable --now -q keepalived; rm -rf /etc/keepalived/keepalived.conf* /etc/keepalived/ddi-ha.d " +
-          "/usr/local/libexec/ddi-ha /run/ddi-ha /root/.ansible; systemctl reset-failed keepalived 2>/dev/null; true",
+          "/usr/local/libexec/ddi-ha /var/lib/ddi-ha /run/ddi-ha /root/.ansible; systemctl reset-failed keepalived 2>/dev/null; true",
       ),
     );
     // A new ControlPath directory: Ansible's converge opens fresh connections, as ddi-ha's does.
@@ -217,17 +233,8 @@ class Fleet {
     if (bad.length > 0) throw new Error(`${what}: ${bad.length} file(s) differ from the rendering, e.g. ${bad.slice(0, 3).join(", ")}`);
   }
 
-  /** Resolves when every pair's VIP is on its primary's interface. */
-  async waitVipsOnPrimaries(timeoutMs = 120_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let missing = this.pairs;
-    while (missing.length > 0) {
-      const held = await Promise.all(missing.map(async (p) => (await this.host(p.primary.name).exec(["ip", "-o", "-4", "addr", "show", "dev", "eth0"])).stdout.includes(` ${p.vip}/`)));
-      missing = missing.filter((_, i) => !held[i]);
-      if (missing.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`VIPs not on their primaries after ${timeoutMs} ms: ${missing.map((p) => p.name).join(", ")}`);
-      await sleep(200);
-    }
+  waitVipsOnPrimaries(timeoutMs = 120_000): Promise<void> {
+    return waitVipsOnPrimaries(this.pairs, (name) => this.host(name), timeoutMs);
   }
 
   async handEdit(): Promise<void> {
@@ -260,8 +267,9 @@ class Fleet {
   }
 
   /**
-   * The pass `ddi-ha apply` runs, in this process over a transport whose channel counter can be
-   * read, on hosts that are already converged; sshd's count for the same pass beside it.
+   * The pass `ddi-ha apply` runs (applyPass: one probe per host), in this process over a
+   * transport whose channel counter can be read, on hosts that are already converged; sshd's
+   * count for the same pass beside it.
    */
   async crossCheckChannels(): Promise<{ sshd: number[]; transport: number[] }> {
     const { documents, errors } = await readManifests([this.manifests]);
@@ -270,7 +278,7 @@ class Fleet {
     const transport = new SshTransport();
     const before = await this.snapshot();
     try {
-      await reconcilePass(set, manifestSessionProvider(set, transport, await PinnedHostKeys.open(join(this.dir, "tofu.json"))), { apply: true });
+      await applyPass(set, manifestSessionProvider(set, transport, await PinnedHostKeys.open(join(this.dir, "tofu.json"))));
     } finally {
       await transport.closeAll();
     }
@@ -315,6 +323,62 @@ class Fleet {
     }
   }
 
+  /**
+   * The controller's three phases on freshly reset hosts, on the objects `ddi-ha apply` reads (its
+   * namespace, so the same rendering); they are deleted again at the end, through the controller.
+   */
+  async controllerRun(bcp: BenchControlPlane, run: number, resync: string): Promise<{ seconds: Record<Phase, number>; noop: NoopCost }> {
+    const namespace = FLEET_NAMESPACE;
+    let replica: Replica | undefined;
+    const watch = new ObjectWatch(bcp.kubeConfig, namespace);
+    try {
+      if (run === 1) await bcp.kubectl.run(["create", "namespace", namespace]);
+      replica = await startBenchController({ name: `bench-r${run}`, kubeconfig: bcp.cp.kubeconfigPath, namespace, resync });
+      const text = fleetManifestText(this.hosts, this.pairs, this.lab.privateKey, this.lab.network.prefixLength);
+      const t0 = performance.now();
+      const since = Date.now();
+      await applyObjects(bcp.kubectl, text);
+      await watch.when("every HAPair and DDIHost Ready", ["HAPair", "DDIHost"], this.pairs.length + this.hosts.length, isReady, since, 20 * 60_000, log);
+      await this.waitVipsOnPrimaries();
+      const converge = (performance.now() - t0) / 1000;
+      await this.verifyFiles("controller converge");
+
+      // A resync: every host's channel count moves once; the next resync is at least 0.9 × resync away.
+      // First one and a half resyncs for the passes converge started (VIP events, settling) to end.
+      const resyncMs = Number(resync.replace(/s$/, "")) * 1000;
+      await sleep(1.5 * resyncMs);
+      const before = await this.snapshot();
+      const m0 = await scrapeMetrics(replica);
+      for (const deadline = Date.now() + 3 * resyncMs + 30_000; ; ) {
+        const now = await this.snapshot();
+        if (this.hosts.every((h) => now.get(h.name)!.channels > before.get(h.name)!.channels)) break;
+        if (Date.now() > deadline) throw new Error(`controller: not every host was probed within ${3 * resyncMs + 30_000} ms`);
+        await sleep(250);
+      }
+      await sleep(1000);
+      const after = await this.snapshot();
+      const m1 = await scrapeMetrics(replica);
+      const delta = (name: string) => (m1.get(name) ?? 0) - (m0.get(name) ?? 0);
+      const noop = { ...noopCost(before, after, delta("ddi_ha_drift_corrections_total")), cpuSeconds: delta("ddi_ha_process_cpu_seconds_total") };
+
+      await this.handEdit();
+      const t1 = performance.now();
+      const edited = Date.now();
+      await watch.when("every HAPair DriftCorrected", ["HAPair"], this.pairs.length, isDriftCorrected, edited, 3 * resyncMs + 5 * 60_000, log);
+      const drift = (performance.now() - t1) / 1000;
+      await this.verifyFiles("controller drift");
+      // The next run starts from no objects: the pairs' cleanup finalizers run in this controller.
+      for (const kind of ["hapairs.ddi-ha.io", "ddihosts.ddi-ha.io", "secrets"]) await bcp.kubectl.run(["delete", kind, "--all", "-n", namespace, "--timeout=180s"], { timeoutMs: 200_000 });
+      return { seconds: { converge, noop: Number.NaN, drift }, noop };
+    } catch (err) {
+      if (replica) console.error(`controller log (last lines):\n${replica.lines.slice(-40).join("\n")}`);
+      throw err;
+    } finally {
+      watch.stop();
+      await stopBenchController(replica);
+    }
+  }
+
   cleanup(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -345,23 +409,31 @@ function noopCost(before: Map<string, HostSnapshot>, after: Map<string, HostSnap
   };
 }
 
-async function benchSize(hostCount: number, runs: number, withFailover: boolean): Promise<SizeResult> {
-  log(`starting a lab of ${hostCount} hosts`);
-  const t0 = performance.now();
-  const lab = await startLab({ hosts: hostCount, readyTimeoutMs: 300_000 });
-  const labStartS = (performance.now() - t0) / 1000;
-  log(`lab ${lab.name} up in ${labStartS.toFixed(1)} s`);
+async function benchSize(hostCount: number, runs: number, withFailover: boolean, resync: string): Promise<SizeResult> {
+  log(`starting a lab of ${hostCount} hosts and a kube-apiserver`);
+  const scratch = mkdtempSync(join(tmpdir(), "ddi-ha-fleet-cp-"));
+  const started = await startLabAndControlPlane({ hosts: hostCount, readyTimeoutMs: 300_000 }, scratch).catch((err: unknown) => {
+    rmSync(scratch, { recursive: true, force: true });
+    throw err;
+  });
+  const { lab, bcp, labStartS } = started;
+  log(`lab ${lab.name} up in ${labStartS.toFixed(1)} s; kube-apiserver ${bcp.cp.binaries.version}`);
   const fleet = new Fleet(lab);
-  const seconds = { "ddi-ha": { converge: [], noop: [], drift: [] }, ansible: { converge: [], noop: [], drift: [] } } as SizeResult["seconds"];
-  const noop: SizeResult["noop"] = { "ddi-ha": [], ansible: [] };
+  const seconds = Object.fromEntries(TOOLS.map((t) => [t, { converge: [], noop: [], drift: [] }])) as unknown as SizeResult["seconds"];
+  const noop: SizeResult["noop"] = { "ddi-ha": [], ansible: [], controller: [] };
   let failover: SizeResult["failover"];
   let crossCheck: SizeResult["crossCheck"];
   try {
     await fleet.render();
     await fleet.instrument();
     for (let run = 1; run <= runs; run++) {
+      await fleet.reset();
+      const c = await fleet.controllerRun(bcp, run, resync);
+      for (const phase of PHASES) seconds.controller[phase].push(c.seconds[phase]);
+      noop.controller.push(c.noop);
+      log(`${hostCount} hosts run ${run} controller: converge ${c.seconds.converge.toFixed(1)} s, no-op resync ${c.noop.channelsPerHost.min}–${c.noop.channelsPerHost.max} exec/host (${c.noop.cpuSeconds?.toFixed(2)} CPU s), drift ${c.seconds.drift.toFixed(1)} s`);
       // Alternate which tool goes first, so neither always meets a warmer machine.
-      for (const tool of run % 2 === 1 ? TOOLS : [...TOOLS].reverse()) {
+      for (const tool of run % 2 === 1 ? CLI_TOOLS : [...CLI_TOOLS].reverse()) {
         await fleet.reset();
         const converge = await fleet.timed(tool, "converge");
         await fleet.verifyFiles(`${tool} converge`);
@@ -388,14 +460,16 @@ async function benchSize(hostCount: number, runs: number, withFailover: boolean)
     }
   } finally {
     fleet.cleanup();
-    await lab.stop();
+    await lab.stop().catch((err: unknown) => log(`lab stop: ${String(err)}`));
+    await bcp.cp.stop().catch((err: unknown) => log(`control plane stop: ${String(err)}`));
+    rmSync(scratch, { recursive: true, force: true });
   }
-  return { hosts: hostCount, pairs: hostCount / 2, labStartS, seconds, noop, ...(failover ? { failover } : {}), ...(crossCheck ? { crossCheck } : {}) };
+  return { hosts: hostCount, pairs: hostCount / 2, labStartS, apiserver: bcp.cp.binaries.version, seconds, noop, ...(failover ? { failover } : {}), ...(crossCheck ? { crossCheck } : {}) };
 }
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 
-function resultsMarkdown(results: SizeResult[], command: string, runs: number, totalS: number): string {
+function resultsMarkdown(results: SizeResult[], command: string, runs: number, totalS: number, resync: string, note: string): string {
   const lines: string[] = [
     RESULTS_START,
     "## Fleet: ddi-ha against Ansible on real hosts",
@@ -408,35 +482,46 @@ function resultsMarkdown(results: SizeResult[], command: string, runs: number, t
     "forks = host count, pipelining on, ControlPersist 60 s (a fresh ControlPath per converge, so no-op and drift reuse the",
     "connections converge opened; ddi-ha's CLI opens its connections anew on every run). Both push the bytes of",
     "`ddi-ha render -o DIR`, checked on every host after converge and after drift.",
+    `The controller is \`ddi-ha controller --resync ${resync} --leader-elect\` as its own process (default 4 workers) on kube-apiserver`,
+    `${results[0]?.apiserver ?? ""}, watching the objects \`ddi-ha apply\` reads (deleted through it after each run); its converge from \`kubectl apply\` of the same`,
+    "objects to every HAPair and DDIHost Ready (this process's watch) and every VIP on its primary; its drift runs from",
+    "the hand edit to every HAPair's ConfigApplied reason `DriftCorrected`, so it includes the wait for the next",
+    `resync (up to ${resync} + 10 % jitter); a no-op resync is not run on demand, its cost is in the second table.`,
+    ...(note ? ["", note] : []),
     "",
     `Seconds, medians of ${runs} runs on fresh hosts. Converge ends when every VIP is on its primary; drift is one hand`,
-    "edit of the pair's file on every host, until all are back. Ratio is Ansible ÷ ddi-ha (above 1: ddi-ha is faster).",
+    "edit of the pair's file on every host, until all are back. Ratio is Ansible ÷ ddi-ha apply (above 1: ddi-ha is faster).",
     "",
-    "| hosts (pairs) | phase | ddi-ha apply (s) | ansible-playbook (s) | ratio |",
-    "| --- | --- | --- | --- | --- |",
+    "| hosts (pairs) | phase | ddi-ha apply (s) | ansible-playbook (s) | ratio | ddi-ha controller (s) |",
+    "| --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of results) {
     for (const phase of PHASES) {
       const d = median(r.seconds["ddi-ha"][phase]);
       const a = median(r.seconds.ansible[phase]);
-      lines.push(`| ${r.hosts} (${r.pairs}) | ${phase === "noop" ? "no-op" : phase} | ${fmt(d)} | ${fmt(a)} | ${fmt(a / d, 2)} |`);
+      const c = r.seconds.controller[phase].length && phase !== "noop" ? fmt(median(r.seconds.controller[phase])) : "–";
+      lines.push(`| ${r.hosts} (${r.pairs}) | ${phase === "noop" ? "no-op" : phase} | ${fmt(d)} | ${fmt(a)} | ${fmt(a / d, 2)} | ${c} |`);
     }
   }
   lines.push(
     "",
     "Per-host cost of one no-op run (median over runs; channels are sshd's own `session_input_channel_req … req exec|subsystem`",
     "lines at LogLevel DEBUG1, bytes are iptables counters of TCP port 22 on the host, both directions; writes are hosts",
-    "whose managed files changed inode or mtime; reloads are keepalived `Reloaded`/`Started` journal lines, all hosts).",
+    "whose managed files changed inode or mtime; reloads are keepalived `Reloaded`/`Started` journal lines, all hosts;",
+    "for the controller, what it reported is its `ddi_ha_drift_corrections_total` over the resync, and its CPU is",
+    "`ddi_ha_process_cpu_seconds_total` over the same window, one probe per host and a pass per object).",
     "",
-    "| hosts | tool | exec channels / host (min–max) | SSH bytes / host | hosts written | reloads | tool reported changed |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
+    "| hosts | tool | exec channels / host (min–max) | SSH bytes / host | hosts written | reloads | tool reported changed | controller CPU (s) |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
   );
   for (const r of results) {
     for (const tool of TOOLS) {
       const c = r.noop[tool];
+      if (c.length === 0) continue;
       const mid = c[Math.floor(c.length / 2)]!;
+      const cpu = c.every((x) => x.cpuSeconds !== undefined) ? fmt(median(c.map((x) => x.cpuSeconds!)), 2) : "–";
       lines.push(
-        `| ${r.hosts} | ${tool} | ${mid.channelsPerHost.median} (${mid.channelsPerHost.min}–${mid.channelsPerHost.max}) | ${median(c.map((x) => x.bytesPerHost))} | ${Math.max(...c.map((x) => x.writes))} | ${Math.max(...c.map((x) => x.reloads))} | ${Math.max(...c.map((x) => x.reported))} |`,
+        `| ${r.hosts} | ${TOOL_LABEL[tool]} | ${mid.channelsPerHost.median} (${mid.channelsPerHost.min}–${mid.channelsPerHost.max}) | ${median(c.map((x) => x.bytesPerHost))} | ${Math.max(...c.map((x) => x.writes))} | ${Math.max(...c.map((x) => x.reloads))} | ${Math.max(...c.map((x) => x.reported))} | ${cpu} |`,
       );
     }
   }
@@ -446,7 +531,7 @@ function resultsMarkdown(results: SizeResult[], command: string, runs: number, t
     const agree = sshd.every((n, i) => n === transport[i]);
     lines.push(
       "",
-      `Cross-check at ${r.hosts} hosts, one no-op \`apply\` pass in process: sshd logged ${Math.min(...sshd)}–${Math.max(...sshd)} channels per host, ` +
+      `Cross-check at ${r.hosts} hosts, one no-op \`apply\` pass in process (applyPass, the CLI's probe path): sshd logged ${Math.min(...sshd)}–${Math.max(...sshd)} channels per host, ` +
         `the transport's counter (\`SshTransport.channelsOpened()\`, exec + stream) ${Math.min(...transport)}–${Math.max(...transport)}; ${agree ? "equal on every host" : "they DIFFER"}.`,
     );
   }
@@ -476,8 +561,12 @@ async function main(): Promise<void> {
       sizes: { type: "string" },
       runs: { type: "string" },
       "no-write": { type: "boolean", default: false },
+      resync: { type: "string" },
+      note: { type: "string" },
     },
   });
+  const resync = values.resync ?? (values.smoke ? "5s" : "10s");
+  if (!/^[1-9][0-9]*s$/.test(resync)) throw new Error(`--resync: ${resync} is not a whole number of seconds such as 10s`);
   const sizes = (values.sizes ?? (values.smoke ? "4" : "20,100")).split(",").map(Number);
   const runs = Number(values.runs ?? (values.smoke ? 1 : 3));
   for (const n of sizes) if (!Number.isInteger(n) || n < 2 || n % 2 !== 0 || n > 100) throw new Error(`--sizes: ${n} is not an even host count in 2..100 (one VIP per pair, 50 spare addresses)`);
@@ -487,15 +576,22 @@ async function main(): Promise<void> {
   ansibleVersion = (await execFileAsync("ansible-playbook", ["--version"])).stdout.split("\n")[0]?.trim() ?? "ansible";
   const t0 = performance.now();
   const results: SizeResult[] = [];
-  for (const [i, n] of sizes.entries()) results.push(await benchSize(n, runs, values.smoke || i === 0));
+  for (const [i, n] of sizes.entries()) results.push(await benchSize(n, runs, values.smoke || i === 0, resync));
   const totalS = (performance.now() - t0) / 1000;
   const command = values.smoke ? "npm run bench:fleet -- --smoke" : `npm run bench:fleet${values.sizes || values.runs ? ` -- ${values.sizes ? `--sizes ${values.sizes} ` : ""}${values.runs ? `--runs ${values.runs}` : ""}`.trimEnd() : ""}`;
-  const markdown = resultsMarkdown(results, command, runs, totalS);
+  const markdown = resultsMarkdown(results, command, runs, totalS, resync, values.note ?? "");
   console.log(markdown);
   if (values.smoke) {
     // The smoke run asserts what must hold at any size: ddi-ha's no-op writes and reloads nothing ...
-    const bad = results.flatMap((r) => r.noop["ddi-ha"].filter((c) => c.writes > 0 || c.reloads > 0 || c.reported > 0));
+    const bad = results.flatMap((r) => [...r.noop["ddi-ha"], ...r.noop.controller].filter((c) => c.writes > 0 || c.reloads > 0 || c.reported > 0));
     if (bad.length > 0) throw new Error(`ddi-ha's no-op run changed hosts: ${JSON.stringify(bad)}`);
+    // ... the CLI's no-op and the controller's resync are one exec per host ...
+    for (const r of results) {
+      for (const tool of ["ddi-ha", "controller"] as const) {
+        const off = r.noop[tool].filter((c) => c.channelsPerHost.min !== 1 || c.channelsPerHost.max !== 1);
+        if (off.length > 0) throw new Error(`${TOOL_LABEL[tool]}: a no-op is not one exec channel per host: ${JSON.stringify(off)}`);
+      }
+    }
     // ... and sshd sees exactly the channels the transport says it opened.
     for (const r of results) {
       const c = r.crossCheck;

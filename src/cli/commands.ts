@@ -137,13 +137,18 @@ function probedPass(set: ManifestSet, sessionOf: SessionProvider, options: Omit<
   });
 }
 
+/** The pass `ddi-ha apply` runs over a validated set (exported for the fleet bench's cross-check). */
+export function applyPass(set: ManifestSet, sessionOf: SessionProvider): Promise<ReconcilePassResult> {
+  return probedPass(set, sessionOf, { apply: false, applyWhenDiffering: true });
+}
+
 /**
  * `ddi-ha apply`: every relationship whose files on its hosts differ from the spec goes through
  * the safe apply; the rest are left untouched (a no-op run is one exec per host). Exit 0 only
  * when all is Ready.
  */
 export async function runApply(paths: string[], out: Output, err: Output, options: EngineOptions = {}): Promise<number> {
-  const result = await withSessions(paths, err, options, (set, sessionOf) => probedPass(set, sessionOf, { apply: false, applyWhenDiffering: true }));
+  const result = await withSessions(paths, err, options, applyPass);
   if (!result) return 1;
   printPass(result, out, options.output);
   const applyFailed = [...result.applied.values()].some(({ outcome }) => !applySucceeded(outcome));

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseManifestText } from "../manifests/load.js";
 import { renderManifestSet } from "../render/render-set.js";
 import { validateManifests } from "../validation/validate.js";
-import { FIRST_VRID, ansibleInventory, fleetManifestText, fleetPairs, type FleetHost } from "./fleet-manifests.js";
+import { FIRST_VRID, ansibleInventory, densePairs, fleetManifestText, fleetPairs, type FleetHost, type FleetSegment } from "./fleet-manifests.js";
 
 const KEY = (n: number) => `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${String(n % 10).repeat(43)}`;
 const hosts = (n: number): FleetHost[] =>
@@ -38,6 +38,41 @@ describe("fleetManifestText", () => {
     expect(files).toHaveLength(400);
     const h1 = files.filter((f) => f.host === "h1").map((f) => f.path).sort();
     expect(h1).toEqual(["/etc/keepalived/ddi-ha.d/fleet_vip1.conf", "/etc/keepalived/keepalived.conf", "/usr/local/libexec/ddi-ha/keepalived-notify", "/var/lib/ddi-ha/keepalived-maintenance"]);
+  });
+});
+
+describe("densePairs", () => {
+  // Five L2 segments, as the controller bench builds them: eth0 plus four more networks.
+  const segments = (n: number): FleetSegment[] =>
+    Array.from({ length: 5 }, (_, k) => ({
+      interfaceOf: new Map(hosts(n).map((h) => [h.name, `eth${k}`])),
+      prefixLength: 24,
+      capacity: 254 - (11 + n) + 1,
+      vip: (i: number) => `198.18.${20 + k}.${11 + n + i}`,
+    }));
+
+  it("puts 960 pairs on 40 hosts without a VRID or VIP collision, 48 per host, and they render", () => {
+    const h = hosts(40);
+    const pairs = densePairs(h, segments(40), 960);
+    const documents = parseManifestText(fleetManifestText(h, pairs, PRIVATE_KEY, 24, "bench"), "dense.yaml");
+    const { set, problems } = validateManifests(documents);
+    expect(problems).toEqual([]);
+    expect(set.haPairs).toHaveLength(960);
+    expect(set.hosts.size).toBe(40);
+    expect(set.haPairs.every((p) => p.metadata.namespace === "bench")).toBe(true);
+    const perHost = new Map<string, number>();
+    for (const p of pairs) for (const n of [p.primary.name, p.secondary.name]) perHost.set(n, (perHost.get(n) ?? 0) + 1);
+    expect(new Set(perHost.values())).toEqual(new Set([48]));
+    // Couples only: a host shares pairs with its neighbour and no one else.
+    expect(pairs.every((p) => Math.abs(Number(p.primary.name.slice(1)) - Number(p.secondary.name.slice(1))) === 1)).toBe(true);
+    // Each host is primary for half of its pairs.
+    expect(pairs.filter((p) => p.primary.name === "h1")).toHaveLength(24);
+    const { failures } = renderManifestSet(set);
+    expect(failures).toEqual([]);
+  });
+
+  it("refuses more pairs than the segments have VIPs for", () => {
+    expect(() => densePairs(hosts(40), segments(40), 5 * 204 + 1)).toThrow(/room for 1020/);
   });
 });
 

@@ -22,6 +22,19 @@ export interface FleetPair {
   secondary: FleetHost;
   vip: string;
   vrid: number;
+  /** The nodes' interfaces and the VIP's prefix when not the hosts' own (`interface`) network. */
+  link?: { primaryInterface: string; secondaryInterface: string; prefixLength: number };
+}
+
+/** One L2 segment every host is on: its interface name per host and the VIPs it has room for. */
+export interface FleetSegment {
+  /** host name -> interface name on this segment */
+  interfaceOf: ReadonlyMap<string, string>;
+  prefixLength: number;
+  /** How many VIPs (and so VRIDs) the segment has room for; at most 255. */
+  capacity: number;
+  /** VIP number `i` (0-based) on this segment. */
+  vip(i: number): string;
 }
 
 /** Pairs hosts (1,2), (3,4), …; `vipFor(i)` gives pair i's VIP (an address no host has). */
@@ -36,9 +49,49 @@ export function fleetPairs(hosts: readonly FleetHost[], vipFor: (i: number) => s
   return pairs;
 }
 
+/**
+ * Many pairs on few hosts, for the controller's memory bench: hosts are coupled (1,2), (3,4), …
+ * and `count` pairs are dealt round-robin over the couples and, per couple, over the segments
+ * (each a separate L2, so VRIDs restart per segment: 1, 2, … in the order pairs land on it). The
+ * primary alternates within a couple, so each host holds half its couple's VIPs.
+ */
+export function densePairs(hosts: readonly FleetHost[], segments: readonly FleetSegment[], count: number): FleetPair[] {
+  if (hosts.length < 2 || hosts.length % 2 !== 0) throw new Error(`the fleet needs an even number of hosts (at least 2), not ${hosts.length}`);
+  const room = segments.reduce((n, s) => n + Math.min(255, s.capacity), 0);
+  if (count > room) throw new Error(`${count} pairs need ${count} VIPs and VRIDs; ${segments.length} segment(s) have room for ${room}`);
+  const couples = hosts.length / 2;
+  const used = segments.map(() => 0);
+  const pairs: FleetPair[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = i % couples;
+    const round = Math.floor(i / couples);
+    // The next segment with room, starting from this round's: spreads a couple's pairs over all segments.
+    let k = round % segments.length;
+    while (used[k]! >= Math.min(255, segments[k]!.capacity)) k = (k + 1) % segments.length;
+    const segment = segments[k]!;
+    const n = used[k]!++;
+    const [a, b] = [hosts[2 * c]!, hosts[2 * c + 1]!];
+    const [primary, secondary] = round % 2 === 0 ? [a, b] : [b, a];
+    const interfaceOf = (h: FleetHost) => {
+      const name = segment.interfaceOf.get(h.name);
+      if (!name) throw new Error(`host ${h.name} has no interface on segment ${k}`);
+      return name;
+    };
+    pairs.push({
+      name: `vip${i + 1}`,
+      primary,
+      secondary,
+      vip: segment.vip(n),
+      vrid: n + 1,
+      link: { primaryInterface: interfaceOf(primary), secondaryInterface: interfaceOf(secondary), prefixLength: segment.prefixLength },
+    });
+  }
+  return pairs;
+}
+
 /** The manifests `ddi-ha apply` takes: the SSH Secret, one DDIHost per host, one HAPair per pair. */
-export function fleetManifestText(hosts: readonly FleetHost[], pairs: readonly FleetPair[], privateKey: string, prefixLength: number): string {
-  const meta = (name: string) => ({ name, namespace: FLEET_NAMESPACE });
+export function fleetManifestText(hosts: readonly FleetHost[], pairs: readonly FleetPair[], privateKey: string, prefixLength: number, namespace = FLEET_NAMESPACE): string {
+  const meta = (name: string) => ({ name, namespace });
   const docs: object[] = [
     { apiVersion: "v1", kind: "Secret", metadata: meta(FLEET_SSH_SECRET), type: "Opaque", stringData: { privateKey } },
     ...hosts.map((h) => ({
@@ -52,9 +105,9 @@ export function fleetManifestText(hosts: readonly FleetHost[], pairs: readonly F
       kind: "HAPair",
       metadata: meta(p.name),
       spec: {
-        primary: { host: p.primary.name, interface: p.primary.interface },
-        secondary: { host: p.secondary.name, interface: p.secondary.interface },
-        virtualIP: `${p.vip}/${prefixLength}`,
+        primary: { host: p.primary.name, interface: p.link?.primaryInterface ?? p.primary.interface },
+        secondary: { host: p.secondary.name, interface: p.link?.secondaryInterface ?? p.secondary.interface },
+        virtualIP: `${p.vip}/${p.link?.prefixLength ?? prefixLength}`,
         virtualRouterID: p.vrid,
         // The lab's hosts run no named and no DHCP server: the pair tracks nothing but itself.
         services: { dns: false, dhcp: "None" },

@@ -26,11 +26,13 @@ export interface ReplicaOptions {
   /** Flags after the ones above (durations, --resync). */
   args?: readonly string[];
   logLevel?: string;
+  /** The CLI script node runs (default bin/ddi-ha.js); e.g. a build's src/cli/main.js. */
+  entry?: string;
 }
 
 export async function startReplica(options: ReplicaOptions): Promise<Replica> {
   const argv = [
-    join(repoRoot, 'bin', 'ddi-ha.js'),
+    options.entry ?? join(repoRoot, 'bin', 'ddi-ha.js'),
     'controller',
     '--kubeconfig',
     options.kubeconfig,

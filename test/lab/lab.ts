@@ -42,9 +42,14 @@
  * - `stop()` removes the containers and the network. Labs whose owning process died (a crashed
  *   run) are removed by the next `startLab()`; `npx tsx test/lab/cli.ts down --all` removes all.
  *
+ * - `extraNetworks: n` puts every host on n more bridges (each its own L2 and random /24, the
+ *   host at the same last octet as on the first): `lab.extraNetworks`, and per host
+ *   `host.extraLinks` (network, interface name as the host calls it, address). For many VRRP
+ *   instances: a VRID is unique per L2, so each bridge has room for up to 255 more.
  * - Before starting, the lab raises the Docker host's fs.inotify.max_user_instances and
- *   max_user_watches when they are lower than `hosts` systemd containers need
- *   (inotifyLimitsFor(); docs/testing.md, "Many hosts"). It never lowers them.
+ *   max_user_watches when they are lower than `hosts` systemd containers need, plus the lab
+ *   hosts of other labs already running there (inotifyLimitsFor(); docs/testing.md, "Many
+ *   hosts"). It never lowers them.
  *
  * Environment: DDI_HA_LAB_IMAGE (use this image, build nothing), DDI_HA_LAB_KEEP=1 (stop() leaves
  * the lab running, for debugging; remove it with the CLI).
@@ -141,6 +146,8 @@ export interface LabHost {
   restartService(unit: string): Promise<void>;
   /** The last `lines` journal lines, of one unit or of everything. */
   journal(unit?: string, lines?: number): Promise<string>;
+  /** Its interfaces on `lab.extraNetworks`, in their order (empty without extraNetworks). */
+  extraLinks: LabLink[];
 }
 
 export interface Lab {
@@ -148,6 +155,8 @@ export interface Lab {
   name: string;
   image: string;
   network: LabNetwork;
+  /** The bridges of `extraNetworks`, each its own L2 (empty by default). */
+  extraNetworks: LabNetwork[];
   hosts: LabHost[];
   /** OpenSSH private key (unencrypted) authorized for root, ddi and nosudo on every host. */
   privateKey: string;
@@ -170,6 +179,16 @@ export interface StartLabOptions {
   readyTimeoutMs?: number;
   /** Leave the lab to outlive this process (the CLI): it is then never reaped as an orphan. */
   persistent?: boolean;
+  /** More bridges every host joins (each a separate L2). Default 0. */
+  extraNetworks?: number;
+}
+
+/** A host's interface on one of `lab.extraNetworks`. */
+export interface LabLink {
+  network: LabNetwork;
+  /** As the host names it (eth1, eth2, … in the order joined). */
+  interface: string;
+  address: string;
 }
 
 type Testcontainers = typeof import('testcontainers');
@@ -280,8 +299,8 @@ function sshBanner(host: string, port: number, timeoutMs: number): Promise<strin
   });
 }
 
-async function createNetwork(d: Dockerode, labName: string, labels: Record<string, string>) {
-  const name = `ddi-ha-lab-${labName}`;
+async function createNetwork(d: Dockerode, labName: string, labels: Record<string, string>, suffix = '') {
+  const name = `ddi-ha-lab-${labName}${suffix}`;
   let lastError: unknown;
   // 512 /24s in 198.18.0.0/15; concurrent runs pick different ones, and an overlap means retry.
   for (let attempt = 0; attempt < 30; attempt++) {
@@ -406,7 +425,9 @@ export async function startLab(options: StartLabOptions = {}): Promise<Lab> {
   const d = await docker();
 
   await removeLabs({ orphans: true });
-  for (const change of ensureInotifyLimits(count).raised) console.error(`lab: raised ${change} for ${count} hosts`);
+  // Every lab on this Docker host counts against root's limits, not only this one.
+  const running = (await d.listContainers({ filters: { label: [LAB_LABEL] } })).length;
+  for (const change of ensureInotifyLimits(count + running).raised) console.error(`lab: raised ${change} for ${count} hosts (+${running} of other labs running)`);
 
   const labels: Record<string, string> = { [LAB_LABEL]: labName };
   if (!options.persistent) labels[OWNER_PID_LABEL] = String(process.pid);
@@ -483,10 +504,18 @@ export async function startLab(options: StartLabOptions = {}): Promise<Lab> {
         return host;
       }),
     );
+    const extraNetworks: LabNetwork[] = [];
+    for (let k = 1; k <= (options.extraNetworks ?? 0); k++) {
+      const extra = await createNetwork(d, labName, labels, `-n${k}`);
+      extraNetworks.push(extra);
+      // One at a time per host, so the host names the interfaces eth1, eth2, … in this order.
+      await Promise.all(hosts.map((h) => joinNetwork(d, h, extra)));
+    }
     const lab: Lab = {
       name: labName,
       image,
       network,
+      extraNetworks,
       hosts,
       privateKey: clientKey.privateKey,
       publicKeyLine: clientKey.publicKeyLine,
@@ -500,6 +529,15 @@ export async function startLab(options: StartLabOptions = {}): Promise<Lab> {
     await removeLabs({ name: labName }).catch(() => undefined);
     throw err;
   }
+}
+
+/** Connects a running host to `network` at its own last octet and records the interface it got. */
+async function joinNetwork(d: Dockerode, host: LabHost, network: LabNetwork): Promise<void> {
+  const address = network.subnet.replace(/\.0\/24$/, `.${host.address.split('.')[3]}`);
+  await d.getNetwork(network.id).connect({ Container: host.containerId, EndpointConfig: { IPAMConfig: { IPv4Address: address } } });
+  const iface = (await host.run(['sh', '-c', 'ip -o -4 addr show to "$1" | awk \'{print $2}\'', 'sh', address])).trim();
+  if (!/^[a-z0-9]+$/.test(iface)) throw new Error(`${host.name}: no interface with ${address} after joining ${network.name} (got "${iface}")`);
+  host.extraLinks.push({ network, interface: iface, address });
 }
 
 function makeHost(
@@ -611,6 +649,7 @@ function makeHost(
     restartService: (unit) => systemctl('restart', unit),
     journal: async (unit?: string, lines = 50) =>
       (await exec(['journalctl', ...(unit ? ['-u', unit] : []), '-n', String(lines), '--no-pager'])).stdout,
+    extraLinks: [],
   };
   return host;
 }
