@@ -6,6 +6,7 @@ import type { DDIHostStatus, DhcpFailoverPeerStatus, HAPairStatus, KeaHAClusterS
 import type { ResourceStatus } from "../engine/reconcile-pass.js";
 import { findCondition, isTrue } from "../status/index.js";
 import type { WorkQueueMetrics } from "./work-queue.js";
+import { type DrillGauges, drillGauges } from "../drill/metrics.js";
 
 export type ReconcileResultLabel = "success" | "requeue" | "error";
 const RESULTS: readonly ReconcileResultLabel[] = ["success", "requeue", "error"];
@@ -141,6 +142,8 @@ export class ControllerMetrics {
   /** 1 while this process leads (always 1 without leader election), 0 while it follows. */
   readonly leader: Gauge<"identity">;
   readonly status: StatusGauges;
+  /** FailoverDrill results (src/drill/metrics.ts). */
+  readonly drills: DrillGauges;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -171,6 +174,7 @@ export class ControllerMetrics {
       registers,
     });
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly (L | "namespace")[]) => new NamespacedGauge<L>({ name, help, labelNames }, registers);
+    this.drills = drillGauges(registers);
     this.status = {
       resourceReady: gauge("ddi_ha_resource_ready", "1 when the resource's Ready condition is True, else 0.", ["kind", "namespace", "name"]),
       configDrift: gauge(
