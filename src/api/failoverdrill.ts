@@ -113,6 +113,7 @@ export const drillRunSchema = z
   .strictObject({
     runID: z.string().max(32).describe("Identifier of the run, also in the name of the host-side restore timer."),
     startTime: z.string().describe("When the run started (RFC 3339)."),
+    breakTime: z.string().optional().describe("When the break command was sent to the active node (RFC 3339, milliseconds); the measured seconds count from here."),
     endTime: z.string().optional().describe("When the run ended (RFC 3339)."),
     result: z.enum(DRILL_RESULTS).describe("Succeeded, Failed (including a missed objective), or Aborted (the peer was not healthy; restored)."),
     reason: z.string().max(64).describe("CamelCase reason: Succeeded, MissedObjective, TargetNotReady, PeerNotHealthy, VIPNotMoved, ServiceNotAnswering, NotRecovered, Interrupted, BreakFailed."),

@@ -121,7 +121,7 @@ export class DrillController {
     const check = preflight(spec.target.name, pairView(pairItem, pair));
     if (!check.ok || !pair) {
       const message = check.ok ? `refused: HAPair ${spec.target.name} has an invalid spec; nothing was touched` : check.message;
-      const run = refusedRun(spec, runID, now.getTime(), Date.now(), "TargetNotReady", message);
+      const run = refusedRun(spec, runID, now.getTime(), Date.now(), { reason: "TargetNotReady", message });
       const done = withRun(runs, run, spec.historyLimit);
       await this.write(key, item, drillStatus(status, { ...started, runs: done, phase: "Failed" }, generation, now));
       this.deps.log.warn({ drill: key, message }, "drill refused");
@@ -215,7 +215,7 @@ export class DrillController {
       }
       result = end.run;
     } catch (err) {
-      result = refusedRun(spec, run.runID, startMs, Date.now(), "BreakFailed", `the run could not start: ${kubeErrorMessage(err)}; nothing was broken`, {
+      result = refusedRun(spec, run.runID, startMs, Date.now(), { reason: "BreakFailed", message: `the run could not start: ${kubeErrorMessage(err)}; nothing was broken` }, {
         activeHost: run.activeHost,
         peerHost: run.peerHost,
       });
@@ -235,7 +235,7 @@ export class DrillController {
     const startMs = Date.parse(active.startTime) || Date.now();
     const hosts = { ...(active.activeHost ? { activeHost: active.activeHost } : {}), ...(active.peerHost ? { peerHost: active.peerHost } : {}) };
     if (!active.breakTime || !active.activeHost || !pair) {
-      return refusedRun(spec, active.runID, startMs, Date.now(), "Interrupted", "the controller restarted before the break; nothing was touched", hosts);
+      return refusedRun(spec, active.runID, startMs, Date.now(), { reason: "Interrupted", message: "the controller restarted before the break; nothing was touched" }, hosts);
     }
     let undo: string | undefined;
     try {
@@ -246,7 +246,7 @@ export class DrillController {
     }
     const how = undo === undefined ? "the break was undone by the controller that took over" : `undoing the break failed (${undo}); the host's own timer undoes it`;
     this.deps.log.warn({ runID: active.runID, undo }, "drill interrupted by a controller restart");
-    return { ...refusedRun(spec, active.runID, startMs, Date.now(), "Interrupted", `the controller restarted mid-run; ${how}`, hosts), result: "Aborted" };
+    return { ...refusedRun(spec, active.runID, startMs, Date.now(), { reason: "Interrupted", message: `the controller restarted mid-run; ${how}` }, hosts), result: "Aborted" };
   }
 
   private async write(key: string, item: KubeItem, status: FailoverDrillStatus, mustSucceed = false): Promise<void> {

@@ -3,7 +3,7 @@
 // timer) and does nothing when arming fails, so a controller that dies mid-drill never leaves a
 // host broken for longer than the timer. See ADR 0031.
 import type { DrillMethod } from "../api/index.js";
-import type { CommandRunner } from "../exec/runner.js";
+import type { CommandStream, HostSession } from "../exec/host-io.js";
 import type { DrillObservation } from "./machine.js";
 
 /** The host-side restore timer of a run: ddi-ha-drill-<runID>.timer. */
@@ -21,19 +21,21 @@ case "$iface" in ''|-*|*[!A-Za-z0-9_.-]*) echo "bad interface name" >&2; exit 2;
 `;
 
 /**
- * One observation: `vip=yes|no`, `keepalived=<systemctl is-active>`, and with a name `dns=yes|no`.
- * The DNS query is one UDP datagram over bash's /dev/udp (dig is not on every host: bind9-dnsutils
- * is a package of its own), answered when a reply with our ID, NOERROR and an answer comes within 1 s.
- * Args: interface, VIP (IPv4, no prefix), DNS name or "".
+ * Observations in a loop, one block every `interval` seconds until `max` seconds have passed (so
+ * that a lost controller leaves nothing running): `vip=yes|no` and `keepalived=<systemctl
+ * is-active>`, or with a name only `dns=yes|no` (a loop of its own: a query that gets no answer
+ * takes its whole second, which must not slow the VIP's rounds), then `obs=end`. A stream, not an exec per round: it holds no command
+ * slot (the controller's own passes do not delay it) and each block arrives one trip after it was
+ * seen. The DNS query is one UDP datagram over bash's /dev/udp (dig is not on every host:
+ * bind9-dnsutils is a package of its own), answered when a reply with our ID, NOERROR and an
+ * answer comes within 1 s. Args: interface, VIP (IPv4, no prefix), DNS name or "", interval, max.
  */
 export const OBSERVE_SCRIPT = `set -u
-iface=$1 vip=$2 name=$3
+iface=$1 vip=$2 name=$3 interval=$4 max=$5
 ${ARG_CHECKS}
 case "$vip" in ''|*[!0-9.]*) echo "bad VIP" >&2; exit 2;; esac
 case "$name" in *[!A-Za-z0-9.-]*) echo "bad DNS name" >&2; exit 2;; esac
-if ip -o -4 addr show dev "$iface" 2>/dev/null | grep -qF " $vip/"; then echo vip=yes; else echo vip=no; fi
-echo "keepalived=$(systemctl is-active keepalived.service 2>/dev/null)"
-[ -n "$name" ] || exit 0
+case "$interval$max" in *[!0-9.]*) echo "bad interval" >&2; exit 2;; esac
 answers() {
   local id=$((RANDOM % 65536)) q l reply flags labels
   q=$(printf '\\\\x%02x\\\\x%02x\\\\x01\\\\x00\\\\x00\\\\x01\\\\x00\\\\x00\\\\x00\\\\x00\\\\x00\\\\x00' $((id >> 8)) $((id & 255)))
@@ -48,7 +50,16 @@ answers() {
   flags=$((16#\${reply:4:4}))
   (( (flags & 0x8000) && (flags & 0xf) == 0 && 16#\${reply:12:4} > 0 ))
 }
-if answers; then echo dns=yes; else echo dns=no; fi
+while [ "$SECONDS" -lt "\${max%.*}" ]; do
+  if [ -n "$name" ]; then
+    if answers; then echo dns=yes; else echo dns=no; fi
+  else
+    if ip -o -4 addr show dev "$iface" 2>/dev/null | grep -qF " $vip/"; then echo vip=yes; else echo vip=no; fi
+    echo "keepalived=$(systemctl is-active keepalived.service 2>/dev/null)"
+  fi
+  echo obs=end
+  sleep "$interval"
+done
 `;
 
 /** Arms the restore timer, then stops keepalived. Args: unit, seconds. */
@@ -132,8 +143,8 @@ export function restoreArgv(t: Omit<BreakTarget, "safetySeconds">): string[] {
   }
 }
 
-export function observeArgv(iface: string, vip: string, dnsName: string | undefined): string[] {
-  return ["bash", "-c", OBSERVE_SCRIPT, "bash", iface, vip, dnsName ?? ""];
+export function observeArgv(iface: string, vip: string, dnsName: string | undefined, intervalMs: number, maxSeconds: number): string[] {
+  return ["bash", "-c", OBSERVE_SCRIPT, "bash", iface, vip, dnsName ?? "", (intervalMs / 1000).toFixed(3), String(Math.ceil(maxSeconds))];
 }
 
 export interface HostView {
@@ -143,24 +154,94 @@ export interface HostView {
   dns?: boolean | undefined;
 }
 
-export function parseObserve(stdout: string): Omit<HostView, "reachable"> {
-  const kv = new Map(stdout.split("\n").flatMap((l) => (/^(\w+)=(.*)$/.test(l) ? [l.split("=", 2) as [string, string]] : [])));
+export function parseObserve(lines: readonly string[]): Omit<HostView, "reachable"> {
+  const kv = new Map(lines.flatMap((l) => (/^(\w+)=(.*)$/.test(l) ? [l.split("=", 2) as [string, string]] : [])));
   return { vip: kv.get("vip") === "yes", keepalivedActive: kv.get("keepalived") === "active", ...(kv.has("dns") ? { dns: kv.get("dns") === "yes" } : {}) };
 }
 
-/** One host's view; a host that does not answer (or a script that fails) is unreachable. */
-export async function observeHost(runner: CommandRunner, iface: string, vip: string, dnsName: string | undefined): Promise<HostView> {
-  try {
-    const r = await runner.run(observeArgv(iface, vip, dnsName), { timeoutMs: 5_000 });
-    if (r.code !== 0) return { reachable: false, vip: false, keepalivedActive: false };
-    return { reachable: true, ...parseObserve(r.stdout) };
-  } catch {
-    return { reachable: false, vip: false, keepalivedActive: false };
+const UNREACHABLE: HostView = { reachable: false, vip: false, keepalivedActive: false };
+
+/**
+ * One host's observation stream. `view(now)` is its latest block, or unreachable when the stream
+ * ended or has said nothing for `staleMs` (a host whose SSH session is gone).
+ */
+export class HostObserver {
+  private latest: { view: HostView; atMs: number; sinceMs: number } | undefined;
+  private block: string[] = [];
+  private ended = false;
+  private waiters: (() => void)[] = [];
+  private stream: CommandStream | undefined;
+  private readonly startedMs: number;
+
+  private constructor(
+    private readonly now: () => number,
+    private readonly staleMs: number,
+  ) {
+    this.startedMs = now();
+  }
+
+  static async start(
+    session: Pick<HostSession, "stream">,
+    args: { iface: string; vip: string; dnsName: string | undefined; intervalMs: number; maxSeconds: number },
+    now: () => number,
+    staleMs = 5_000,
+  ): Promise<HostObserver> {
+    const o = new HostObserver(now, staleMs);
+    try {
+      o.stream = await session.stream(observeArgv(args.iface, args.vip, args.dnsName, args.intervalMs, args.maxSeconds), (line) => o.onLine(line));
+      void o.stream.done.then(() => o.end());
+    } catch {
+      o.end();
+    }
+    return o;
+  }
+
+  private onLine(line: string): void {
+    if (line !== "obs=end") {
+      this.block.push(line);
+      return;
+    }
+    // The block was begun after the previous one arrived (or the stream started).
+    this.latest = { view: { reachable: true, ...parseObserve(this.block) }, atMs: this.now(), sinceMs: this.latest?.atMs ?? this.startedMs };
+    this.block = [];
+    this.wake();
+  }
+
+  private end(): void {
+    this.ended = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves at the next block (or the stream's end), or after `timeoutMs`. */
+  next(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** The latest block and when it arrived; undefined before the first. */
+  view(nowMs: number): { view: HostView; atMs: number; sinceMs: number } | undefined {
+    if (this.ended || nowMs - (this.latest?.atMs ?? this.startedMs) > this.staleMs) return { view: UNREACHABLE, atMs: nowMs, sinceMs: nowMs };
+    return this.latest;
+  }
+
+  async stop(): Promise<void> {
+    await this.stream?.stop().catch(() => undefined);
   }
 }
 
 /** Both hosts' views as the machine reads them; the DNS query is the peer's. */
-export function combine(active: HostView, peer: HostView, dnsChecked: boolean): DrillObservation {
+export function combine(active: HostView, peer: HostView, dns: HostView | undefined, dnsSinceMs?: number): DrillObservation {
   return {
     activeReachable: active.reachable,
     peerReachable: peer.reachable,
@@ -168,6 +249,6 @@ export function combine(active: HostView, peer: HostView, dnsChecked: boolean): 
     vipOnPeer: peer.vip,
     keepalivedActiveOnActive: active.keepalivedActive,
     keepalivedActiveOnPeer: peer.keepalivedActive,
-    ...(dnsChecked ? { serviceAnswers: peer.dns === true } : {}),
+    ...(dns ? { serviceAnswers: dns.reachable && dns.dns === true, serviceCheckedSinceMs: dnsSinceMs } : {}),
   };
 }

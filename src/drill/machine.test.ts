@@ -35,7 +35,10 @@ describe("Running", () => {
     expect(a.state.serviceAnswersMs).toBeUndefined();
     const b = stepRunning(s, a.state, { ...broken, vipOnPeer: true, serviceAnswers: false }, T0 + 3_000);
     expect(b.action).toBe("observe");
-    const c = stepRunning(s, b.state, { ...broken, vipOnPeer: true, serviceAnswers: true }, T0 + 3_400);
+    // An answer to a query sent before the VIP was seen on the peer (its loop is slower): not counted either.
+    const stale = stepRunning(s, b.state, { ...broken, vipOnPeer: true, serviceAnswers: true, serviceCheckedSinceMs: T0 + 2_500 }, T0 + 3_200);
+    expect(stale.state.serviceAnswersMs).toBeUndefined();
+    const c = stepRunning(s, stale.state, { ...broken, vipOnPeer: true, serviceAnswers: true, serviceCheckedSinceMs: T0 + 3_050 }, T0 + 3_400);
     expect(c.state).toMatchObject({ vipOnPeerMs: T0 + 3_000, serviceAnswersMs: T0 + 3_400, outcome: { result: "Succeeded" } });
   });
 

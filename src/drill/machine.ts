@@ -16,6 +16,8 @@ export interface DrillObservation {
   keepalivedActiveOnPeer: boolean;
   /** The DNS query from the peer host to the VIP got an answer; undefined without spec.serviceCheck. */
   serviceAnswers?: boolean | undefined;
+  /** The DNS query was sent no earlier than this (its loop runs at its own pace): an answer counts only for what was true by then. */
+  serviceCheckedSinceMs?: number | undefined;
 }
 
 export interface RunOutcome {
@@ -43,6 +45,9 @@ export interface RunState {
 /** What the runner must do after a step. */
 export type DrillAction = "observe" | "restore" | "finish";
 
+/** A DNS answer to a query sent at or after `sinceMs`. */
+const answeredSince = (obs: DrillObservation, sinceMs: number) => obs.serviceAnswers === true && (obs.serviceCheckedSinceMs ?? Number.NEGATIVE_INFINITY) >= sinceMs;
+
 const secondsBetween = (from: number, to: number | undefined) => (to === undefined ? undefined : Math.round(to - from) / 1000);
 
 /** The measured recovery time compared to the objective: the service answering with a check, else the VIP on the peer. */
@@ -61,7 +66,7 @@ export function stepRunning(spec: FailoverDrillSpec, s: RunState, obs: DrillObse
   }
   if (obs.vipOnPeer && next.vipOnPeerMs === undefined) next.vipOnPeerMs = nowMs;
   // The answer counts once the VIP is on the peer: before that it may still come from the broken node.
-  if (spec.serviceCheck && next.vipOnPeerMs !== undefined && obs.serviceAnswers === true && next.serviceAnswersMs === undefined) next.serviceAnswersMs = nowMs;
+  if (spec.serviceCheck && next.vipOnPeerMs !== undefined && answeredSince(obs, next.vipOnPeerMs) && next.serviceAnswersMs === undefined) next.serviceAnswersMs = nowMs;
   const measured = recoveryMs(spec, next);
   if (measured !== undefined) {
     const objectiveMs = durationToMs(spec.objective);
@@ -94,7 +99,7 @@ export interface RecoveryExpectation {
 export function recovered(spec: FailoverDrillSpec, s: RunState, obs: DrillObservation, expect: RecoveryExpectation): boolean {
   if (s.outcome?.result === "Aborted") return obs.activeReachable && obs.keepalivedActiveOnActive && obs.vipOnActive;
   const oneHolder = expect.vipBackOnActive ? obs.vipOnActive && !obs.vipOnPeer : obs.vipOnActive !== obs.vipOnPeer;
-  const answers = !spec.serviceCheck || obs.serviceAnswers === true;
+  const answers = !spec.serviceCheck || answeredSince(obs, s.restoreMs ?? Number.NEGATIVE_INFINITY);
   return obs.activeReachable && obs.peerReachable && obs.keepalivedActiveOnActive && obs.keepalivedActiveOnPeer && oneHolder && answers;
 }
 
@@ -128,6 +133,7 @@ export function runRecord(spec: FailoverDrillSpec, s: RunState, endMs: number): 
   return {
     runID: s.runID,
     startTime: new Date(s.startMs).toISOString(),
+    breakTime: new Date(s.breakMs).toISOString(),
     endTime: new Date(endMs).toISOString(),
     result: outcome.result,
     reason: outcome.reason,
@@ -143,7 +149,14 @@ export function runRecord(spec: FailoverDrillSpec, s: RunState, endMs: number): 
 }
 
 /** A run that never broke anything: refused by the pre-flight check, or a break that failed. */
-export function refusedRun(spec: FailoverDrillSpec, runID: string, startMs: number, endMs: number, reason: string, message: string, hosts: { activeHost?: string; peerHost?: string } = {}): DrillRun {
+export function refusedRun(
+  spec: FailoverDrillSpec,
+  runID: string,
+  startMs: number,
+  endMs: number,
+  { reason, message }: { reason: string; message: string },
+  hosts: { activeHost?: string; peerHost?: string } = {},
+): DrillRun {
   return {
     runID,
     startTime: new Date(startMs).toISOString(),

@@ -3,8 +3,9 @@
 // every phase change (through `report`), the run in progress included, so that a controller that
 // restarts mid-run knows what to restore.
 import { type FailoverDrillSpec, type HAPairSpec, durationToMs } from "../api/index.js";
+import type { HostSession } from "../exec/host-io.js";
 import type { CommandRunner } from "../exec/runner.js";
-import { type BreakTarget, breakArgv, combine, observeHost, restoreArgv } from "./host-actions.js";
+import { type BreakTarget, HostObserver, breakArgv, combine, restoreArgv } from "./host-actions.js";
 import { type DrillObservation, type RecoveryExpectation, type RunState, preflightObservation, refusedRun, runRecord, stepRestoring, stepRunning } from "./machine.js";
 import type { DrillRun } from "../api/index.js";
 
@@ -12,6 +13,8 @@ import type { DrillRun } from "../api/index.js";
 export const DEFAULT_POLL_INTERVAL_MS = 200;
 /** The host restores by itself this long after spec.timeout, when the controller did not. */
 export const SAFETY_MARGIN_SECONDS = 30;
+/** How long the hosts may take to look healthy before the break (every observation must agree). */
+const PREFLIGHT_SETTLE_MS = 5_000;
 
 export interface RunContext {
   spec: FailoverDrillSpec;
@@ -19,8 +22,8 @@ export interface RunContext {
   runID: string;
   activeHost: string;
   peerHost: string;
-  active: CommandRunner;
-  peer: CommandRunner;
+  active: Pick<HostSession, "run" | "stream">;
+  peer: Pick<HostSession, "run" | "stream">;
   /** Writes the phase (and the run in progress) to status; a rejection stops the run before the break. */
   report(phase: "Running" | "Restoring", state: RunState): Promise<void>;
   /** False once this process may no longer act (lost the lease, stopping): the run restores and stops. */
@@ -35,7 +38,6 @@ export interface RunEnd {
   complete: boolean;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function interfaceOf(pair: HAPairSpec, host: string): string {
   return pair.primary.host === host ? pair.primary.interface : pair.secondary.interface;
@@ -70,18 +72,48 @@ export async function runDrill(ctx: RunContext): Promise<RunEnd> {
   const { spec, activeHost, peerHost } = ctx;
   const vip = vipOf(ctx.pair);
   const dnsName = spec.serviceCheck?.dnsName;
-  const observe = async (): Promise<DrillObservation> => {
-    const [a, p] = await Promise.all([
-      observeHost(ctx.active, interfaceOf(ctx.pair, activeHost), vip, undefined),
-      observeHost(ctx.peer, interfaceOf(ctx.pair, peerHost), vip, dnsName),
-    ]);
-    return combine(a, p, dnsName !== undefined);
+  // Both stages at most spec.timeout each, plus the pre-flight: then the host loops end by themselves.
+  const maxSeconds = (2 * durationToMs(spec.timeout)) / 1000 + 60;
+  const observers = await Promise.all([
+    HostObserver.start(ctx.active, { iface: interfaceOf(ctx.pair, activeHost), vip, dnsName: undefined, intervalMs: interval, maxSeconds }, now),
+    HostObserver.start(ctx.peer, { iface: interfaceOf(ctx.pair, peerHost), vip, dnsName: undefined, intervalMs: interval, maxSeconds }, now),
+    ...(dnsName ? [HostObserver.start(ctx.peer, { iface: interfaceOf(ctx.pair, peerHost), vip, dnsName, intervalMs: interval, maxSeconds }, now)] : []),
+  ]);
+  try {
+    return await drive(ctx, observers, now, interval);
+  } finally {
+    await Promise.all(observers.map((o) => o.stop()));
+  }
+}
+
+async function drive(ctx: RunContext, observers: HostObserver[], now: () => number, interval: number): Promise<RunEnd> {
+  const { spec, activeHost, peerHost } = ctx;
+  /** The hosts' latest blocks, after the next one arrives; its arrival time is the observation's. */
+  const observe = async (since: number): Promise<{ obs: DrillObservation; atMs: number }> => {
+    const deadline = now() + 10_000;
+    for (;;) {
+      const t = now();
+      const views = observers.map((o) => o.view(t));
+      const fresh = views.filter((v) => v !== undefined && v.atMs > since).map((v) => v!.atMs);
+      if (views.every((v) => v !== undefined) && (fresh.length > 0 || t > deadline)) {
+        const [av, pv, dv] = views.map((v) => v!.view);
+        return { obs: combine(av!, pv!, dv, views[2]?.sinceMs), atMs: fresh.length > 0 ? Math.max(...fresh) : t };
+      }
+      await Promise.race(observers.map((o) => o.next(interval * 5)));
+    }
   };
   const startMs = now();
   const hosts = { activeHost, peerHost };
-  const refused = preflightObservation(spec, activeHost, peerHost, await observe());
-  if (refused) return { run: refusedRun(spec, ctx.runID, startMs, now(), "TargetNotReady", refused, hosts), complete: true };
-  if (!ctx.mayContinue()) return { run: refusedRun(spec, ctx.runID, startMs, now(), "Interrupted", "stopped before the break; nothing was touched", hosts), complete: false };
+  // A first DNS query may go unanswered while the peer resolves the VIP's MAC: a few seconds to settle.
+  let first = await observe(startMs);
+  let refused = preflightObservation(spec, activeHost, peerHost, first.obs);
+  while (refused && now() - startMs < PREFLIGHT_SETTLE_MS) {
+    first = await observe(first.atMs);
+    refused = preflightObservation(spec, activeHost, peerHost, first.obs);
+  }
+  let seen = first.atMs;
+  if (refused) return { run: refusedRun(spec, ctx.runID, startMs, now(), { reason: "TargetNotReady", message: refused }, hosts), complete: true };
+  if (!ctx.mayContinue()) return { run: refusedRun(spec, ctx.runID, startMs, now(), { reason: "Interrupted", message: "stopped before the break; nothing was touched" }, hosts), complete: false };
 
   const target = breakTarget(ctx);
   let state: RunState = { runID: ctx.runID, phase: "Running", activeHost, peerHost, startMs, breakMs: now() };
@@ -95,7 +127,7 @@ export async function runDrill(ctx: RunContext): Promise<RunEnd> {
   if (broke !== undefined) {
     const undo = await restoreHost(ctx.active, target);
     const message = `the break (${spec.method} on ${activeHost}) failed: ${broke}; ${undo === undefined ? "undone" : `undoing it failed too (${undo}); the host's timer ${target.safetySeconds} s after the break undoes it`}`;
-    return { run: refusedRun(spec, ctx.runID, startMs, now(), "BreakFailed", message, hosts), complete: true };
+    return { run: refusedRun(spec, ctx.runID, startMs, now(), { reason: "BreakFailed", message }, hosts), complete: true };
   }
 
   const expect: RecoveryExpectation = { vipBackOnActive: ctx.pair.preempt && (ctx.pair.preferredNode === "primary" ? ctx.pair.primary.host : ctx.pair.secondary.host) === activeHost };
@@ -106,9 +138,9 @@ export async function runDrill(ctx: RunContext): Promise<RunEnd> {
       state = { ...state, phase: "Restoring", outcome: { result: "Aborted", reason: "Interrupted", message: "this controller stopped leading or shut down mid-run; the break was undone" } };
       break;
     }
-    const step = stepRunning(spec, state, await observe(), now());
-    state = step.state;
-    if (step.action === "observe") await sleep(interval);
+    const o = await observe(seen);
+    seen = o.atMs;
+    state = stepRunning(spec, state, o.obs, o.atMs).state;
   }
   const undo = await restoreHost(ctx.active, target);
   state = { ...state, restoreMs: now() };
@@ -118,12 +150,13 @@ export async function runDrill(ctx: RunContext): Promise<RunEnd> {
   await ctx.report("Restoring", state).catch(() => undefined);
   let retriedUndo = undo === undefined;
   while (state.phase === "Restoring") {
-    const step = stepRestoring(spec, state, await observe(), now(), expect);
+    const o = await observe(Math.max(seen, state.restoreMs ?? 0));
+    seen = o.atMs;
+    const step = stepRestoring(spec, state, o.obs, o.atMs, expect);
     state = step.state;
     if (step.action !== "observe") break;
-    // A failed undo (a dropped session) is tried once more; the host's timer is the last resort.
+    // A failed undo (a dropped session) is tried again; the host's timer is the last resort.
     if (!retriedUndo) retriedUndo = (await restoreHost(ctx.active, target)) === undefined;
-    await sleep(interval);
   }
   return { run: runRecord(spec, state, now()), complete };
 }
