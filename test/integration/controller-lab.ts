@@ -3,6 +3,7 @@
 import { stringify } from 'yaml';
 import { API_GROUP_VERSION } from '../../src/api/index.js';
 import type { Lab } from '../lab/lab.js';
+import type { ControllerMetrics } from '../../src/controller/index.js';
 
 export interface Condition {
   type: string;
@@ -41,4 +42,13 @@ export function labPairManifests(lab: Lab, pair: { namespace: string; name: stri
   ]
     .map((o) => stringify(o, { lineWidth: 0 }))
     .join('---\n');
+}
+
+/** The value of one series of a controller gauge, by a subset of its labels. */
+export async function gaugeValue(metrics: ControllerMetrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const value = (metric as { values?: { labels: Record<string, string>; value: number }[] } | undefined)?.values?.find((v) =>
+    Object.entries(labels).every(([k, want]) => v.labels[k] === want),
+  );
+  return value?.value;
 }

@@ -18,7 +18,7 @@ import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import { AddressLog } from '../lab/address-log.js';
 import { type Lab, startLab } from '../lab/lab.js';
 import { unitSnapshot } from './apply-lab.js';
-import { type Condition, labPairManifests } from './controller-lab.js';
+import { type Condition, gaugeValue, labPairManifests } from './controller-lab.js';
 import { eventually } from './observe-lab.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -41,13 +41,7 @@ const condition = (o: Json, type: string) => o.status?.conditions?.find((c) => c
 const holdsVip = async (i: number) => (await lab.hosts[i]!.run(['ip', '-o', 'addr', 'show'])).includes(` ${vipAddress()}/`);
 const sh = (i: number, ...argv: string[]) => lab.hosts[i]!.run(argv);
 
-async function gauge(name: string, labels: Record<string, string>): Promise<number | undefined> {
-  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
-  const value = (metric as { values?: { labels: Record<string, string>; value: number }[] } | undefined)?.values?.find((v) =>
-    Object.entries(labels).every(([k, want]) => v.labels[k] === want),
-  );
-  return value?.value;
-}
+const gauge = (name: string, labels: Record<string, string>) => gaugeValue(metrics, name, labels);
 
 async function pairReadyOnPrimary(): Promise<void> {
   await eventually(
