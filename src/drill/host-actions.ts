@@ -64,7 +64,7 @@ done
 
 /** Arms the restore timer, then stops keepalived. Args: unit, seconds. */
 const STOP_DAEMON_SCRIPT = `set -eu
-systemd-run --quiet --unit="$1" --on-active="$2" /bin/systemctl start keepalived.service
+systemd-run --quiet --unit="$1" --on-active="$2" --timer-property=AccuracySec=1s /bin/systemctl start keepalived.service
 systemctl stop keepalived.service
 `;
 /** Starts keepalived, then disarms the timer. Args: unit. */
@@ -93,7 +93,7 @@ ${ARG_CHECKS}
 if iptables -w -n -L ${CUT_CHAIN} >/dev/null 2>&1; then echo "chain ${CUT_CHAIN} exists: another drill is cutting this host" >&2; exit 3; fi
 ports=$(sshd -T 2>/dev/null | awk '$1 == "port" { print $2 }' | sort -u | paste -sd, -)
 case "$ports" in ''|*[!0-9,]*) ports=22;; esac
-systemd-run --quiet --unit="$unit" --on-active="$secs" /bin/sh -c "$uncut" sh "$iface"
+systemd-run --quiet --unit="$unit" --on-active="$secs" --timer-property=AccuracySec=1s /bin/sh -c "$uncut" sh "$iface"
 iptables -w -N ${CUT_CHAIN}
 iptables -w -A ${CUT_CHAIN} -p tcp -m multiport --dports "$ports" -j RETURN
 iptables -w -A ${CUT_CHAIN} -p tcp -m multiport --sports "$ports" -j RETURN

@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { API_GROUP_VERSION, type DrillRun } from '../../src/api/index.js';
 import { Controller, ControllerMetrics } from '../../src/controller/index.js';
+import { breakArgv } from '../../src/drill/host-actions.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import { AddressLog } from '../lab/address-log.js';
@@ -33,6 +34,7 @@ let controller: Controller | undefined;
 let transport: SshTransport | undefined;
 let metrics: ControllerMetrics;
 let addresses: AddressLog;
+let startController: () => Controller;
 
 const vipAddress = () => lab.network.spare(0);
 type Json = { metadata: { generation: number }; status?: { phase?: string; runs?: DrillRun[]; activeNode?: string; observedGeneration?: number; conditions?: Condition[] } };
@@ -96,8 +98,12 @@ beforeAll(async () => {
   const log = pino({ level: process.env.DDI_HA_TEST_LOG ?? 'silent', redact: [...LOG_REDACT_PATHS] });
   metrics = new ControllerMetrics();
   transport = new SshTransport({ logger: log });
-  controller = new Controller({ kubeConfig, namespace, resyncMs: 3_000, log, metrics, transport });
-  controller.start();
+  startController = () => {
+    const c = new Controller({ kubeConfig, namespace, resyncMs: 3_000, log, metrics, transport });
+    c.start();
+    return c;
+  };
+  controller = startController();
   await kubectl.run(['wait', '--for=condition=Ready', `hap/${PAIR}`, 'ddih/h1', 'ddih/h2', '-n', namespace, '--timeout=180s'], { timeoutMs: 190_000 });
 }, 240_000);
 
@@ -236,5 +242,45 @@ describe('FailoverDrill on an HAPair', () => {
       await sh(1, 'systemctl', 'start', 'keepalived.service', 'named.service');
     }
     await pairReadyOnPrimary();
+  });
+
+  it('a controller stopped mid-run undoes the break; the next one records the run as Interrupted', async () => {
+    await pairReadyOnPrimary();
+    // h2 without DNS keeps the run waiting in Running (the VIP moves, no answer comes).
+    await sh(1, 'systemctl', 'stop', 'named.service');
+    try {
+      await createDrill('interrupted', { method: 'StopPrimaryDaemon', objective: '20s', timeout: '120s', serviceCheck: { dnsName: 'localhost' } });
+      await eventually('the run in Running with keepalived stopped on h1', async () => {
+        const d = await getJson('fd/interrupted');
+        return d.status?.phase === 'Running' && (await unitSnapshot(lab.hosts[0]!, 'keepalived.service')).ActiveState !== 'active' ? true : undefined;
+      }, 60_000, 200);
+      await controller!.stop();
+      // Stopping undid the break on the way out: keepalived runs on h1 again, no timer is left.
+      expect((await unitSnapshot(lab.hosts[0]!, 'keepalived.service')).ActiveState).toBe('active');
+      const stale = await getJson('fd/interrupted');
+      expect(stale.status?.phase).toBe('Running');
+      controller = startController();
+      const { run } = await finishedRun('interrupted');
+      console.log(`Interrupted: ${run.message}`);
+      expect(run).toMatchObject({ result: 'Aborted', reason: 'Interrupted', activeHost: 'h1' });
+      expect(run.message).toContain('the break was undone by the controller that took over');
+      expect(await timerGone(0, run.runID)).toBe(true);
+    } finally {
+      await sh(1, 'systemctl', 'start', 'named.service');
+    }
+  });
+
+  it('the host-side timer undoes a break by itself when no controller comes back (3 s here)', async () => {
+    await pairReadyOnPrimary();
+    // The break scripts as the controller sends them, run on h1 directly; nobody restores.
+    const cut = breakArgv({ method: 'CutHostNetwork', runID: 'labcut1', interface: lab.hosts[0]!.interface, safetySeconds: 3 });
+    await sh(0, ...cut);
+    expect(await sh(0, 'iptables', '-w', '-S')).toContain('-A OUTPUT -o eth0 -j DDIHA-DRILL');
+    await eventually('the cut undone by the timer', async () => (!(await sh(0, 'iptables', '-w', '-S')).includes('DDIHA-DRILL') ? true : undefined), 30_000, 200);
+    await pairReadyOnPrimary();
+    await sh(0, ...breakArgv({ method: 'StopPrimaryDaemon', runID: 'labstop1', interface: lab.hosts[0]!.interface, safetySeconds: 3 }));
+    expect((await unitSnapshot(lab.hosts[0]!, 'keepalived.service')).ActiveState).not.toBe('active');
+    await eventually('keepalived started by the timer', async () => ((await unitSnapshot(lab.hosts[0]!, 'keepalived.service')).ActiveState === 'active' ? true : undefined), 30_000, 200);
+    await eventually('the VIP back on h1', async () => ((await holdsVip(0)) && !(await holdsVip(1)) ? true : undefined), 30_000, 200);
   });
 });
