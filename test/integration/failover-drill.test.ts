@@ -145,7 +145,7 @@ describe('FailoverDrill on an HAPair', () => {
       `StopPrimaryDaemon: address logs: the VIP left h1 ${((deleted! - breakAt) / 1000).toFixed(3)} s and was on h2 ${onH2.toFixed(3)} s after the break command; the drill saw it after ${run.vipOnPeerSeconds} s`,
     );
     expect(run.vipOnPeerSeconds! - onH2).toBeGreaterThan(-0.05);
-    expect(run.vipOnPeerSeconds! - onH2).toBeLessThan(2.5);
+    expect(run.vipOnPeerSeconds! - onH2).toBeLessThan(5);
     // Everything is back: keepalived runs again on h1 (a new process), the VIP is on h1 alone, no timer is left.
     expect(await holdsVip(0)).toBe(true);
     expect(await holdsVip(1)).toBe(false);
