@@ -74,6 +74,28 @@ const UINT16_MS = 65_535;
 /** Any JSON object, kept as written (the API server prunes nothing inside it). */
 const anyObject = () => z.object({}).meta({ "x-kubernetes-preserve-unknown-fields": true });
 
+/**
+ * The first key (at any depth) that Kea 2.2 would write back unescaped into broken or different
+ * JSON: its MapElement::toJSON quotes keys without escaping them (values are escaped). Measured:
+ * config-get of a key `"}, "hooks-libraries": [...], "y": {"` returns that text raw.
+ */
+export function unsafeKeaKey(value: unknown): string | undefined {
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const found = unsafeKeaKey(v);
+      if (found !== undefined) return found;
+    }
+  } else if (value !== null && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      // eslint-disable-next-line no-control-regex
+      if (/["\\\u0000-\u001f\u007f]/.test(k)) return k;
+      const found = unsafeKeaKey(v);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
 /** Dhcp4 keys the operator owns; a spec that set them could load arbitrary code as root. */
 export const OPERATOR_MANAGED_DHCP4_KEYS = ["hooks-libraries", "control-socket", "interfaces-config"] as const;
 
@@ -120,6 +142,12 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
             message:
               "spec.dhcp4 must not set hooks-libraries, control-socket or interfaces-config: the operator manages them (use spec.peers[].interface for the listening interface)",
             holds: (d) => !OPERATOR_MANAGED_DHCP4_KEYS.some((k) => d[k] !== undefined),
+          },
+          {
+            // No CEL: it cannot walk JSON of any depth. The operator refuses it (Stalled), before any host.
+            message:
+              "spec.dhcp4 must not have a key (at any depth) containing '\"', '\\' or a control character: Kea writes keys back unescaped (config-get, config-write), so such a key would change the structure of the config Kea reports and saves; rename the key",
+            holds: (d) => unsafeKeaKey(d) === undefined,
           },
         ],
       )

@@ -67,6 +67,7 @@ export async function runController(options: ControllerCommandOptions): Promise<
     ...(options.sshConnectRate ? { sshConnectRate: options.sshConnectRate } : {}),
     log,
     metrics,
+    identity,
     ...(elector ? { isLeader: () => elector.isLeader() } : {}),
     ...(haltHooks ? { applyOptions: { hooks: haltHooks } } : {}),
   });

@@ -54,6 +54,22 @@ program
     process.exitCode = await runStatus(opts.filename, process.stdout, process.stderr, opts);
   });
 
+program
+  .command("import")
+  .description(
+    "Read the running keepalived, dhcpd and Kea configs from hosts over SSH and write the DDIHost, HAPair, DhcpFailoverPeer and KeaHACluster manifests that reproduce them, with a report: what cannot be represented, which files the first apply writes (a diff each), and which daemons it reloads or restarts. Writes nothing to the hosts.",
+  )
+  .requiredOption("--host <user@addr[:port]>", "a host to read; repeatable (give both nodes of a pair)", files)
+  .requiredOption("-i, --identity <keyfile>", "SSH private key for every --host")
+  .option("--host-key <addr=key>", 'pin a host\'s key, e.g. 198.18.0.10="ssh-ed25519 AAAA…"; repeatable (others: TrustOnFirstUse in --known-hosts)', files)
+  .option("--known-hosts <file>", "where TrustOnFirstUse host keys are pinned (a changed key is refused)", undefined)
+  .option("-n, --namespace <ns>", "namespace of the manifests", "default")
+  .option("-o, --output <dir>", "write manifests.yaml, report.txt, report.json and diff/<host>/<path>.diff here (default: manifests on stdout, report on stderr)")
+  .action(async (opts: { host: string[]; identity: string; hostKey?: string[]; knownHosts?: string; namespace: string; output?: string }) => {
+    const { runImport } = await import("../import/command.js");
+    process.exitCode = await runImport(opts, process.stdout, process.stderr);
+  });
+
 const durationMs = (value: string) => {
   if (!DURATION_RE.test(value) || durationToMs(value) < 1000) throw new InvalidArgumentError('expected a duration of at least 1s, such as "60s" or "5m"');
   return durationToMs(value);

@@ -3,6 +3,7 @@
 // DDIHost's pass takes its host's one probe and requeues the relationships on it, which reuse
 // that probe. A stream per host (address changes) makes a VIP move reach status at once. See ADR 0015.
 import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -19,6 +20,7 @@ import { SshTransport } from "../ssh/index.js";
 import { validateManifests } from "../validation/validate.js";
 import type { ManifestSet } from "../validation/model.js";
 import { jittered } from "./backoff.js";
+import { EventRecorder, KubeEventSink } from "./events.js";
 import { KubeClient, kubeErrorMessage } from "./kube-client.js";
 import { ControllerMetrics, type ReconcileResultLabel } from "./metrics.js";
 import { hostNamesOfItem, reconcileObject } from "./reconcile-object.js";
@@ -71,6 +73,8 @@ export interface ControllerOptions {
   isLeader?: () => boolean;
   /** How often a FailoverDrill run observes its hosts (default 200 ms). */
   drillPollMs?: number;
+  /** The process's identity (leader election's): reportingInstance of its Events. Default: the host name. */
+  identity?: string;
 }
 
 /**
@@ -137,6 +141,8 @@ export class Controller {
   private readonly resyncMs: number;
   private readonly pollMs: number;
   private readonly log: Logger;
+  /** Transition Events (events.k8s.io/v1), written by the leader's passes only. */
+  private readonly events: EventRecorder;
   private stopped = false;
 
   constructor(private readonly options: ControllerOptions) {
@@ -147,6 +153,7 @@ export class Controller {
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.log = options.log.child({ controller: CONTROLLER_NAME });
+    this.events = new EventRecorder({ sink: new KubeEventSink(options.kubeConfig), reportingInstance: options.identity ?? hostname(), log: this.log, registry: this.metrics.registry });
     this.queue = new WorkQueue({
       workers: options.workers ?? DEFAULT_WORKERS,
       handle: (key) => this.reconcile(key),
@@ -223,6 +230,8 @@ export class Controller {
     await this.queue.shutdown();
     // A drill run in progress sees stopped, undoes its break and ends.
     await this.drills.stop();
+    // An API server that went away must not hold the shutdown (and the Lease's release) for long.
+    await this.events.idle(5_000);
     await Promise.all([...this.streams.values()].map((s) => s.stop().catch(() => undefined)));
     this.streams.clear();
     if (this.ownsTransport) await this.transport.closeAll();
@@ -379,6 +388,7 @@ export class Controller {
         onHostApplied: (host) => this.probes.invalidate(hostKeyOf(host)),
         secretCache: this.secretCache,
         metrics: this.metrics,
+        events: this.events,
         log,
         ...(this.options.applyOptions ? { applyOptions: this.options.applyOptions } : {}),
       });

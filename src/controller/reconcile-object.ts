@@ -14,7 +14,9 @@ import type { SessionProvider } from "../engine/render-inputs.js";
 import { manifestSessionProvider } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { isTrue, setCondition } from "../status/index.js";
+import { transitionEvents } from "../status/transition-events.js";
 import { validateManifests } from "../validation/validate.js";
+import { invalidSpecLines, invalidSpecStatus } from "./invalid-spec-status.js";
 import {
   type AbandonedHost,
   CLEANUP_FINALIZER,
@@ -27,6 +29,7 @@ import {
 } from "./finalizer.js";
 import { type KubeClient, kubeErrorMessage, statusCodeOf } from "./kube-client.js";
 import type { ControllerMetrics } from "./metrics.js";
+import { type EventRecorder, regardingOf } from "./events.js";
 
 export interface ObjectReconcilerDeps {
   client: KubeClient;
@@ -44,6 +47,8 @@ export interface ObjectReconcilerDeps {
   /** False on a follower (leader election): nothing is written, neither to hosts nor to the API. */
   canWrite?(): boolean;
   metrics: ControllerMetrics;
+  /** Where the pass's transition Events go (the leader's only, like every other write). */
+  events?: Pick<EventRecorder, "record">;
   log: Logger;
   applyOptions?: ApplyOptions;
   now?: () => Date;
@@ -197,7 +202,13 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
 
   let statusesWritten = 0;
   /** Returns the object written, or undefined when nothing changed or the write failed. */
-  const writeStatus = async (item: KubeItem, status: object, recompute?: (previous: unknown) => object): Promise<KubeItem | undefined> => {
+  const writeStatus = async (
+    item: KubeItem,
+    status: object,
+    recompute?: (previous: unknown) => object,
+    /** Called with the status replaced and the one written, once the write succeeded. */
+    onWritten?: (previous: unknown, written: object) => void,
+  ): Promise<KubeItem | undefined> => {
     let current = item;
     let next = status;
     for (let attempt = 0; ; attempt++) {
@@ -206,6 +217,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
       try {
         const written = await client.patchStatus(current, patch);
         statusesWritten++;
+        onWritten?.(current.status, next);
         return written;
       } catch (err) {
         // A newer object than the one this status was computed over: re-read it and compute the
@@ -314,6 +326,10 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   // neither applied nor observed again; nor is a host that just went.
   const focus = [...set.hosts.values(), ...set.haPairs, ...set.keaClusters, ...set.failoverPeers].find((r) => keyOf(r) === key);
   if (!focus || (focus.kind === "HAPair" && deleting(focus)) || gone.has(key)) {
+    // Admitted, but refused by the operator's own validation: say so, or the old status would stand.
+    const item = focus ? undefined : items.find(isFocus);
+    const refused = item && !item.metadata.deletionTimestamp ? invalidSpecLines(item, problems) : [];
+    if (item && refused.length > 0) await writeStatus(item, invalidSpecStatus(item, refused, now()));
     return { exists: true, errors, waiting: conflicts, statusesWritten };
   }
   const own = focus.kind === "DDIHost" ? { ...withOnly(set, focus), haPairs: [] } : withOnly(set, focus);
@@ -347,7 +363,16 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   const computed = result.statuses.find(({ resource }) => keyOf(resource) === key);
   if (computed) {
     const item = itemOf(computed.resource);
-    if (item) await writeStatus(item, computed.status, computed.recompute);
+    if (item) {
+      // A status not written (unchanged, or refused) turned nothing: only what the pass did on the hosts is an Event then.
+      let transition: [unknown, unknown] = [item.status, item.status];
+      await writeStatus(item, computed.status, computed.recompute, (before, after) => (transition = [before, after]));
+      const outcome = [...result.applied.values()].find(({ resource }) => keyOf(resource) === key)?.outcome;
+      if (deps.events && mayWrite()) {
+        const subject = { kind: item.kind, name: item.metadata.name, generation: item.metadata.generation, spec: item.spec };
+        for (const event of transitionEvents(subject, transition[0], transition[1], outcome)) deps.events.record(regardingOf(item), event);
+      }
+    }
   }
   return { exists: true, ...(computed ? { computed } : {}), ...(drift ? { drift } : {}), errors, waiting: [...conflicts, ...(computed ? waitingResources([computed]) : [])], statusesWritten };
 }

@@ -163,7 +163,8 @@ export async function observeDhcpFailoverSide(session: HostSession, target: Dhcp
     if (forwarded.via === "forward") {
       const state = forwarded.state;
       if (state.ok) {
-        return { ...base, reachable: true, source: "omapi", omapiVia: "forward", localState: state.localState, partnerState: state.partnerState, dhcpdActive, pools };
+        // dhcpd answered, so it runs, whatever a probe cached from before a restart says.
+        return { ...base, reachable: true, source: "omapi", omapiVia: "forward", localState: state.localState, partnerState: state.partnerState, dhcpdActive: true, pools };
       }
       // dhcpd answered and refused (or broke the protocol): omshell would hear the same.
       omapiError = state.error;
@@ -172,7 +173,7 @@ export async function observeDhcpFailoverSide(session: HostSession, target: Dhcp
       const omshell = await session.run(["omshell"], { stdin: script, timeoutMs: 20_000 });
       const state = parseOmshellFailoverState(`${omshell.stdout}\n${omshell.stderr}`);
       if (state.ok) {
-        return { ...base, reachable: true, source: "omapi", localState: state.localState, partnerState: state.partnerState, dhcpdActive, pools };
+        return { ...base, reachable: true, source: "omapi", localState: state.localState, partnerState: state.partnerState, dhcpdActive: true, pools };
       }
       omapiError = omshell.code === 127 ? `omshell is not installed on ${session.hostName} (Debian ships it in isc-dhcp-server)` : state.error;
     }

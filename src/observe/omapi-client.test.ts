@@ -212,12 +212,12 @@ describe.skipIf(!isRoot)("the OMAPI client against real dhcpd (needs root for ip
 
   describe("observeDhcpFailoverSide on the primary's namespace", () => {
     /** The namespace as a host: omshell really runs there; systemd's answers are scripted. */
-    const nsSession = (forward: "relay" | "refuse", calls: string[]): HostSession => ({
+    const nsSession = (forward: "relay" | "refuse", calls: string[], unitState = "active"): HostSession => ({
       hostName: "dhcp-a",
       async run(argv, options) {
         calls.push(argv[0]!);
         if (argv[0] === "omshell") return localRunner.run(["ip", "netns", "exec", NODES[0].ns, ...argv], options);
-        if (argv[0] === "systemctl") return { code: 0, stdout: "active\n", stderr: "" };
+        if (argv[0] === "systemctl") return { code: unitState === "active" ? 0 : 3, stdout: `${unitState}\n`, stderr: "" };
         return { code: 0, stdout: "", stderr: "" };
       },
       readFile: async (path) => (path === "/var/lib/dhcp/dhcpd.leases" ? readFile(join(dir, "a.leases"), "utf8") : undefined),
@@ -241,6 +241,13 @@ describe.skipIf(!isRoot)("the OMAPI client against real dhcpd (needs root for ip
         partnerState: "normal",
       });
       expect(calls).not.toContain("omshell");
+    });
+
+    it("an answer from dhcpd means dhcpd runs, even where systemd (or a probe cached before a restart) said inactive", async () => {
+      for (const forward of ["relay", "refuse"] as const) {
+        const side = await observeDhcpFailoverSide(nsSession(forward, [], "inactive"), target);
+        expect(side).toMatchObject({ source: "omapi", localState: "normal", dhcpdActive: true });
+      }
     });
 
     it("falls back to omshell on the host when the forward is refused", async () => {

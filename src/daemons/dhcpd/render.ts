@@ -42,7 +42,9 @@ ddns-update-style none;
 `;
 
 const SERVICE = "isc-dhcp-server.service" as const;
-const KEY_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+// The key is `omapi-<peer name>` and a peer name may be 63 characters (spec.peerName, metadata.name):
+// 69 must pass. dhcpd and omshell take a quoted key name of any length; 128 is a sane bound.
+const KEY_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /** A fresh OMAPI key. HMAC-SHA256: dhcpd 4.4.3 and its omshell accept it (omshell needs `key-algorithm`). */
@@ -114,7 +116,7 @@ export function renderFailoverSubnets(peerName: string, subnets: readonly DhcpSu
 }
 
 function renderOmapi(port: number, key: DhcpdOmapiKey): string {
-  if (!KEY_NAME_RE.test(key.name)) throw new Error(`OMAPI key name ${JSON.stringify(key.name)} must be letters, digits, '_', '.' and '-'`);
+  if (!KEY_NAME_RE.test(key.name)) throw new Error(`OMAPI key name ${JSON.stringify(key.name)} must be at most 128 letters, digits, '_', '.' and '-'`);
   if (!BASE64_RE.test(key.secret)) throw new Error(`OMAPI key ${key.name}: the secret must be base64 (A-Z, a-z, 0-9, '+', '/', '=')`);
   return [
     `omapi-port ${port};`,
