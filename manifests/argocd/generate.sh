@@ -9,7 +9,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-kinds=(DDIHost HAPair KeaHACluster DhcpFailoverPeer)
+kinds=(DDIHost HAPair KeaHACluster DhcpFailoverPeer FailoverDrill)
 
 render() {
   cat <<'EOF'

@@ -1,5 +1,5 @@
--- Argo CD health check for the ddi-ha.io kinds: DDIHost, HAPair, KeaHACluster, DhcpFailoverPeer.
--- One script serves all four; argocd-cm-patch.yaml carries it under each kind's key
+-- Argo CD health check for the ddi-ha.io kinds: DDIHost, HAPair, KeaHACluster, DhcpFailoverPeer,
+-- FailoverDrill. One script serves all five; argocd-cm-patch.yaml carries it under each kind's key
 -- (manifests/argocd/generate.sh writes that file from this one). It reads the operator's kstatus
 -- contract, in kstatus's order: docs/adr/0014-argocd-health.md.
 --
@@ -67,6 +67,15 @@ local READY_FALSE = {
   CommandTimedOut = "Degraded",
   ConnectionLost = "Degraded",
   ObservationFailed = "Degraded",
+  -- FailoverDrill: the last run's reason (Reconciling makes a run in progress Progressing)
+  MissedObjective = "Degraded",
+  TargetNotReady = "Degraded",               -- refused: the pair was not Ready; nothing was touched
+  PeerNotHealthy = "Degraded",               -- aborted mid-run and restored
+  VIPNotMoved = "Degraded",
+  ServiceNotAnswering = "Degraded",
+  NotRecovered = "Degraded",
+  Interrupted = "Degraded",                  -- a controller restart cut the run short; restored
+  BreakFailed = "Degraded",
 }
 
 local function condition(status, type)
@@ -103,6 +112,8 @@ local function summary(kind, status)
   elseif kind == "DhcpFailoverPeer" then
     add("primary", status.primaryState)
     add("secondary", status.secondaryState)
+  elseif kind == "FailoverDrill" then
+    add("phase", status.phase)
   end
   return table.concat(parts, " ")
 end

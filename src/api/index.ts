@@ -4,14 +4,18 @@ import { ddiHostKind, type DDIHostSpec } from "./ddihost.js";
 import { haPairKind, type HAPairSpec } from "./hapair.js";
 import { keaHAClusterKind, type KeaHAClusterSpec } from "./keahacluster.js";
 import { dhcpFailoverPeerKind, type DhcpFailoverPeerSpec } from "./dhcpfailoverpeer.js";
+import { failoverDrillKind, type FailoverDrillSpec } from "./failoverdrill.js";
 
 export * from "./common.js";
 export * from "./ddihost.js";
 export * from "./hapair.js";
 export * from "./keahacluster.js";
 export * from "./dhcpfailoverpeer.js";
+export * from "./failoverdrill.js";
 
-export const KINDS: readonly KindDefinition[] = [ddiHostKind, haPairKind, keaHAClusterKind, dhcpFailoverPeerKind];
+export const KINDS: readonly KindDefinition[] = [ddiHostKind, haPairKind, keaHAClusterKind, dhcpFailoverPeerKind, failoverDrillKind];
+/** The kinds the relationship controller reconciles (a FailoverDrill is an action on one of them). */
+export const RELATIONSHIP_KINDS: readonly KindDefinition[] = KINDS.filter((k) => k !== failoverDrillKind);
 
 export function kindDefinition(kind: string): KindDefinition | undefined {
   return KINDS.find((k) => k.kind === kind);
@@ -40,5 +44,6 @@ export type HAPair = Resource<"HAPair", HAPairSpec>;
 export type KeaHACluster = Resource<"KeaHACluster", KeaHAClusterSpec>;
 export type DhcpFailoverPeer = Resource<"DhcpFailoverPeer", DhcpFailoverPeerSpec>;
 export type DDIResource = DDIHost | HAPair | KeaHACluster | DhcpFailoverPeer;
+export type FailoverDrill = Resource<"FailoverDrill", FailoverDrillSpec>;
 
 export type SpecOf<K extends KindDefinition> = z.output<K["spec"]>;

@@ -7,7 +7,8 @@ import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { type DDIHost, KINDS } from "../api/index.js";
+import { type DDIHost, RELATIONSHIP_KINDS } from "../api/index.js";
+import { DrillController } from "../drill/controller.js";
 import type { ApplyOptions } from "../apply/index.js";
 import { HostProbes, hostKeyOf, probeRequestFor, probeWithin } from "../engine/host-probes.js";
 import { type KubeItem, itemsAsDocuments, kubeItemKey } from "../engine/kube-status.js";
@@ -71,6 +72,8 @@ export interface ControllerOptions {
    * nothing and writes nothing. Call `leadershipChanged()` when it flips.
    */
   isLeader?: () => boolean;
+  /** How often a FailoverDrill run observes its hosts (default 200 ms). */
+  drillPollMs?: number;
   /** The process's identity (leader election's): reportingInstance of its Events. Default: the host name. */
   identity?: string;
 }
@@ -122,6 +125,9 @@ export class Controller {
   private readonly transport: SshTransport;
   private readonly ownsTransport: boolean;
   private readonly watchers: ResourceWatcher[];
+  /** FailoverDrills: their own watcher, outside the relationships' caches (ADR 0031). */
+  private readonly drillWatcher: ResourceWatcher;
+  private readonly drills: DrillController;
   private readonly queue: WorkQueue;
   private readonly memory = newPassMemory();
   private readonly secretCache = new Map<string, KubeItem>();
@@ -158,7 +164,7 @@ export class Controller {
       // No pass before every kind is listed: a pass would see an HAPair without its DDIHosts.
       paused: true,
     });
-    this.watchers = KINDS.map(
+    this.watchers = RELATIONSHIP_KINDS.map(
       ({ kind }) =>
         new ResourceWatcher({
           client: this.client,
@@ -168,19 +174,46 @@ export class Controller {
           ...(options.livenessTimeoutMs ? { livenessTimeoutMs: options.livenessTimeoutMs } : {}),
           onChange: (item, type, previous) => this.onChange(item, type, previous),
           onRestart: this.metrics.forWatcher(kind),
-          onSynced: () => {
-            if (this.ready) {
-              this.log.info("every kind listed: reconciling");
-              this.queue.resume();
-            }
-          },
+          onSynced: () => this.resumeWhenSynced(),
         }),
     );
+    this.drillWatcher = new ResourceWatcher({
+      client: this.client,
+      kind: "FailoverDrill",
+      namespace: options.namespace,
+      log: this.log,
+      ...(options.livenessTimeoutMs ? { livenessTimeoutMs: options.livenessTimeoutMs } : {}),
+      onChange: (item, type, previous) => {
+        if (type === "modified" && !isWorthAPass(item, previous)) return;
+        this.queue.add(kubeItemKey(item));
+      },
+      onRestart: this.metrics.forWatcher("FailoverDrill"),
+      onSynced: () => this.resumeWhenSynced(),
+    });
+    this.drills = new DrillController({
+      client: this.client,
+      transport: this.transport,
+      drillsIn: (ns) => this.drillWatcher.list(ns),
+      objectsIn: (ns) => this.objectsIn(ns),
+      readSecret: (ns, n) => this.secretReads.read(ns, n),
+      canWrite: () => this.leading && !this.stopped,
+      requeue: (key) => this.queue.add(key),
+      metrics: this.metrics,
+      log: this.log,
+      ...(options.drillPollMs ? { pollIntervalMs: options.drillPollMs } : {}),
+    });
+  }
+
+  private resumeWhenSynced(): void {
+    if (this.ready) {
+      this.log.info("every kind listed: reconciling");
+      this.queue.resume();
+    }
   }
 
   /** True once every watcher has listed its kind: /readyz. */
   get ready(): boolean {
-    return this.watchers.every((w) => w.hasSynced);
+    return this.watchers.every((w) => w.hasSynced) && this.drillWatcher.hasSynced;
   }
 
   private get leading(): boolean {
@@ -190,13 +223,17 @@ export class Controller {
   start(): void {
     this.log.info({ namespace: this.options.namespace ?? "(all)", resyncMs: this.resyncMs, pollMs: this.pollMs }, "controller starting");
     for (const w of this.watchers) w.start();
+    this.drillWatcher.start();
   }
 
   /** Stops watching, lets the passes in flight finish, closes the streams and SSH connections. */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const w of this.watchers) w.stop();
+    this.drillWatcher.stop();
     await this.queue.shutdown();
+    // A drill run in progress sees stopped, undoes its break and ends.
+    await this.drills.stop();
     // An API server that went away must not hold the shutdown (and the Lease's release) for long.
     await this.events.idle(5_000);
     await Promise.all([...this.streams.values()].map((s) => s.stop().catch(() => undefined)));
@@ -212,7 +249,7 @@ export class Controller {
    */
   async leadershipChanged(): Promise<void> {
     if (this.leading) {
-      for (const item of this.allItems()) this.queue.add(kubeItemKey(item));
+      for (const item of [...this.allItems(), ...this.drillWatcher.list()]) this.queue.add(kubeItemKey(item));
       return;
     }
     const streams = [...this.streams.entries()];
@@ -329,6 +366,7 @@ export class Controller {
   private async reconcile(key: string): Promise<WorkResult> {
     if (!this.leading) return {};
     const [kind, namespace = "default", name = ""] = key.split("/");
+    if (kind === "FailoverDrill") return this.drills.reconcile(key);
     const log = this.log.child({ kind, namespace, name, reconcileID: randomUUID() });
     const started = performance.now();
     let result: ReconcileResultLabel = "error";

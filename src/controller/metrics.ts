@@ -7,6 +7,7 @@ import type { ResourceStatus } from "../engine/reconcile-pass.js";
 import { type ApplyOutcome, findCondition, isTrue } from "../status/index.js";
 import type { WatchRestartReason } from "./watcher.js";
 import type { WorkQueueMetrics } from "./work-queue.js";
+import { type DrillGauges, drillGauges } from "../drill/metrics.js";
 
 /** One host's apply: files written or removed, all in place already, or failed (rolled back, unreachable). */
 export type ApplyResultLabel = "changed" | "unchanged" | "failed";
@@ -163,6 +164,8 @@ export class ControllerMetrics {
   readonly applies: Counter<"kind" | "result">;
   readonly watchRestarts: Counter<"kind" | "reason">;
   readonly status: StatusGauges;
+  /** FailoverDrill results (src/drill/metrics.ts). */
+  readonly drills: DrillGauges;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -206,6 +209,7 @@ export class ControllerMetrics {
       registers,
     });
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly (L | "namespace")[]) => new NamespacedGauge<L>({ name, help, labelNames }, registers);
+    this.drills = drillGauges(registers);
     this.status = {
       resourceReady: gauge("ddi_ha_resource_ready", "1 when the resource's Ready condition is True, else 0.", ["kind", "namespace", "name"]),
       configDrift: gauge(

@@ -18,6 +18,7 @@ import { computeDDIHostStatus } from "./ddihost.js";
 import { computeDhcpFailoverPeerStatus } from "./dhcpfailoverpeer.js";
 import { type HAPairNodeInput, computeHAPairStatus } from "./hapair.js";
 import { computeKeaHAClusterStatus } from "./keahacluster.js";
+import { drillStatus } from "../drill/status.js";
 import type { FailoverMaintenanceObservation } from "./dhcpfailoverpeer.js";
 import type { KeaCommandOutcome } from "../observe/kea-ha.js";
 import { planFailoverMaintenance } from "../daemons/dhcpd/index.js";
@@ -25,7 +26,7 @@ import { planKeaMaintenance } from "../daemons/kea/index.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const argocdDir = join(root, "manifests/argocd");
-const KINDS = ["DDIHost", "HAPair", "KeaHACluster", "DhcpFailoverPeer"] as const;
+const KINDS = ["DDIHost", "HAPair", "KeaHACluster", "DhcpFailoverPeer", "FailoverDrill"] as const;
 type Kind = (typeof KINDS)[number];
 const now = new Date("2026-11-22T09:00:00Z");
 
@@ -218,6 +219,28 @@ describe("Argo CD health of each kind, from statuses the operator computes", () 
   });
 });
 
+describe("Argo CD health of a FailoverDrill", () => {
+  const run = (result: "Succeeded" | "Failed" | "Aborted", reason: string) => [{ runID: "r", startTime: "", result, reason, message: `${reason} in 3.2 s` }];
+  it("is Progressing while a run is in progress, Healthy after a success, Degraded after a failure or a missed objective", () => {
+    const running = drillStatus(undefined, { phase: "Running", runs: run("Succeeded", "Succeeded") }, 1, now);
+    expect(assess("FailoverDrill", running)).toEqual({ status: "Progressing", message: "phase=Running: a drill run is in progress: phase Running" });
+    expect(assess("FailoverDrill", drillStatus(running, { phase: "Succeeded", runs: run("Succeeded", "Succeeded") }, 1, now))).toEqual({
+      status: "Healthy",
+      message: "phase=Succeeded: last run: Succeeded in 3.2 s",
+    });
+    for (const [result, reason] of [["Failed", "MissedObjective"], ["Failed", "TargetNotReady"], ["Aborted", "PeerNotHealthy"]] as const) {
+      expect(assess("FailoverDrill", drillStatus(running, { phase: result, runs: run(result, reason) }, 1, now)).status).toBe("Degraded");
+    }
+  });
+  it("is Healthy before its first scheduled run, and Degraded with an invalid spec", () => {
+    expect(assess("FailoverDrill", drillStatus(undefined, { phase: "Pending", nextScheduleTime: "2026-11-23T03:00:00Z" }, 1, now))).toEqual({
+      status: "Healthy",
+      message: "phase=Pending: no run yet; the first is at 2026-11-23T03:00:00Z",
+    });
+    expect(assess("FailoverDrill", drillStatus(undefined, { phase: "Pending" }, 1, now, "spec.schedule: bad minute")).status).toBe("Degraded");
+  });
+});
+
 describe("the classification of Ready=False reasons", () => {
   const lua = readFileSync(join(argocdDir, "health.lua"), "utf8");
   const table = lua.slice(lua.indexOf("local READY_FALSE = {"), lua.indexOf("\n}\n", lua.indexOf("local READY_FALSE = {")));
@@ -227,11 +250,14 @@ describe("the classification of Ready=False reasons", () => {
     "AllPeersServing", "Applied", "DriftCorrected", "BothNodesHoldVIP", "BothNormal", "Connected", "HeldByPrimary", "HeldBySecondary", "HostBusy", "HostReady",
     "HostsMatchSpec", "InSync", "NotHeld", "OffsetWithinLimit", "OffsetWithinLimitWithoutNTP", "PeersConverging", "Progressing", "SingleHolder",
     "VIPOnPrimary", "VIPOnSecondary",
+    // FailoverDrill: Ready=True after a successful run, and before the first.
+    "Succeeded", "Scheduled",
     // The Maintenance condition's own reasons (never Ready's).
     "InMaintenance", "HandedOver", "Returning", "Returned", "Ended", "LeftAlone",
   ]);
   const sources = ["apply-outcome.ts", "hapair.ts", "dhcpfailoverpeer.ts", "keahacluster.ts", "ddihost.ts", "maintenance.ts"].map((f) => join(root, "src/status", f));
   sources.push(join(root, "src/engine/drift.ts"), join(root, "src/controller/reconcile-object.ts"));
+  sources.push(...["machine.ts", "status.ts", "runner.ts", "controller.ts"].map((f) => join(root, "src/drill", f)));
   const written = new Set<string>(["Impaired", "Down"]); // KeaHACluster's health, as Ready's reason when no peer names a problem
   for (const file of sources) {
     const text = readFileSync(file, "utf8");

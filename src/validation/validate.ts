@@ -89,7 +89,7 @@ export function validateManifests(documents: readonly ManifestDocument[]): { set
     // Namespaces, RBAC…: not ours. One of our kinds under another group (ddiha.io/…) is a typo, not someone else's object.
     if (!ourGroup && !def) continue;
     if (!def) {
-      problems.push({ severity: "error", resource: `${kind ?? "(no kind)"} (${source})`, source, path: "kind", message: `unknown kind ${kind ?? "(missing)"}: expected DDIHost, HAPair, KeaHACluster or DhcpFailoverPeer` });
+      problems.push({ severity: "error", resource: `${kind ?? "(no kind)"} (${source})`, source, path: "kind", message: `unknown kind ${kind ?? "(missing)"}: expected DDIHost, HAPair, KeaHACluster, DhcpFailoverPeer or FailoverDrill` });
       continue;
     }
     const { metadata, problems: metaProblems } = metadataProblems(object, source);

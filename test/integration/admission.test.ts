@@ -100,6 +100,15 @@ function failoverPeer(name = 'dhcp-failover'): Record<string, any> {
   };
 }
 
+function failoverDrill(name = 'dns-vip-drill'): Record<string, any> {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'FailoverDrill',
+    metadata: { name },
+    spec: { target: { kind: 'HAPair', name: 'dns-vip' }, method: 'StopPrimaryDaemon', objective: '10s', schedule: '0 3 * * 1' },
+  };
+}
+
 interface InvalidCase {
   name: string;
   object: Record<string, any>;
@@ -210,6 +219,12 @@ const invalid: InvalidCase[] = [
   { name: 'DhcpFailoverPeer space in peerName', object: broken(failoverPeer(), (s) => (s.peerName = 'dhcp failover')), message: 'spec.peerName' },
   { name: 'DhcpFailoverPeer shell metacharacters in configPath', object: broken(failoverPeer(), (s) => (s.configPath = '/etc/dhcp/dhcpd.conf && reboot')), message: 'spec.configPath' },
   { name: 'DhcpFailoverPeer configPath outside /etc/dhcp', object: broken(failoverPeer(), (s) => (s.configPath = '/root/authorized_keys')), message: 'spec.configPath in body should match' },
+  // FailoverDrill
+  { name: 'FailoverDrill schedule that is not cron', object: broken(failoverDrill(), (s) => (s.schedule = 'every monday')), message: 'spec.schedule' },
+  { name: 'FailoverDrill objective that is not a duration', object: broken(failoverDrill(), (s) => (s.objective = 'ten seconds')), message: 'spec.objective' },
+  { name: 'FailoverDrill unknown method', object: broken(failoverDrill(), (s) => (s.method = 'PullThePlug')), message: 'spec.method' },
+  { name: 'FailoverDrill objective beyond its timeout', object: broken(failoverDrill(), (s) => { s.objective = '5m'; s.timeout = '1m'; }), message: 'spec.objective must be more than 0s and at most spec.timeout' },
+  { name: 'FailoverDrill of a KeaHACluster', object: broken(failoverDrill(), (s) => { s.target = { kind: 'KeaHACluster', name: 'kea-lb' }; s.method = 'KeaMaintenance'; }), message: 'spec.target.kind KeaHACluster is not drilled yet' },
   { name: 'DhcpFailoverPeer hostname as failover address', object: broken(failoverPeer(), (s) => (s.primary.address = 'ddi1.example.net')), message: 'spec.primary.address' },
 ];
 
@@ -304,7 +319,7 @@ beforeAll(async () => {
   const apiext = kc.makeApiClient(ApiextensionsV1Api);
 
   const crds = crdFiles().flatMap(loadYamlObjects) as V1CustomResourceDefinition[];
-  expect(crds.map((c) => c.spec.names.kind).sort()).toEqual(['DDIHost', 'DhcpFailoverPeer', 'HAPair', 'KeaHACluster']);
+  expect(crds.map((c) => c.spec.names.kind).sort()).toEqual(['DDIHost', 'DhcpFailoverPeer', 'FailoverDrill', 'HAPair', 'KeaHACluster']);
   // kubectl, as users install them. client-node's typed serializer would silently drop every
   // JSONSchemaProps field whose JSON name differs from its TypeScript name (enum, default,
   // x-kubernetes-validations, ...), installing a CRD that accepts anything.
@@ -327,9 +342,10 @@ afterAll(async () => {
 
 describe('CRDs on a real kube-apiserver', () => {
   it('accepts the valid baselines the invalid cases are derived from, with schema defaults', async () => {
-    for (const object of [ddiHost(), ddiHost('ddi2'), haPair(), keaCluster(), failoverPeer()]) {
+    for (const object of [ddiHost(), ddiHost('ddi2'), haPair(), keaCluster(), failoverPeer(), failoverDrill()]) {
       await apply(object as KubernetesObject);
     }
+    expect((await getCustom('failoverdrills', 'dns-vip-drill')).spec).toMatchObject({ timeout: '120s', historyLimit: 5 });
     const pair = await getCustom('hapairs', 'dns-vip');
     expect(pair.spec.primary.priority).toBe(150);
     expect(pair.spec.secondary.priority).toBe(100);

@@ -49,6 +49,15 @@ export function labPairManifests(lab: Lab, pair: { namespace: string; name: stri
     .join('---\n');
 }
 
+/** The value of one series of a controller gauge, by a subset of its labels. */
+export async function gaugeValue(metrics: ControllerMetrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const value = (metric as { values?: { labels: Record<string, string>; value: number }[] } | undefined)?.values?.find((v) =>
+    Object.entries(labels).every(([k, want]) => v.labels[k] === want),
+  );
+  return value?.value;
+}
+
 /** A controller running in this process against the test's API server, with its log kept in memory and its metrics readable. */
 export interface InProcessController {
   controller: Controller;
@@ -96,13 +105,7 @@ export function startInProcessController(options: {
     transport,
     metrics,
     logLines,
-    async gauge(name, labels) {
-      const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
-      const value = (metric as { values?: { labels: Record<string, string>; value: number }[] } | undefined)?.values?.find((v) =>
-        Object.entries(labels).every(([k, want]) => v.labels[k] === want),
-      );
-      return value?.value;
-    },
+    gauge: (name, labels) => gaugeValue(metrics, name, labels),
     async stop() {
       await controller.stop();
       await transport.closeAll();

@@ -1,0 +1,299 @@
+// The FailoverDrill side of the controller: one reconcile per drill key from the controller's work
+// queue (leader only). It decides whether a run is due (machine.ts), refuses one whose pair is not
+// Ready, starts a run in the background (runner.ts) over the controller's pooled SSH sessions, and
+// restores a run a previous process left half done (status.active). See ADR 0031.
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import {
+  type DrillPhase,
+  type DrillRun,
+  type FailoverDrillSpec,
+  type FailoverDrillStatus,
+  type HAPairSpec,
+  type HAPairStatus,
+  durationToMs,
+  failoverDrillSpecSchema,
+  haPairSpecSchema,
+} from "../api/index.js";
+import { type KubeItem, indexItems, itemsAsDocuments, kubeItemKey, pinsFromStatus, statusPatchIfChanged } from "../engine/kube-status.js";
+import type { SessionProvider } from "../engine/render-inputs.js";
+import { manifestSessionProvider } from "../engine/sessions.js";
+import type { SshTransport } from "../ssh/index.js";
+import { findCondition, rfc3339 } from "../status/index.js";
+import { validateManifests } from "../validation/validate.js";
+import type { KubeClient } from "../controller/kube-client.js";
+import { kubeErrorMessage, statusCodeOf } from "../controller/kube-client.js";
+import type { ControllerMetrics } from "../controller/metrics.js";
+import type { WorkResult } from "../controller/work-queue.js";
+import { breakTarget, restoreHost, runDrill } from "./runner.js";
+import { type PairView, type RunState, preflight, refusedRun, schedule, withRun } from "./machine.js";
+import { publishDrills } from "./metrics.js";
+import { drillStatus } from "./status.js";
+
+/** The longest a scheduled drill waits in the queue before its schedule is looked at again. */
+const MAX_REQUEUE_MS = 3_600_000;
+
+export interface DrillControllerDeps {
+  client: KubeClient;
+  transport: SshTransport;
+  /** The namespace's FailoverDrills, as the watcher's cache holds them. */
+  drillsIn(namespace: string): KubeItem[];
+  /** The namespace's DDIHosts and relationships, as the watchers' caches hold them. */
+  objectsIn(namespace: string): KubeItem[];
+  readSecret(namespace: string, name: string): Promise<KubeItem | undefined>;
+  /** False on a follower, or once the controller stops: nothing is started or written. */
+  canWrite(): boolean;
+  /** Puts the key back in the work queue (a run ended). */
+  requeue(key: string): void;
+  metrics: ControllerMetrics;
+  log: Logger;
+  pollIntervalMs?: number;
+}
+
+const newRunID = () => randomBytes(5).toString("hex");
+
+function pairView(item: KubeItem | undefined, spec: HAPairSpec | undefined): PairView {
+  const status = (item?.status ?? {}) as HAPairStatus;
+  const ready = findCondition(status.conditions, "Ready");
+  const current = status.observedGeneration !== undefined && status.observedGeneration === item?.metadata.generation;
+  return {
+    exists: item !== undefined && spec !== undefined,
+    ready: ready?.status === "True" && current,
+    readyMessage: !current && item ? "its status is not for its current generation yet" : ready?.message,
+    activeNode: status.activeNode,
+    nodes: status.nodes,
+    primaryHost: spec?.primary.host ?? "",
+    secondaryHost: spec?.secondary.host ?? "",
+  };
+}
+
+export class DrillController {
+  /** Runs in progress in this process, by drill key. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  /** The latest object each key's status was written over (the cache may lag our own writes). */
+  private readonly latest = new Map<string, KubeItem>();
+
+  constructor(private readonly deps: DrillControllerDeps) {}
+
+  /** Resolves when every run in progress has restored its host and ended. */
+  async stop(): Promise<void> {
+    await Promise.all(this.inFlight.values());
+  }
+
+  async reconcile(key: string): Promise<WorkResult> {
+    const [, namespace = "default", name = ""] = key.split("/");
+    const cached = this.deps.drillsIn(namespace).find((i) => i.metadata.name === name);
+    this.publish(namespace);
+    if (!cached) {
+      this.latest.delete(key);
+      return {};
+    }
+    if (this.inFlight.has(key) || !this.deps.canWrite()) return {};
+    const item = this.freshest(key, cached);
+    const status = (item.status ?? {}) as FailoverDrillStatus;
+    const generation = item.metadata.generation ?? 0;
+    const parsed = failoverDrillSpecSchema.safeParse(item.spec);
+    if (!parsed.success) {
+      const message = parsed.error.issues.map((i) => `spec.${i.path.join(".")}: ${i.message}`).join("; ");
+      await this.write(key, item, drillStatus(status, { ...this.kept(status), phase: status.phase ?? "Pending" }, generation, new Date(), message));
+      return {};
+    }
+    const spec = parsed.data;
+    const pairItem = this.deps.objectsIn(namespace).find((i) => i.kind === spec.target.kind && i.metadata.name === spec.target.name);
+    const pairSpec = pairItem ? haPairSpecSchema.safeParse(pairItem.spec) : undefined;
+    let runs = status.runs;
+    // A run a previous process (or leader) left mid-way: its break is undone here, once.
+    if (status.active) {
+      runs = withRun(runs, await this.restoreInterrupted(namespace, spec, status, pairSpec?.success ? pairSpec.data : undefined), spec.historyLimit);
+    }
+    const now = new Date();
+    const created = new Date(String(item.metadata.creationTimestamp ?? now.toISOString()));
+    const when = schedule(spec, created, status.lastScheduleTime, runs?.length ?? 0, now);
+    const next = when.next ? rfc3339(when.next) : undefined;
+    const base = { runs, lastScheduleTime: status.lastScheduleTime, nextScheduleTime: next };
+    if (!when.due) {
+      await this.write(key, item, drillStatus(status, { ...base, phase: phaseOf(runs) }, generation, now));
+      return when.next ? { requeueAfterMs: Math.min(MAX_REQUEUE_MS, Math.max(1_000, when.next.getTime() - now.getTime())) } : {};
+    }
+    const runID = newRunID();
+    const started = { ...base, lastScheduleTime: rfc3339(now) };
+    const pair = pairSpec?.success ? pairSpec.data : undefined;
+    const check = preflight(spec.target.name, pairView(pairItem, pair));
+    if (!check.ok || !pair) {
+      const message = check.ok ? `refused: HAPair ${spec.target.name} has an invalid spec; nothing was touched` : check.message;
+      const run = refusedRun(spec, runID, now.getTime(), Date.now(), { reason: "TargetNotReady", message });
+      const done = withRun(runs, run, spec.historyLimit);
+      await this.write(key, item, drillStatus(status, { ...started, runs: done, phase: "Failed" }, generation, now));
+      this.deps.log.warn({ drill: key, message }, "drill refused");
+      this.publish(namespace);
+      return when.next ? { requeueAfterMs: Math.min(MAX_REQUEUE_MS, Math.max(1_000, when.next.getTime() - now.getTime())) } : {};
+    }
+    await this.write(key, item, drillStatus(status, { ...started, phase: "Checking", active: { runID, startTime: rfc3339(now), activeHost: check.activeHost, peerHost: check.peerHost } }, generation, now));
+    const run = this.start(key, namespace, spec, pair, { runID, activeHost: check.activeHost, peerHost: check.peerHost, started, generation });
+    this.inFlight.set(
+      key,
+      run.finally(() => {
+        this.inFlight.delete(key);
+        this.deps.requeue(key);
+      }),
+    );
+    return {};
+  }
+
+  private kept(status: FailoverDrillStatus) {
+    return { runs: status.runs, lastScheduleTime: status.lastScheduleTime, nextScheduleTime: status.nextScheduleTime, active: status.active };
+  }
+
+  private freshest(key: string, cached: KubeItem): KubeItem {
+    const written = this.latest.get(key);
+    const version = (i: KubeItem) => Number(i.metadata.resourceVersion ?? 0);
+    return written && written.metadata.uid === cached.metadata.uid && version(written) > version(cached) ? written : cached;
+  }
+
+  private async sessionsFor(namespace: string): Promise<SessionProvider> {
+    const items = this.deps.objectsIn(namespace);
+    const secretNames = [...new Set(items.flatMap((i) => (i.kind === "DDIHost" ? [(i.spec as { credentialsSecretRef?: { name?: string } })?.credentialsSecretRef?.name ?? ""] : [])).filter(Boolean))];
+    const secrets = (await Promise.all(secretNames.map((n) => this.deps.readSecret(namespace, n).catch(() => undefined)))).filter((s): s is KubeItem => s !== undefined);
+    const { set } = validateManifests(itemsAsDocuments([...items.filter((i) => i.kind === "DDIHost"), ...secrets], "kube-apiserver"));
+    const pins = pinsFromStatus(indexItems(items));
+    const sessions = manifestSessionProvider(set, this.deps.transport, pins, (ns, n) => `create Secret ${n} in namespace ${ns} with the SSH private key under privateKey`);
+    return async (host) => sessions(host);
+  }
+
+  private async runnerFor(namespace: string, host: string) {
+    const sessions = await this.sessionsFor(namespace);
+    const item = this.deps.objectsIn(namespace).find((i) => i.kind === "DDIHost" && i.metadata.name === host);
+    if (!item) throw new Error(`DDIHost ${host} is not in namespace ${namespace}`);
+    const { set } = validateManifests(itemsAsDocuments([item], "kube-apiserver"));
+    const ddiHost = [...set.hosts.values()][0];
+    if (!ddiHost) throw new Error(`DDIHost ${host} has an invalid spec`);
+    return sessions(ddiHost);
+  }
+
+  private async start(
+    key: string,
+    namespace: string,
+    spec: FailoverDrillSpec,
+    pair: HAPairSpec,
+    run: { runID: string; activeHost: string; peerHost: string; started: Omit<FailoverDrillStatus, "conditions" | "observedGeneration" | "phase">; generation: number },
+  ): Promise<void> {
+    const log = this.deps.log.child({ drill: key, runID: run.runID });
+    const startMs = Date.now();
+    const activeOf = (state: RunState) => ({
+      runID: run.runID,
+      startTime: rfc3339(new Date(state.startMs)),
+      breakTime: new Date(state.breakMs).toISOString(),
+      ...(state.restoreMs ? { restoreTime: new Date(state.restoreMs).toISOString() } : {}),
+      activeHost: state.activeHost,
+      peerHost: state.peerHost,
+    });
+    const writeRunning = async (phase: DrillPhase, extra: Partial<FailoverDrillStatus>) => {
+      const item = this.freshest(key, this.deps.drillsIn(namespace).find((i) => i.metadata.name === key.split("/")[2]) ?? ({} as KubeItem));
+      if (!item.metadata) throw new Error("the drill was deleted");
+      const status = (item.status ?? {}) as FailoverDrillStatus;
+      await this.write(key, item, drillStatus(status, { ...run.started, ...extra, phase }, run.generation, new Date()), true);
+    };
+    let result: DrillRun;
+    try {
+      const [active, peer] = await Promise.all([this.runnerFor(namespace, run.activeHost), this.runnerFor(namespace, run.peerHost)]);
+      log.info({ method: spec.method, activeHost: run.activeHost, peerHost: run.peerHost }, "drill starting");
+      const end = await runDrill({
+        spec,
+        pair,
+        runID: run.runID,
+        activeHost: run.activeHost,
+        peerHost: run.peerHost,
+        active,
+        peer,
+        mayContinue: () => this.deps.canWrite(),
+        report: (phase, state) => writeRunning(phase, { active: activeOf(state) }),
+        ...(this.deps.pollIntervalMs ? { pollIntervalMs: this.deps.pollIntervalMs } : {}),
+      });
+      if (!end.complete) {
+        log.warn({ run: end.run }, "drill interrupted: the break was undone; the next leader records the run");
+        return;
+      }
+      result = end.run;
+    } catch (err) {
+      result = refusedRun(spec, run.runID, startMs, Date.now(), { reason: "BreakFailed", message: `the run could not start: ${kubeErrorMessage(err)}; nothing was broken` }, {
+        activeHost: run.activeHost,
+        peerHost: run.peerHost,
+      });
+    }
+    (result.result === "Succeeded" ? log.info.bind(log) : log.warn.bind(log))({ run: result }, "drill ended");
+    const item = this.freshest(key, this.deps.drillsIn(namespace).find((i) => i.metadata.name === key.split("/")[2]) ?? ({} as KubeItem));
+    if (!item.metadata) return;
+    const status = (item.status ?? {}) as FailoverDrillStatus;
+    const runs = withRun(status.runs, result, spec.historyLimit);
+    await this.write(key, item, drillStatus(status, { ...run.started, runs, phase: result.result }, run.generation, new Date()));
+    this.publish(namespace);
+  }
+
+  /** Undoes the break of a run this process does not own (a restart, a new leader) and records it. */
+  private async restoreInterrupted(namespace: string, spec: FailoverDrillSpec, status: FailoverDrillStatus, pair: HAPairSpec | undefined): Promise<DrillRun> {
+    const active = status.active!;
+    const startMs = Date.parse(active.startTime) || Date.now();
+    const hosts = { ...(active.activeHost ? { activeHost: active.activeHost } : {}), ...(active.peerHost ? { peerHost: active.peerHost } : {}) };
+    if (!active.breakTime || !active.activeHost || !pair) {
+      return refusedRun(spec, active.runID, startMs, Date.now(), { reason: "Interrupted", message: "the controller restarted before the break; nothing was touched" }, hosts);
+    }
+    let undo: string | undefined;
+    try {
+      const target = breakTarget({ spec, pair, runID: active.runID, activeHost: active.activeHost });
+      undo = await restoreHost(await this.runnerFor(namespace, active.activeHost), target);
+    } catch (err) {
+      undo = (err as Error).message;
+    }
+    const how = undo === undefined ? "the break was undone by the controller that took over" : `undoing the break failed (${undo}); the host's own timer undoes it`;
+    this.deps.log.warn({ runID: active.runID, undo }, "drill interrupted by a controller restart");
+    return { ...refusedRun(spec, active.runID, startMs, Date.now(), { reason: "Interrupted", message: `the controller restarted mid-run; ${how}` }, hosts), result: "Aborted" };
+  }
+
+  private async write(key: string, item: KubeItem, status: FailoverDrillStatus, mustSucceed = false): Promise<void> {
+    let current = item;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const patch = statusPatchIfChanged(current.status, status);
+      if (!patch) return;
+      if (!this.deps.canWrite()) {
+        if (mustSucceed) throw new Error("not leading any more");
+        return;
+      }
+      try {
+        const written = await this.deps.client.patchStatus(current, patch);
+        this.latest.set(key, written);
+        return;
+      } catch (err) {
+        if (statusCodeOf(err) === 409) {
+          const fresh = await this.deps.client.get(current).catch(() => undefined);
+          if (fresh) {
+            current = fresh;
+            continue;
+          }
+        }
+        this.deps.log.error({ drill: key, err: kubeErrorMessage(err) }, "drill status not written");
+        if (mustSucceed) throw err;
+        return;
+      }
+    }
+  }
+
+  /** The namespace's drill gauges, from the statuses in the cache (or just written). */
+  publish(namespace: string): void {
+    const drills = this.deps.drillsIn(namespace).map((cached) => {
+      const item = this.freshest(kubeItemKey(cached), cached);
+      const spec = item.spec as Partial<FailoverDrillSpec> | undefined;
+      const objective = typeof spec?.objective === "string" ? durationToMs(spec.objective) / 1000 : 0;
+      return {
+        name: item.metadata.name,
+        target: `${spec?.target?.kind ?? "HAPair"}/${spec?.target?.name ?? ""}`,
+        objectiveSeconds: objective,
+        last: ((item.status ?? {}) as FailoverDrillStatus).runs?.[0],
+      };
+    });
+    publishDrills(this.deps.metrics.drills, namespace, drills);
+  }
+}
+
+function phaseOf(runs: readonly DrillRun[] | undefined): DrillPhase {
+  return runs?.[0]?.result ?? "Pending";
+}
