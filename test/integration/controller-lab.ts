@@ -64,6 +64,7 @@ export interface InProcessController {
   transport: SshTransport;
   metrics: ControllerMetrics;
   logLines: string[];
+  kubeConfig: KubeConfig;
   /** The value of one series of a gauge, undefined when there is none. */
   gauge(name: string, labels: Record<string, string>): Promise<number | undefined>;
   stop(): Promise<void>;
@@ -105,6 +106,7 @@ export function startInProcessController(options: {
     transport,
     metrics,
     logLines,
+    kubeConfig,
     gauge: (name, labels) => gaugeValue(metrics, name, labels),
     async stop() {
       await controller.stop();

@@ -1,13 +1,9 @@
 // Shared by the lab tests that run the per-object controller in this process (hostile-values,
 // dhcpd-mclt): the lab's Namespace, SSH Secret and pinned DDIHosts, the controller itself with
 // its log kept in memory, and a watch that records every status the controller writes.
-import { Writable } from 'node:stream';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
-import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { API_GROUP, API_GROUP_VERSION, API_VERSION } from '../../src/api/index.js';
-import { Controller, ControllerMetrics } from '../../src/controller/index.js';
-import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import type { Lab } from '../lab/lab.js';
 
 type Manifest = Record<string, unknown>;
@@ -32,48 +28,8 @@ export function manifestYaml(objects: readonly Manifest[]): string {
   return objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
 }
 
-export interface InProcessController {
-  controller: Controller;
-  metrics: ControllerMetrics;
-  logLines: string[];
-  kubeConfig: KubeConfig;
-  stop(): Promise<void>;
-}
-
-export function startInProcessController(opts: { kubeconfigPath: string; namespace: string; resyncMs: number; pollMs?: number }): InProcessController {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(opts.kubeconfigPath);
-  const logLines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      logLines.push(...String(chunk).trimEnd().split('\n'));
-      done();
-    },
-  });
-  const log = pino({ level: 'debug', redact: [...LOG_REDACT_PATHS] }, sink);
-  const metrics = new ControllerMetrics();
-  const transport = new SshTransport({ logger: log });
-  const controller = new Controller({
-    kubeConfig,
-    namespace: opts.namespace,
-    resyncMs: opts.resyncMs,
-    ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
-    log,
-    metrics,
-    transport,
-  });
-  controller.start();
-  return {
-    controller,
-    metrics,
-    logLines,
-    kubeConfig,
-    stop: async () => {
-      await controller.stop();
-      await transport.closeAll();
-    },
-  };
-}
+// The controller itself: one helper for every in-process lab test.
+export { type InProcessController, startInProcessController } from './controller-lab.js';
 
 export interface StatusRecord<S> {
   /** Date.now() when the watch event arrived. */
