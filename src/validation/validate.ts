@@ -5,6 +5,7 @@ import type { z } from "zod";
 import { API_GROUP, API_GROUP_VERSION, type DDIResource, type ObjectMeta, kindDefinition } from "../api/index.js";
 import type { ManifestDocument } from "../manifests/load.js";
 import { crossObjectProblems } from "./cross-object.js";
+import { typeMismatchMessage, valueAt } from "./type-mismatch.js";
 import { DEFAULT_NAMESPACE, type ManifestSet, objectKey, type ValidationProblem } from "./model.js";
 
 export * from "./model.js";
@@ -13,19 +14,26 @@ function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), "");
 }
 
-/** zod issues → problems with a field path and a message a network engineer can act on. */
-export function zodProblems(error: z.ZodError, resource: string, source: string, prefix: string): ValidationProblem[] {
+/**
+ * zod issues → problems with a field path and a message a network engineer can act on. `input`
+ * is what was parsed (the spec), so that a present value of the wrong type is named as found,
+ * never as missing; `kind` picks the daemon's units in those messages.
+ */
+export function zodProblems(error: z.ZodError, resource: string, source: string, prefix: string, input?: unknown, kind = ""): ValidationProblem[] {
   return error.issues.map((issue) => {
     const path = formatPath([prefix, ...issue.path]);
-    return { severity: "error" as const, resource, source, path, message: readableMessage(issue, path) };
+    return { severity: "error" as const, resource, source, path, message: readableMessage(issue, path, input, kind) };
   });
 }
 
 /** zod's default wording is for programmers; these say what a valid value looks like. */
-function readableMessage(issue: z.core.$ZodIssue, path: string): string {
+function readableMessage(issue: z.core.$ZodIssue, path: string, input: unknown, kind: string): string {
   switch (issue.code) {
-    case "invalid_type":
-      return issue.input === undefined ? `${path} is required` : `must be ${issue.expected === "object" ? "a mapping" : `a ${issue.expected}`}`;
+    case "invalid_type": {
+      const at = valueAt(input, issue.path);
+      if (!at.present) return `${path} is required`;
+      return typeMismatchMessage(kind, path, String(issue.path.at(-1) ?? ""), issue.expected, at.value);
+    }
     case "unrecognized_keys":
       return `unknown field(s) ${issue.keys.join(", ")}: check the spelling against \`kubectl explain\``;
     case "too_big":
@@ -115,7 +123,7 @@ export function validateManifests(documents: readonly ManifestDocument[]): { set
     seen.set(resourceName, source);
     const parsed = def.spec.safeParse(object.spec);
     if (!parsed.success) {
-      problems.push(...zodProblems(parsed.error, resourceName, source, "spec"));
+      problems.push(...zodProblems(parsed.error, resourceName, source, "spec", object.spec, def.kind));
       continue;
     }
     const resource = { apiVersion: API_GROUP_VERSION, kind: def.kind, metadata: { ...metadata, namespace: metadata.namespace ?? DEFAULT_NAMESPACE }, spec: parsed.data } as DDIResource;
