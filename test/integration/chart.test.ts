@@ -39,7 +39,7 @@ const plurals = KINDS.map((k) => k.plural).sort();
 const EXPECTED_RULES = [
   { apiGroups: ['ddi-ha.io'], resources: plurals, verbs: ['list', 'watch'] },
   { apiGroups: ['ddi-ha.io'], resources: plurals.map((p) => `${p}/status`), verbs: ['patch'] },
-  { apiGroups: ['ddi-ha.io'], resources: ['ddihosts', 'hapairs'], verbs: ['patch'] },
+  { apiGroups: ['ddi-ha.io'], resources: ['ddihosts', 'hapairs', 'dhcpfailoverpeers', 'keahaclusters'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];
 /** The leader election's Role, in the release's namespace: its one Lease by name, and create. */
@@ -336,6 +336,8 @@ const NEEDED: [string, string][] = [
   ]),
   ['patch', 'hapairs.ddi-ha.io'],
   ['patch', 'ddihosts.ddi-ha.io'],
+  ['patch', 'dhcpfailoverpeers.ddi-ha.io'],
+  ['patch', 'keahaclusters.ddi-ha.io'],
   ['get', 'secrets'],
 ];
 const FORBIDDEN: [string, string][] = [
@@ -347,7 +349,8 @@ const FORBIDDEN: [string, string][] = [
   ['update', 'hapairs.ddi-ha.io'],
   ['get', 'hapairs.ddi-ha.io'],
   ['delete', 'ddihosts.ddi-ha.io'],
-  ['patch', 'dhcpfailoverpeers.ddi-ha.io'],
+  ['delete', 'dhcpfailoverpeers.ddi-ha.io'],
+  ['update', 'keahaclusters.ddi-ha.io'],
   ['create', 'pods'],
   ['create', 'events'],
   ['list', 'configmaps'],
