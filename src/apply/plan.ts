@@ -357,6 +357,7 @@ export function shapeResult(input: {
   plan: ApplyPlan | undefined;
   swapped: readonly PlannedChange[];
   reloaded: readonly ServiceUnit[];
+  stopped?: readonly ServiceUnit[];
   failure?: ApplyFailure;
   rolledBack?: { ok: boolean; message: string };
   notes?: readonly string[];
@@ -369,6 +370,7 @@ export function shapeResult(input: {
     unchanged: [...(input.plan?.unchanged ?? [])].sort(),
     removed: removed.sort(),
     reloaded: [...input.reloaded],
+    ...(input.stopped?.length ? { stopped: [...input.stopped] } : {}),
     ok: input.failure === undefined,
     ...(input.failure ? { failure: input.failure } : {}),
     ...(input.rolledBack ? { rolledBack: input.rolledBack } : {}),

@@ -113,9 +113,9 @@ async function waitGone(resource: string, timeoutMs = 120_000): Promise<number> 
   return Date.now() - t0;
 }
 
-/** The Control Agent on the host itself (127.0.0.1:8000), as an admin would ask it. */
-async function keaCommand(i: number, command: string): Promise<{ result: number; arguments?: Record<string, unknown>; text?: string }> {
-  const out = await host(i).run(['curl', '-s', '-m', '5', '-H', 'Content-Type: application/json', '-d', JSON.stringify({ command, service: ['dhcp4'] }), 'http://127.0.0.1:8000/']);
+/** The Control Agent from the host itself, as an admin would ask it: on 127.0.0.1:8000, or (while in HA) on the peer address. */
+async function keaCommand(i: number, command: string, at = '127.0.0.1'): Promise<{ result: number; arguments?: Record<string, unknown>; text?: string }> {
+  const out = await host(i).run(['curl', '-s', '-m', '5', '-H', 'Content-Type: application/json', '-d', JSON.stringify({ command, service: ['dhcp4'] }), `http://${at}:8000/`]);
   return (JSON.parse(out) as { result: number; arguments?: Record<string, unknown> }[])[0]!;
 }
 
@@ -152,6 +152,7 @@ describe('deleting a DhcpFailoverPeer', () => {
   const NAME = 'dhcp-remove';
   const include = `/etc/dhcp/ddi-ha/${NAME}.conf`;
   const marker = `# managed by ddi-ha-operator: ${namespace}/${NAME}`;
+  const BAD = 'default-lease-time notanumber;';
 
   it('applied and normal: the finalizer is on, and its hosts carry the in-use finalizer', async () => {
     await apply([failoverPeer(NAME)]);
@@ -168,7 +169,8 @@ describe('deleting a DhcpFailoverPeer', () => {
 
   it('a removal h2 refuses (its dhcpd.conf does not pass dhcpd -t) keeps the finalizer and says why in status', async () => {
     // The user's own mistake in the file the removal must edit: the check refuses the result.
-    await host(1).run(['sh', '-c', `printf 'this-is-not-a-dhcpd-statement;\\n' >> ${DHCPD_CONF}`]);
+    // (dhcpd -t accepts an unknown statement, but not a lease time that is not a number.)
+    await host(1).run(['sh', '-c', `printf '${BAD}\\n' >> ${DHCPD_CONF}`]);
     await kubectl.run(['delete', 'dfp', NAME, '-n', namespace, '--wait=false']);
     const dfp = await eventually(
       'the CleanupFailed status',
@@ -182,7 +184,7 @@ describe('deleting a DhcpFailoverPeer', () => {
     const message = condition(dfp, 'Ready')!.message;
     console.log(`refused removal: ${message}`);
     expect(message).toMatch(/^being deleted, but could not remove DhcpFailoverPeer dhcp-remove's dhcpd files: h2: .*refused \/etc\/dhcp\/dhcpd\.conf/);
-    expect(message).toContain('this-is-not-a-dhcpd-statement');
+    expect(message).toContain('expecting number');
     expect(dfp.metadata.deletionTimestamp).toBeDefined();
     expect(dfp.metadata.finalizers).toContain(CLEANUP_FINALIZER);
     // Refused before anything changed on h2: our line and file are there, dhcpd runs as it did.
@@ -195,7 +197,7 @@ describe('deleting a DhcpFailoverPeer', () => {
 
   it('the host fixed: the include line and file go from both hosts, dhcpd (left with no subnet) is stopped and disabled, the object goes', async () => {
     const before = await host(1).run(['cat', DHCPD_CONF]);
-    await host(1).run(['sed', '-i', '/this-is-not-a-dhcpd-statement/d', DHCPD_CONF]);
+    await host(1).run(['sed', '-i', '/notanumber/d', DHCPD_CONF]);
     const ms = await waitGone(`dfp/${NAME}`);
     console.log(`DhcpFailoverPeer removal finished ${ms} ms after the host was fixed`);
     for (const i of both) {
@@ -206,7 +208,7 @@ describe('deleting a DhcpFailoverPeer', () => {
       expect(await unitState(i, DHCPD)).toBe('inactive disabled');
     }
     // Only our line left h2's file: the user's bytes are as they were.
-    expect(await host(1).run(['cat', DHCPD_CONF])).toBe(before.replace('this-is-not-a-dhcpd-statement;\n', '').replace(`${before.split('\n').find((l) => l.endsWith(marker))}\n`, ''));
+    expect(await host(1).run(['cat', DHCPD_CONF])).toBe(before.replace(`${BAD}\n`, '').replace(`${before.split('\n').find((l) => l.endsWith(marker))}\n`, ''));
     const warning = logLines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => l.level === 40 && l.msg.includes('stopped and disabled'));
     expect(warning?.msg).toContain(`DhcpFailoverPeer ${NAME}: stopped and disabled ${DHCPD} on DDIHost h1, ${DHCPD} on DDIHost h2: the removal left it nothing to serve`);
     await eventually('the hosts lose the in-use finalizer', async () => ((await getJson('ddih/h1')).metadata.finalizers?.includes(IN_USE_FINALIZER) ? undefined : true), 30_000, 500);
@@ -239,7 +241,7 @@ describe('deleting a KeaHACluster', () => {
     const kha = await waitReady(`kha/${name}`);
     expect(kha.metadata.finalizers).toContain(CLEANUP_FINALIZER);
     const primaryBefore = await unitSnapshot(host(0), KEA);
-    expect((await keaCommand(0, 'status-get')).arguments).toHaveProperty('high-availability');
+    expect((await keaCommand(0, 'status-get', host(0).address)).arguments).toHaveProperty('high-availability');
 
     await kubectl.run(['delete', 'kha', name, '-n', namespace, '--wait=false']);
     const ms = await waitGone(`kha/${name}`);
@@ -275,6 +277,6 @@ describe('deleting a KeaHACluster', () => {
     for (const i of both) {
       expect({ conf: await hostSha256(host(i), KEA_CONF), agent: await hostSha256(host(i), AGENT_CONF), unit: await unitSnapshot(host(i), KEA) }).toEqual(before[i]);
     }
-    expect((await keaCommand(0, 'status-get')).arguments).toHaveProperty('high-availability');
+    expect((await keaCommand(0, 'status-get', host(0).address)).arguments).toHaveProperty('high-availability');
   });
 });
