@@ -126,7 +126,9 @@ export async function applyRemovals(
         }
       }),
     );
-    if (failures.length > 0) throw new Error(`could not remove ${what}: ${failures.join("; ")}`);
+    // What the hosts that succeeded were left with is said too: it stays so while the others are retried.
+    const meanwhile = stoppedMessage(results);
+    if (failures.length > 0) throw new Error(`could not remove ${what}: ${failures.join("; ")}${meanwhile ? `; meanwhile ${meanwhile}` : ""}`);
   }
   abandoned.sort((a, b) => a.host.localeCompare(b.host));
   return { results, abandoned };
@@ -142,4 +144,11 @@ export async function removeHAPairFromHosts(
 ): Promise<PairRemoval> {
   const wave = new Map([...pairRemovalsByHost(pair)].map(([host, remove]) => [host, { remove }]));
   return applyRemovals("the pair's keepalived files", pair.metadata.namespace!, [wave], set, sessionOf, options, goneForGood);
+}
+
+/** The services a removal stopped and disabled, as one sentence for status and log; undefined for none. */
+export function stoppedMessage(results: readonly ApplyResult[]): string | undefined {
+  const stopped = results.flatMap((r) => (r.stopped ?? []).map((unit) => `${unit} on DDIHost ${r.host}`)).sort();
+  if (stopped.length === 0) return undefined;
+  return `stopped and disabled ${stopped.join(", ")}: the removal left it nothing to serve (its config is kept on disk; start it by hand once it has a subnet again)`;
 }

@@ -3,12 +3,14 @@
 // this is the thin edge that reads the live files they need and hands the rest to the apply
 // engine. See docs/adr/0028-finalizers-for-kea-and-dhcpd.md.
 import type { DDIResource, DhcpFailoverPeer, KeaHACluster } from "../api/index.js";
-import type { ApplyOptions, ApplyResult } from "../apply/index.js";
+import type { ApplyOptions } from "../apply/index.js";
 import { dhcpdFailoverRemovals } from "../daemons/dhcpd/index.js";
 import { keaClusterRemovals } from "../daemons/kea/index.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
 import { type ManifestSet, objectKey } from "../validation/model.js";
 import { type HostRemoval, type PairRemoval, applyRemovals, removeHAPairFromHosts } from "./finalizer.js";
+
+export { stoppedMessage } from "./finalizer.js";
 
 type GoneForGood = (host: string) => string | undefined;
 
@@ -70,9 +72,3 @@ export async function removeRelationshipFromHosts(
   }
 }
 
-/** The services a removal stopped and disabled, as one sentence for status and log; undefined for none. */
-export function stoppedMessage(results: readonly ApplyResult[]): string | undefined {
-  const stopped = results.flatMap((r) => (r.stopped ?? []).map((unit) => `${unit} on DDIHost ${r.host}`)).sort();
-  if (stopped.length === 0) return undefined;
-  return `stopped and disabled ${stopped.join(", ")}: the removal left it nothing to serve (its config is kept on disk; start it by hand once it has a subnet again)`;
-}
