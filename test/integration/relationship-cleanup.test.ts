@@ -91,21 +91,21 @@ function keaCluster(name: string, extra: Record<string, unknown> = {}): object {
   };
 }
 
-async function waitReady(resource: string): Promise<Json> {
+async function waitReady(resource: string, timeoutMs = 180_000): Promise<Json> {
   return eventually(
     `${resource} Ready`,
     async () => {
       const o = await getJson(resource);
       return condition(o, 'Ready')?.status === 'True' ? o : undefined;
     },
-    180_000,
+    timeoutMs,
     1_000,
   ).catch(async (err: Error) => {
     throw new Error(`${err.message}; last status ${JSON.stringify((await getJson(resource)).status)}`);
   });
 }
 
-async function waitGone(resource: string, timeoutMs = 120_000): Promise<number> {
+async function waitGone(resource: string, timeoutMs = 240_000): Promise<number> {
   const t0 = Date.now();
   await eventually(`${resource} gone`, async () => ((await exists(resource)) ? undefined : true), timeoutMs, 500).catch(async (err: Error) => {
     throw new Error(`${err.message}; last seen ${JSON.stringify(await getJson(resource).catch(() => undefined))}`);
@@ -138,8 +138,9 @@ beforeAll(async () => {
   transport = new SshTransport({ logger: log });
   controller = new Controller({ kubeConfig, namespace, resyncMs: 3_000, log, metrics: new ControllerMetrics(), transport });
   controller.start();
-  await kubectl.run(['wait', '--for=condition=Ready', 'ddih/h1', 'ddih/h2', '-n', namespace, '--timeout=120s'], { timeoutMs: 130_000 });
-}, 240_000);
+  // Loose: on a loaded shared machine the first SSH sessions and probes can take minutes.
+  for (const h of ['h1', 'h2']) await waitReady(`ddih/${h}`, 300_000);
+}, 480_000);
 
 afterAll(async () => {
   await controller?.stop();
@@ -148,7 +149,8 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('deleting a DhcpFailoverPeer', () => {
+// Loose bounds: several labs share two CPUs; the timings are printed, not asserted.
+describe('deleting a DhcpFailoverPeer', { timeout: 480_000 }, () => {
   const NAME = 'dhcp-remove';
   const include = `/etc/dhcp/ddi-ha/${NAME}.conf`;
   const marker = `# managed by ddi-ha-operator: ${namespace}/${NAME}`;
@@ -178,7 +180,7 @@ describe('deleting a DhcpFailoverPeer', () => {
         const o = await getJson(`dfp/${NAME}`);
         return condition(o, 'Ready')?.reason === 'CleanupFailed' ? o : undefined;
       },
-      90_000,
+      180_000,
       1_000,
     );
     const message = condition(dfp, 'Ready')!.message;
@@ -237,7 +239,7 @@ describe('deleting a DhcpFailoverPeer', () => {
   });
 });
 
-describe('deleting a KeaHACluster', () => {
+describe('deleting a KeaHACluster', { timeout: 480_000 }, () => {
   it('Remove: the HA hook leaves both peers, the primary keeps serving standalone, the standby is stopped and disabled, the object goes', async () => {
     const name = 'kea-remove';
     await apply([keaCluster(name)]);
