@@ -41,6 +41,7 @@ import {
   type ServiceAction,
   type UnitState,
   chooseServiceAction,
+  hasStopped,
   isEnabled,
   journalTail,
   showUnit,
@@ -497,7 +498,7 @@ class ApplyRun {
     const enabled = await isEnabled(this.session, unit);
     const record: ServiceRecord = { unit, before, action: "stop", enabledByUs: false, disabledByUs: enabled };
     this.acted.push(record);
-    if (before.activeState !== "inactive") {
+    if (!hasStopped(before)) {
       const err = await systemctl(this.session, "stop", unit);
       if (err) throw new StageFailure({ stage: "reload", service: unit, ...this.pathOf(unit), message: `${this.describeChange(unit)}: ${err}`, journal: await this.journal(unit) });
     }
@@ -515,7 +516,7 @@ class ApplyRun {
 
   private async runningOf(units: readonly ServiceUnit[]): Promise<ServiceUnit[]> {
     const running: ServiceUnit[] = [];
-    for (const unit of units) if ((await showUnit(this.session, unit)).activeState !== "inactive") running.push(unit);
+    for (const unit of units) if (!hasStopped(await showUnit(this.session, unit))) running.push(unit);
     return running;
   }
 
