@@ -272,7 +272,8 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
             const message = [abandoned.length > 0 ? abandonedMessage(abandoned, DAEMON_OF[item.kind]) : "", stopped].filter(Boolean).join("; ");
             if (abandoned.length > 0) log.warn({ kind: item.kind, name: item.metadata.name, abandoned }, `${label(item)} ${message}`);
             // The last status the object has, for whoever watches it go (kubectl get -w, Argo CD).
-            const written = await writeStatus(item, readyCondition(item, abandoned.length > 0 ? "DeletedWithoutCleanup" : "RemovedFromHosts", message));
+            const last = { reason: abandoned.length > 0 ? "DeletedWithoutCleanup" : "RemovedFromHosts", message };
+            const written = await writeStatus(item, readyCondition(item, last.reason, last.message));
             if (written) current = withMetadata(item, written);
           }
         }
