@@ -40,7 +40,9 @@ local READY_FALSE = {
   VIPNotHeld = "Degraded",
   FailedOver = "Degraded",                   -- the VIP is off its preferred node although preempt is set
   Maintenance = "Suspended",                 -- a node's DDIHost has spec.maintenance; the other serves alone
-  HandingOver = "Progressing",               -- a node in maintenance still holds the VIP; keepalived gives it away
+  HandingOver = "Progressing",               -- a node in maintenance still holds the VIP; keepalived gives it away (Kea, dhcpd: the partner is taking over)
+  HandOverFailed = "Degraded",               -- Kea or dhcpd refused the maintenance hand-over command; retried each pass
+  NoPartnerToTakeOver = "Degraded",          -- a maintenance, but no partner can serve: both in maintenance, passive-backup, partner down
   -- DhcpFailoverPeer
   DhcpdNotRunning = "Degraded",
   OmapiFailed = "Degraded",

@@ -109,6 +109,12 @@ export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
         })
         .default({ port: 7911 })
         .describe("OMAPI control channel, used by the operator to read failover state."),
+      maintenancePartnerDown: z
+        .boolean()
+        .default(false)
+        .describe(
+          "While one side's DDIHost has spec.maintenance: true moves that side to shutdown through OMAPI, so that its partner goes to partner-down at once (or, when that side is already silent, sets the partner's local-state to partner-down). false (default): dhcpd is left alone, and the partner goes to communications-interrupted once dhcpd on the host in maintenance stops, serving only its own free leases. MCLT: in partner-down the partner may hand out the other side's free leases only after MCLT has passed, and leases it gives meanwhile are held for MCLT; when the maintenance ends the side returns through recover and recover-done (the operator moves it to recover; dhcpd skips recover-wait for a server shut down on purpose) before both are normal again.",
+        ),
       subnets: z.array(subnetSchema).min(1).max(256).describe("Subnets and pools served with failover, rendered identically on both peers."),
       configPath: configPathUnder(["/etc/dhcp", "/etc/dhcpd"], "/etc/dhcp/dhcpd.conf").describe(
         "Main dhcpd config, under /etc/dhcp/ or /etc/dhcpd/; the operator adds one marked include line to it.",

@@ -62,6 +62,15 @@ export const haPairSpecSchema = withCrossFieldRules(
         .min(1)
         .max(255)
         .describe("VRRP virtual router ID 1-255, unique among the HAPairs whose VIPs share a subnet."),
+      instanceName: z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/, "must be letters, digits, '_', '.' or '-', not starting with '.'")
+        .optional()
+        .describe(
+          "The keepalived vrrp_instance name of the IPv4 VIP (the IPv6 one gets _v6 appended). Default ddiha_<namespace>_<name>_v4. Set by `ddi-ha import` to a running instance's name: keepalived keeps the state of an instance whose name survives a reload, so adoption does not drop the VIP.",
+        ),
       services: z
         .strictObject({
           dns: z.boolean().default(false).describe("Track the DNS server (named): the VIP leaves a node whose DNS server is down."),

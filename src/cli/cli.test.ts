@@ -121,4 +121,17 @@ describe("the ddi-ha bin", () => {
     writeFileSync(join(dir, "broken.yaml"), BROKEN);
     await expect(run(process.execPath, [join(root, "bin", "ddi-ha.js"), "validate", "-f", dir])).rejects.toMatchObject({ code: 1 });
   });
+
+  it.each([
+    [["--kube-api-qps", "0"], /--kube-api-qps.*a positive number such as 20 or 0.5, not "0"/],
+    [["--ssh-connect-qps", "fast"], /--ssh-connect-qps.*not "fast"/],
+    [["--ssh-connect-burst", "0"], /--ssh-connect-burst.*an integer from 1/],
+  ])("refuses controller %j before it connects anywhere, naming the flag", async (flags, message) => {
+    const failed = await run(process.execPath, [join(root, "bin", "ddi-ha.js"), "controller", ...flags]).then(
+      () => undefined,
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toMatch(message);
+  });
 });

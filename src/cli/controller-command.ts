@@ -5,6 +5,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Controller, ControllerMetrics, startHealthServer } from "../controller/index.js";
 import { type ElectionTimings, KubeLeaseStore, LeaderElector, defaultIdentity, defaultLeaseNamespace, timingsProblem } from "../controller/leader-election.js";
+import type { RateLimit } from "../exec/rate-limit.js";
 import { LOG_REDACT_PATHS } from "../ssh/index.js";
 import { HALT_ENV, faultTestHaltHooks } from "./fault-test-halt.js";
 
@@ -14,6 +15,8 @@ export interface ControllerCommandOptions {
   resyncMs: number;
   kubeconfig?: string;
   workers: number;
+  kubeApiRate?: RateLimit;
+  sshConnectRate?: RateLimit;
   leaderElection?: ElectionTimings & { leaseName: string; leaseNamespace?: string };
 }
 
@@ -60,8 +63,11 @@ export async function runController(options: ControllerCommandOptions): Promise<
     namespace: options.namespace,
     resyncMs: options.resyncMs,
     workers: options.workers,
+    ...(options.kubeApiRate ? { kubeApiRate: options.kubeApiRate } : {}),
+    ...(options.sshConnectRate ? { sshConnectRate: options.sshConnectRate } : {}),
     log,
     metrics,
+    identity,
     ...(elector ? { isLeader: () => elector.isLeader() } : {}),
     ...(haltHooks ? { applyOptions: { hooks: haltHooks } } : {}),
   });

@@ -54,12 +54,34 @@ program
     process.exitCode = await runStatus(opts.filename, process.stdout, process.stderr, opts);
   });
 
+program
+  .command("import")
+  .description(
+    "Read the running keepalived, dhcpd and Kea configs from hosts over SSH and write the DDIHost, HAPair, DhcpFailoverPeer and KeaHACluster manifests that reproduce them, with a report: what cannot be represented, which files the first apply writes (a diff each), and which daemons it reloads or restarts. Writes nothing to the hosts.",
+  )
+  .requiredOption("--host <user@addr[:port]>", "a host to read; repeatable (give both nodes of a pair)", files)
+  .requiredOption("-i, --identity <keyfile>", "SSH private key for every --host")
+  .option("--host-key <addr=key>", 'pin a host\'s key, e.g. 198.18.0.10="ssh-ed25519 AAAA…"; repeatable (others: TrustOnFirstUse in --known-hosts)', files)
+  .option("--known-hosts <file>", "where TrustOnFirstUse host keys are pinned (a changed key is refused)", undefined)
+  .option("-n, --namespace <ns>", "namespace of the manifests", "default")
+  .option("-o, --output <dir>", "write manifests.yaml, report.txt, report.json and diff/<host>/<path>.diff here (default: manifests on stdout, report on stderr)")
+  .action(async (opts: { host: string[]; identity: string; hostKey?: string[]; knownHosts?: string; namespace: string; output?: string }) => {
+    const { runImport } = await import("../import/command.js");
+    process.exitCode = await runImport(opts, process.stdout, process.stderr);
+  });
+
 const durationMs = (value: string) => {
   if (!DURATION_RE.test(value) || durationToMs(value) < 1000) throw new InvalidArgumentError('expected a duration of at least 1s, such as "60s" or "5m"');
   return durationToMs(value);
 };
 
 /** An integer in [min, 65535]; commander prefixes the error with the flag's name. */
+const positiveNumber = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0)) throw new InvalidArgumentError(`expected ${what}: a positive number such as 20 or 0.5, not "${value}"`);
+  return n;
+};
+
 const boundedInt = (what: string, min: number) => (value: string) => {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < min || n > 65535) throw new InvalidArgumentError(`expected ${what}: an integer from ${min} to 65535, not "${value}"`);
@@ -68,11 +90,15 @@ const boundedInt = (what: string, min: number) => (value: string) => {
 
 program
   .command("controller")
-  .description("Run the in-cluster controller: watch the ddi-ha resources, reconcile each namespace over SSH, write status; serve /metrics, /healthz and /readyz.")
+  .description("Run the in-cluster controller: watch the ddi-ha resources, reconcile each object over SSH, write status; serve /metrics, /healthz and /readyz.")
   .option("-n, --namespace <ns>", "watch only this namespace (default: all namespaces)")
   .option("--metrics-port <port>", "port for /metrics, /healthz and /readyz", boundedInt("a port number (0 picks a free one)", 0), 8080)
   .addOption(new Option("--resync <duration>", "drift check interval after a settled pass (jittered by up to 10%)").argParser(durationMs).default(60_000, "60s"))
-  .option("--workers <n>", "namespaces reconciled at once", boundedInt("a number of workers", 1), 4)
+  .option("--workers <n>", "objects reconciled at once", boundedInt("a number of workers", 1), 4)
+  .option("--kube-api-qps <n>", "API requests per second once the burst is spent (client-side; watches aside)", positiveNumber("a rate per second"), 20)
+  .option("--kube-api-burst <n>", "API requests allowed at once", boundedInt("a burst size", 1), 30)
+  .option("--ssh-connect-qps <n>", "new SSH connections per second over all hosts once the burst is spent", positiveNumber("a rate per second"), 20)
+  .option("--ssh-connect-burst <n>", "new SSH connections allowed at once", boundedInt("a burst size", 1), 40)
   .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)")
   .option("--leader-elect", "run as one of several replicas: only the holder of a coordination.k8s.io/v1 Lease writes to hosts and status", false)
   .addOption(new Option("--leader-elect-lease-duration <duration>", "how long followers wait, after the Lease last changed, before taking it").argParser(durationMs).default(15_000, "15s"))
@@ -86,6 +112,10 @@ program
       metricsPort: number;
       resync: number;
       workers: number;
+      kubeApiQps: number;
+      kubeApiBurst: number;
+      sshConnectQps: number;
+      sshConnectBurst: number;
       kubeconfig?: string;
       leaderElect: boolean;
       leaderElectLeaseDuration: number;
@@ -99,6 +129,8 @@ program
         metricsPort: opts.metricsPort,
         resyncMs: opts.resync,
         workers: opts.workers,
+        kubeApiRate: { perSecond: opts.kubeApiQps, burst: opts.kubeApiBurst },
+        sshConnectRate: { perSecond: opts.sshConnectQps, burst: opts.sshConnectBurst },
         ...(opts.namespace ? { namespace: opts.namespace } : {}),
         ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
         ...(opts.leaderElect

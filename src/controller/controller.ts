@@ -3,20 +3,23 @@
 // DDIHost's pass takes its host's one probe and requeues the relationships on it, which reuse
 // that probe. A stream per host (address changes) makes a VIP move reach status at once. See ADR 0015.
 import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type DDIHost, KINDS } from "../api/index.js";
 import type { ApplyOptions } from "../apply/index.js";
-import { HostProbes, hostKeyOf, probeRequestFor } from "../engine/host-probes.js";
+import { HostProbes, hostKeyOf, probeRequestFor, probeWithin } from "../engine/host-probes.js";
 import { type KubeItem, itemsAsDocuments, kubeItemKey } from "../engine/kube-status.js";
 import { type ComputedStatus, newPassMemory } from "../engine/reconcile-pass.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
-import { type AddressWatch, probeHost, watchAddresses } from "../observe/index.js";
+import { DEFAULT_KUBE_API_RATE, DEFAULT_SSH_CONNECT_RATE, type RateLimit } from "../exec/rate-limit.js";
+import { type AddressWatch, probeHost, watchHostEvents } from "../observe/index.js";
 import { SshTransport } from "../ssh/index.js";
 import { validateManifests } from "../validation/validate.js";
 import type { ManifestSet } from "../validation/model.js";
 import { jittered } from "./backoff.js";
+import { EventRecorder, KubeEventSink } from "./events.js";
 import { KubeClient, kubeErrorMessage } from "./kube-client.js";
 import { ControllerMetrics, type ReconcileResultLabel } from "./metrics.js";
 import { hostNamesOfItem, reconcileObject } from "./reconcile-object.js";
@@ -31,6 +34,15 @@ export const DEFAULT_WORKERS = 4;
 export const DEFAULT_POLL_MS = 5_000;
 /** How long a Secret read from the API server is reused. */
 const SECRET_TTL_MS = 30_000;
+/**
+ * After an address change on a host, the passes it starts wait at most this long for the peers'
+ * probes: a frozen peer (still holding the VIP on its interface, answering nothing) is reported in
+ * doubt instead of holding the move out of status until its SSH session is declared dead. Normal
+ * probes answer in tens to hundreds of ms.
+ */
+const IN_DOUBT_AFTER_MS = 1_000;
+/** How long after the address change its passes keep that short wait. */
+const URGENT_WINDOW_MS = 5_000;
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -49,11 +61,17 @@ export interface ControllerOptions {
   applyOptions?: ApplyOptions;
   /** Stream each host's address changes into the queue (default true). */
   hostStreams?: boolean;
+  /** Client-side limit of API requests (watches aside). Default QPS 20, burst 30, as controller-runtime. */
+  kubeApiRate?: RateLimit;
+  /** Client-side limit of new SSH connections, when the controller makes its own transport. Default 20/s, burst 40. */
+  sshConnectRate?: RateLimit;
   /**
    * Leader election: while this says false the controller keeps its caches warm but reconciles
    * nothing and writes nothing. Call `leadershipChanged()` when it flips.
    */
   isLeader?: () => boolean;
+  /** The process's identity (leader election's): reportingInstance of its Events. Default: the host name. */
+  identity?: string;
 }
 
 /**
@@ -112,19 +130,24 @@ export class Controller {
   /** The last status computed for each object, for the namespace's gauges. */
   private readonly lastStatuses = new Map<string, ComputedStatus>();
   private readonly streams = new Map<string, AddressWatch>();
+  /** Keys an address change on a peer requeued, until when their probes of the other hosts wait only IN_DOUBT_AFTER_MS. */
+  private readonly urgentUntil = new Map<string, { until: number; eventHost: string }>();
   private readonly resyncMs: number;
   private readonly pollMs: number;
   private readonly log: Logger;
+  /** Transition Events (events.k8s.io/v1), written by the leader's passes only. */
+  private readonly events: EventRecorder;
   private stopped = false;
 
   constructor(private readonly options: ControllerOptions) {
     this.metrics = options.metrics ?? new ControllerMetrics();
-    this.client = new KubeClient(options.kubeConfig);
+    this.client = new KubeClient(options.kubeConfig, options.kubeApiRate ?? DEFAULT_KUBE_API_RATE);
     this.ownsTransport = !options.transport;
-    this.transport = options.transport ?? new SshTransport({ logger: options.log });
+    this.transport = options.transport ?? new SshTransport({ logger: options.log, connectRate: options.sshConnectRate ?? DEFAULT_SSH_CONNECT_RATE });
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.log = options.log.child({ controller: CONTROLLER_NAME });
+    this.events = new EventRecorder({ sink: new KubeEventSink(options.kubeConfig), reportingInstance: options.identity ?? hostname(), log: this.log, registry: this.metrics.registry });
     this.queue = new WorkQueue({
       workers: options.workers ?? DEFAULT_WORKERS,
       handle: (key) => this.reconcile(key),
@@ -171,6 +194,8 @@ export class Controller {
     this.stopped = true;
     for (const w of this.watchers) w.stop();
     await this.queue.shutdown();
+    // An API server that went away must not hold the shutdown (and the Lease's release) for long.
+    await this.events.idle(5_000);
     await Promise.all([...this.streams.values()].map((s) => s.stop().catch(() => undefined)));
     this.streams.clear();
     if (this.ownsTransport) await this.transport.closeAll();
@@ -241,19 +266,23 @@ export class Controller {
     const ownHostPass = key === kubeItemKey(host);
     // Within one resync (plus its jitter) a relationship's pass reuses its hosts' probes.
     const maxAgeMs = ownHostPass ? 1_000 : Math.round(this.resyncMs * 1.25);
-    return this.probes.get(hostKeyOf(host), maxAgeMs, async () => {
+    const probe = this.probes.get(hostKeyOf(host), maxAgeMs, async () => {
       const session = await sessionOf(host);
       this.ensureStream(host, session);
       return probeHost(session, probeRequestFor(this.namespaceSet(host.metadata.namespace ?? "default"), host));
     });
+    const urgent = this.urgentUntil.get(key);
+    if (ownHostPass || !urgent || urgent.until < Date.now() || urgent.eventHost === hostKeyOf(host)) return probe;
+    return probeWithin(probe, IN_DOUBT_AFTER_MS, host.metadata.name, () => this.queue.add(key));
   }
 
   /**
-   * One long-lived `ip monitor address` per host on its pooled session: an address change (a VIP
-   * moving) invalidates the host's probe and requeues the relationships on it, so the move is in
-   * status within a round trip. A restarted stream may have missed changes: full resync of the host.
+   * One long-lived host-events stream per host on its pooled session: an address change (a VIP
+   * moving), a DDI unit's state change or a VRRP transition in the journal invalidates the host's
+   * probe and requeues the relationships on it, so the change is in status within a round trip.
+   * A restarted stream may have missed changes: full resync of the host.
    */
-  private ensureStream(host: DDIHost, session: Parameters<typeof watchAddresses>[0]): void {
+  private ensureStream(host: DDIHost, session: Parameters<typeof watchHostEvents>[0]): void {
     if (this.options.hostStreams === false || this.stopped) return;
     const hostKey = hostKeyOf(host);
     if (this.streams.has(hostKey)) return;
@@ -273,10 +302,18 @@ export class Controller {
           const relationship = key.startsWith("DDIHost/") ? undefined : items.find((i) => kubeItemKey(i) === key);
           for (const peer of relationship ? hostNamesOfItem(relationship) : []) this.probes.invalidate(hostKeyOf({ metadata: { namespace, name: peer } }));
         }
+      if (peersToo) {
+        const now = Date.now();
+        for (const [key, urgent] of this.urgentUntil) if (urgent.until < now) this.urgentUntil.delete(key);
+        for (const key of related) this.urgentUntil.set(key, { until: now + URGENT_WINDOW_MS, eventHost: hostKey });
+      }
       for (const key of [kubeItemKey(item), ...related]) this.queue.add(key);
     };
-    const watch = watchAddresses(session, (event) => {
+    const watch = watchHostEvents(session, (event) => {
       if (event.type === "add" || event.type === "delete") requeueHost(`address ${event.type} ${event.address}`, true);
+      // A unit stopped or a VRRP transition without an address change (a backup going to FAULT, a
+      // tracked service dying on the backup): this host's state changed, its peers' did not.
+      else if (event.type === "unit") requeueHost(`journal: ${event.message}`, false);
       else if (event.type === "watching" && event.restarts > 0) requeueHost("stream restarted", false);
     });
     this.streams.set(hostKey, watch);
@@ -314,6 +351,7 @@ export class Controller {
         onHostApplied: (host) => this.probes.invalidate(hostKeyOf(host)),
         secretCache: this.secretCache,
         metrics: this.metrics,
+        events: this.events,
         log,
         ...(this.options.applyOptions ? { applyOptions: this.options.applyOptions } : {}),
       });

@@ -3,6 +3,7 @@
 import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
 import { API_GROUP, API_GROUP_VERSION, API_VERSION, kindDefinition } from "../api/index.js";
 import type { KubeItem } from "../engine/kube-status.js";
+import { DEFAULT_KUBE_API_RATE, type RateGate, type RateLimit, rateGate } from "../exec/rate-limit.js";
 
 export const CONTROLLER_FIELD_MANAGER = "ddi-ha-controller";
 
@@ -58,7 +59,14 @@ export class KubeClient {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
 
-  constructor(readonly kubeConfig: KubeConfig) {
+  /** Every request but the watches waits for it: client-side QPS and burst, as client-go's. */
+  private readonly gate: RateGate;
+
+  constructor(
+    readonly kubeConfig: KubeConfig,
+    rate: RateLimit | undefined = DEFAULT_KUBE_API_RATE,
+  ) {
+    this.gate = rateGate(rate);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.watch = new Watch(kubeConfig);
@@ -68,6 +76,7 @@ export class KubeClient {
   }
 
   async list(kind: string, namespace: string | undefined): Promise<KubeList> {
+    await this.gate();
     const base = { group: API_GROUP, version: API_VERSION, plural: pluralOf(kind) };
     const list = (namespace ? await this.custom.listNamespacedCustomObject({ ...base, namespace }) : await this.custom.listClusterCustomObject(base)) as {
       items?: KubeItem[];
@@ -86,6 +95,7 @@ export class KubeClient {
    */
   async patchStatus(item: Pick<KubeItem, "kind" | "metadata">, patch: { status: unknown }): Promise<KubeItem> {
     const body = item.metadata.resourceVersion ? { ...patch, metadata: { resourceVersion: item.metadata.resourceVersion } } : patch;
+    await this.gate();
     return (await this.custom.patchNamespacedCustomObjectStatus(
       { ...this.objectRef(item), body, fieldManager: CONTROLLER_FIELD_MANAGER },
       MERGE_PATCH,
@@ -94,6 +104,7 @@ export class KubeClient {
 
   /** The object as the API server has it now, or undefined when it is gone. */
   async get(item: Pick<KubeItem, "kind" | "metadata">): Promise<KubeItem | undefined> {
+    await this.gate();
     try {
       const got = (await this.custom.getNamespacedCustomObject(this.objectRef(item))) as KubeItem;
       return { ...got, kind: got.kind ?? item.kind, apiVersion: got.apiVersion ?? API_GROUP_VERSION };
@@ -109,6 +120,7 @@ export class KubeClient {
    * instead of dropping someone else's finalizer.
    */
   async setFinalizers(item: Pick<KubeItem, "kind" | "metadata">, finalizers: string[]): Promise<KubeItem> {
+    await this.gate();
     return (await this.custom.patchNamespacedCustomObject(
       {
         ...this.objectRef(item),
@@ -121,6 +133,7 @@ export class KubeClient {
 
   /** A Secret as a manifest document (`data` stays base64), or undefined when there is none. Never logged. */
   async readSecret(namespace: string, name: string): Promise<KubeItem | undefined> {
+    await this.gate();
     try {
       const secret = await this.core.readNamespacedSecret({ namespace, name });
       return {

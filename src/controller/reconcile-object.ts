@@ -14,6 +14,7 @@ import type { SessionProvider } from "../engine/render-inputs.js";
 import { manifestSessionProvider } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { isTrue, setCondition } from "../status/index.js";
+import { transitionEvents } from "../status/transition-events.js";
 import { validateManifests } from "../validation/validate.js";
 import {
   type AbandonedHost,
@@ -28,6 +29,7 @@ import {
 import { type KubeClient, kubeErrorMessage, statusCodeOf } from "./kube-client.js";
 import { removeRelationshipFromHosts, stoppedMessage } from "./relationship-removal.js";
 import type { ControllerMetrics } from "./metrics.js";
+import { type EventRecorder, regardingOf } from "./events.js";
 
 export interface ObjectReconcilerDeps {
   client: KubeClient;
@@ -45,6 +47,8 @@ export interface ObjectReconcilerDeps {
   /** False on a follower (leader election): nothing is written, neither to hosts nor to the API. */
   canWrite?(): boolean;
   metrics: ControllerMetrics;
+  /** Where the pass's transition Events go (the leader's only, like every other write). */
+  events?: Pick<EventRecorder, "record">;
   log: Logger;
   applyOptions?: ApplyOptions;
   now?: () => Date;
@@ -200,7 +204,13 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
 
   let statusesWritten = 0;
   /** Returns the object written, or undefined when nothing changed or the write failed. */
-  const writeStatus = async (item: KubeItem, status: object, recompute?: (previous: unknown) => object): Promise<KubeItem | undefined> => {
+  const writeStatus = async (
+    item: KubeItem,
+    status: object,
+    recompute?: (previous: unknown) => object,
+    /** Called with the status replaced and the one written, once the write succeeded. */
+    onWritten?: (previous: unknown, written: object) => void,
+  ): Promise<KubeItem | undefined> => {
     let current = item;
     let next = status;
     for (let attempt = 0; ; attempt++) {
@@ -209,6 +219,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
       try {
         const written = await client.patchStatus(current, patch);
         statusesWritten++;
+        onWritten?.(current.status, next);
         return written;
       } catch (err) {
         // A newer object than the one this status was computed over: re-read it and compute the
@@ -354,7 +365,16 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   const computed = result.statuses.find(({ resource }) => keyOf(resource) === key);
   if (computed) {
     const item = itemOf(computed.resource);
-    if (item) await writeStatus(item, computed.status, computed.recompute);
+    if (item) {
+      // A status not written (unchanged, or refused) turned nothing: only what the pass did on the hosts is an Event then.
+      let transition: [unknown, unknown] = [item.status, item.status];
+      await writeStatus(item, computed.status, computed.recompute, (before, after) => (transition = [before, after]));
+      const outcome = [...result.applied.values()].find(({ resource }) => keyOf(resource) === key)?.outcome;
+      if (deps.events && mayWrite()) {
+        const subject = { kind: item.kind, name: item.metadata.name, generation: item.metadata.generation, spec: item.spec };
+        for (const event of transitionEvents(subject, transition[0], transition[1], outcome)) deps.events.record(regardingOf(item), event);
+      }
+    }
   }
   return { exists: true, ...(computed ? { computed } : {}), ...(drift ? { drift } : {}), errors, waiting: [...conflicts, ...(computed ? waitingResources([computed]) : [])], statusesWritten };
 }

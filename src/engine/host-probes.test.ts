@@ -1,10 +1,10 @@
 // The probe request and the drift check against what a probe brought, with plain inputs.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { PENDING_RELOAD_PATH } from "../apply/plan.js";
 import type { HostProbe, ProbedFile } from "../observe/index.js";
 import { contentSha256 } from "../observe/index.js";
 import type { RenderedFile } from "../render/types.js";
-import { driftFromProbes } from "./host-probes.js";
+import { ProbeInDoubtError, driftFromProbes, probeWithin } from "./host-probes.js";
 
 const file = (host: string, content: string): RenderedFile => ({
   host,
@@ -46,5 +46,53 @@ describe("driftFromProbes", () => {
   it("ignores a reload owed to another service of the host", () => {
     const marker = { exists: true, content: "isc-dhcp-server.service\n" };
     expect(driftFromProbes([f], () => probe("h1", { [f.path]: matching, [PENDING_RELOAD_PATH]: marker })).pendingReload).toEqual([]);
+  });
+});
+
+describe("probeWithin", () => {
+  const answer = { host: "h1" } as unknown as HostProbe;
+
+  it("passes a probe that answers in time through, and calls no onLate", async () => {
+    let late = 0;
+    await expect(probeWithin(Promise.resolve(answer), 1_000, "h1", () => late++)).resolves.toBe(answer);
+    expect(late).toBe(0);
+  });
+
+  it("puts a late probe in doubt, naming the host, and calls onLate once it answers", async () => {
+    vi.useFakeTimers();
+    try {
+      let resolve!: (p: HostProbe) => void;
+      const slow = new Promise<HostProbe>((r) => (resolve = r));
+      let late = 0;
+      const got = probeWithin(slow, 1_000, "h1", () => late++);
+      const settled = got.catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(1_000);
+      const err = await settled;
+      expect(err).toBeInstanceOf(ProbeInDoubtError);
+      expect((err as Error).message).toMatch(/^h1 has not answered its probe for 1\.0 s while a peer took the VIP/);
+      expect(late).toBe(0);
+      resolve(answer);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(late).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("calls onLate when the late probe fails too", async () => {
+    vi.useFakeTimers();
+    try {
+      let reject!: (e: Error) => void;
+      const slow = new Promise<HostProbe>((_, r) => (reject = r));
+      let late = 0;
+      const settled = probeWithin(slow, 500, "h2", () => late++).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(500);
+      expect(await settled).toBeInstanceOf(ProbeInDoubtError);
+      reject(new Error("connection lost"));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(late).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

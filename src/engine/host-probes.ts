@@ -71,6 +71,30 @@ export function probeRequestFor(set: ManifestSet, host: DDIHost): HostProbeReque
   return { hash: [...hash].sort(), read: [...read].sort(), journals };
 }
 
+/** A probe that did not answer in time while its peer was seen taking the VIP: the node is in doubt. */
+export class ProbeInDoubtError extends Error {}
+
+/**
+ * `probe`, or a ProbeInDoubtError after `afterMs` if it has not answered by then. Used in the
+ * passes an address change on a peer started: a frozen node answers nothing until its SSH session
+ * is declared dead (keepalive, about 20 s), and the move must not wait for that. `onLate` runs
+ * once the late probe settles either way, so the real answer (or the real failure) follows.
+ */
+export function probeWithin(probe: Promise<HostProbe>, afterMs: number, hostName: string, onLate: () => void): Promise<HostProbe> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void probe.then(onLate, onLate);
+      reject(
+        new ProbeInDoubtError(
+          `${hostName} has not answered its probe for ${(afterMs / 1000).toFixed(1)} s while a peer took the VIP: frozen, cut off or very slow; in doubt until it answers or its SSH session times out`,
+        ),
+      );
+    }, afterMs);
+  });
+  return Promise.race([probe, late]).finally(() => clearTimeout(timer));
+}
+
 /**
  * The newest probe per host (`namespace/name`), and the one in flight: every object of a host
  * that asks within `maxAgeMs` of the last answer, or while one is on its way, shares it. That is

@@ -15,8 +15,8 @@ import {
   durationToMs,
 } from "../api/index.js";
 import { type ApplyOptions, type ApplyResult, applyHostFiles } from "../apply/index.js";
-import { type DhcpdOmapiKey, failoverPeerName, includeFilePath } from "../daemons/dhcpd/index.js";
-import { peerUrl } from "../daemons/kea/index.js";
+import { type DhcpdOmapiKey, type FailoverSide, failoverPeerName, includeFilePath, planFailoverMaintenance } from "../daemons/dhcpd/index.js";
+import { peerUrl, planKeaMaintenance } from "../daemons/kea/index.js";
 import { keepalivedInstanceNames } from "../daemons/keepalived/index.js";
 import { withOnly } from "./drift.js";
 import { type FileDrift, driftFromProbes, hostNamesOf, probedSessionProvider } from "./host-probes.js";
@@ -31,8 +31,12 @@ import {
   observeDhcpFailoverSide,
   observeHAPairNode,
   observeHostFacts,
+  type KeaCommandOutcome,
+  type KeaPeerObservation,
   observeKeaPeer,
   observeServiceStates,
+  sendKeaMaintenanceCommand,
+  setDhcpFailoverLocalState,
 } from "../observe/index.js";
 import { hostsInNamespace, omapiKeyFromSet, omapiKeyName, type RenderInputs, renderManifestSet, resourceKey } from "../render/render-set.js";
 import {
@@ -42,8 +46,11 @@ import {
   computeDhcpFailoverPeerStatus,
   computeHAPairStatus,
   computeKeaHAClusterStatus,
+  findCondition,
   requiredHAPairServices,
 } from "../status/index.js";
+import { maintenanceWasOn } from "../status/maintenance.js";
+import type { FailoverMaintenanceObservation } from "../status/dhcpfailoverpeer.js";
 import { describeResource, type ManifestSet, objectKey, type ValidationProblem } from "../validation/model.js";
 
 export type RelationshipResource = HAPair | KeaHACluster | DhcpFailoverPeer;
@@ -107,6 +114,13 @@ export interface ReconcilePassOptions {
    * reported instead. Default: as applyWhenDiffering. Off for observe-only passes.
    */
   finishPendingReloads?: boolean;
+  /**
+   * Send the hand-over commands a DDIHost's spec.maintenance asks for (Kea's
+   * ha-maintenance-start/-cancel, dhcpd's local-state through OMAPI), and their undo. Asked
+   * again through mayApply right before each one. Default: unless the pass only observes
+   * (apply false without applyWhenDiffering, as `ddi-ha status`).
+   */
+  maintenanceActions?: boolean;
 }
 
 export interface ReconcilePassResult {
@@ -313,6 +327,7 @@ async function failoverPeerStatus(
   outcome: ApplyOutcome | undefined,
   previous: DhcpFailoverPeerStatus | undefined,
   now: Date,
+  mayAct: () => boolean,
   probeOf?: (host: DDIHost) => Promise<HostProbe>,
 ): Promise<ComputedStatus> {
   const ns = peer.metadata.namespace!;
@@ -343,8 +358,37 @@ async function failoverPeerStatus(
     return observeDhcpFailoverSide(s.session, { peerName, omapiPort: peer.spec.omapi.port, key, ...(probe ? { probe } : {}) });
   };
   const secondary = await trySession(sessionOf, hostByName(set, ns, peer.spec.secondary.host), peer.spec.secondary.host);
-  const [p, s] = await Promise.all([side("primary", primary), side("secondary", secondary)]);
-  const observation = { peerName, primary: p, secondary: s, mcltSeconds: Math.round(durationToMs(peer.spec.mclt) / 1000) };
+  const observeBoth = () => Promise.all([side("primary", primary), side("secondary", secondary)]);
+  let [p, s] = await observeBoth();
+  // DDIHost spec.maintenance: with maintenancePartnerDown, hand the side's clients over through OMAPI (and back).
+  const resting = (["primary", "secondary"] as const).filter((role) => hostByName(set, ns, peer.spec[role].host)?.spec.maintenance === true);
+  const undoing = maintenanceWasOn(findCondition(previous?.conditions, "Maintenance"));
+  let maintenance: FailoverMaintenanceObservation | undefined;
+  if (resting.length > 0 || undoing) {
+    const plan = () => {
+      const view = (role: FailoverSide, o: DhcpFailoverSideObservation) => ({
+        host: o.host,
+        inMaintenance: resting.includes(role),
+        live: o.reachable && o.dhcpdActive && o.source === "omapi",
+        state: o.localState ?? "unknown",
+      });
+      return planFailoverMaintenance({ primary: view("primary", p), secondary: view("secondary", s) }, peer.spec.maintenancePartnerDown, undoing);
+    };
+    let planned = plan();
+    let done: FailoverMaintenanceObservation["set"];
+    if (planned.set && key && mayAct()) {
+      const { side: role, state } = planned.set;
+      const session = (role === "primary" ? primary : secondary).session;
+      const result = session
+        ? await setDhcpFailoverLocalState(session, { peerName, omapiPort: peer.spec.omapi.port, key }, state)
+        : { ok: false as const, error: messageOf((role === "primary" ? primary : secondary).error) };
+      done = result.ok ? { side: role, state, ok: true } : { side: role, state, ok: false, error: result.error };
+      [p, s] = await observeBoth();
+      planned = plan();
+    }
+    maintenance = { sides: resting, plan: planned, ...(done ? { set: done } : {}) };
+  }
+  const observation = { peerName, primary: p, secondary: s, mcltSeconds: Math.round(durationToMs(peer.spec.mclt) / 1000), ...(maintenance ? { maintenance } : {}) };
   return computed(peer, (prev) => computeDhcpFailoverPeerStatus(observation, outcome, prev as DhcpFailoverPeerStatus | undefined, peer.metadata.generation ?? 0, now), previous);
 }
 
@@ -355,23 +399,49 @@ async function keaClusterStatus(
   outcome: ApplyOutcome | undefined,
   previous: KeaHAClusterStatus | undefined,
   now: Date,
+  mayAct: () => boolean,
 ): Promise<ComputedStatus> {
   const ns = cluster.metadata.namespace!;
   const hosts = hostsInNamespace(set, ns);
-  const peers = await Promise.all(
-    cluster.spec.peers.map(async (peer, index) => {
-      const { session, error } = await trySession(sessionOf, hostByName(set, ns, peer.host), peer.host);
-      let url: string;
-      try {
-        url = peerUrl(cluster, hosts, index);
-      } catch (err) {
-        return { name: peer.name, host: peer.host, role: peer.role, reachable: false, state: "unavailable", error: messageOf(err) };
-      }
-      if (!session) return { name: peer.name, host: peer.host, role: peer.role, reachable: false, state: "unavailable", error: messageOf(error) };
-      return observeKeaPeer(session, { name: peer.name, role: peer.role, url });
-    }),
-  );
-  const observation = { mode: cluster.spec.mode, configSync: cluster.spec.configSync, peers };
+  const reach = async (index: number): Promise<{ session?: HostSession; url?: string; error?: string }> => {
+    const peer = cluster.spec.peers[index]!;
+    const { session, error } = await trySession(sessionOf, hostByName(set, ns, peer.host), peer.host);
+    try {
+      const url = peerUrl(cluster, hosts, index);
+      return session ? { session, url } : { error: messageOf(error) };
+    } catch (err) {
+      return { error: messageOf(err) };
+    }
+  };
+  const observeAll = () =>
+    Promise.all(
+      cluster.spec.peers.map(async (peer, index): Promise<KeaPeerObservation> => {
+        const { session, url, error } = await reach(index);
+        if (!session || !url) return { name: peer.name, host: peer.host, role: peer.role, reachable: false, state: "unavailable", error: error ?? "no session" };
+        return observeKeaPeer(session, { name: peer.name, role: peer.role, url });
+      }),
+    );
+  let peers = await observeAll();
+  // DDIHost spec.maintenance: hand the peer's clients over (or back) before anything stops.
+  const resting = cluster.spec.peers.filter((p) => hostByName(set, ns, p.host)?.spec.maintenance === true).map((p) => p.name);
+  const undoing = maintenanceWasOn(findCondition(previous?.conditions, "Maintenance"));
+  let maintenance;
+  if (resting.length > 0 || undoing) {
+    const plan = () => planKeaMaintenance(cluster.spec.mode, peers, new Set(resting), undoing);
+    let planned = plan();
+    let sent: KeaCommandOutcome | undefined;
+    if (planned.send && mayAct()) {
+      const index = cluster.spec.peers.findIndex((p) => p.name === planned.send!.peer);
+      const { session, url, error } = await reach(index);
+      sent = session && url
+        ? await sendKeaMaintenanceCommand(session, { name: planned.send.peer, role: cluster.spec.peers[index]!.role, url }, planned.send.command)
+        : { command: planned.send.command, peer: planned.send.peer, ok: false, text: error ?? "no session" };
+      peers = await observeAll();
+      planned = plan();
+    }
+    maintenance = { peers: resting, plan: planned, ...(sent ? { sent } : {}) };
+  }
+  const observation = { mode: cluster.spec.mode, configSync: cluster.spec.configSync, peers, ...(maintenance ? { maintenance } : {}) };
   return computed(cluster, (p) => computeKeaHAClusterStatus(observation, outcome, p as KeaHAClusterStatus | undefined, cluster.metadata.generation ?? 0, now), previous);
 }
 
@@ -463,11 +533,13 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
   }
   const outcomeOf = (r: RelationshipResource): ApplyOutcome | undefined => applied.get(kindKey(r))?.outcome;
 
+  const acting = options.maintenanceActions ?? (options.apply !== false || options.applyWhenDiffering === true);
+  const mayAct = () => acting && (options.mayApply?.() ?? true);
   const statuses = await Promise.all<ComputedStatus>([
     ...[...set.hosts.values()].map((h) => ddiHostStatus(h, sessionOf, previousOf(h), now(), probeOf)),
     ...set.haPairs.map((p) => haPairStatus(p, set, sessionOf, outcomeOf(p), previousOf(p), memory, now(), probeOf)),
-    ...set.failoverPeers.map((p) => failoverPeerStatus(p, set, probeOf ? inputsSessionOf : sessionOf, outcomeOf(p), previousOf(p), now(), probeOf)),
-    ...set.keaClusters.map((c) => keaClusterStatus(c, set, sessionOf, outcomeOf(c), previousOf(c), now())),
+    ...set.failoverPeers.map((p) => failoverPeerStatus(p, set, probeOf ? inputsSessionOf : sessionOf, outcomeOf(p), previousOf(p), now(), mayAct, probeOf)),
+    ...set.keaClusters.map((c) => keaClusterStatus(c, set, sessionOf, outcomeOf(c), previousOf(c), now(), mayAct)),
   ]);
   return { applied, statuses };
 }

@@ -1,8 +1,11 @@
-// VIP moves as they happen: one long-lived `ip -o monitor address` per host. The kernel tells us
-// about every address added or removed, so a failover is seen within the stream's latency
-// (well under a second) instead of at the next poll.
+// Host events as they happen, on one long-lived stream per host. The kernel tells us about every
+// address added or removed (`ip -o monitor address`), and the journal about every state change of
+// a DDI unit and every VRRP transition keepalived logs, so a failover, a stopped service or a
+// backup going to FAULT is seen within the stream's latency (well under a second) instead of at
+// the next resync.
 import type { CommandStream, HostSession } from "../exec/host-io.js";
 import { type BackoffPolicy, backoffDelay } from "../ssh/backoff.js";
+import { SERVICE_UNIT_CANDIDATES } from "./host-facts.js";
 
 export interface AddressChange {
   type: "add" | "delete";
@@ -19,6 +22,9 @@ export type AddressEvent =
   | { type: "watching"; host: string; at: Date; restarts: number }
   /** The monitor ended; it is restarted after `retryInMs`. */
   | { type: "interrupted"; host: string; at: Date; reason: string; retryInMs: number };
+
+/** An address change, or a journal line about a DDI unit (systemd's state changes, keepalived's VRRP transitions). */
+export type HostEvent = AddressEvent | { type: "unit"; host: string; at: Date; message: string };
 
 /**
  * One line of `ip -o monitor address`, e.g.
@@ -64,12 +70,65 @@ const MONITOR_ARGV = ["ip", "-o", "monitor", "address"] as const;
 const HEALTHY_RUN_MS = 30_000;
 const STOP_WAIT_MS = 5_000;
 
+/** Every unit the probe reads (host-facts' candidates), as journal matches for systemd's own lines about it. */
+const UNIT_MATCHES = Object.values(SERVICE_UNIT_CANDIDATES)
+  .flat()
+  .map((u) => `UNIT=${u}`)
+  .join(" ");
+
+/**
+ * The host-events stream: a constant script, no argv. Each source's lines get a one-letter prefix
+ * (A: ip monitor, J: journal). `-n 0` starts the journal at its end: only what happens from now.
+ * Journal matches: PID 1's lines about a DDI unit (Started, Stopped, Failed, Reloaded...), or
+ * keepalived's VRRP process (Entering MASTER/BACKUP/FAULT STATE, track script changes); never the
+ * daemons' own chatter (a busy dhcpd logs every lease). Stopping the stream signals our shell,
+ * which takes its process group (the monitor, journalctl, the seds) with it.
+ */
+export const HOST_EVENTS_SCRIPT = [
+  "trap 'trap - TERM HUP INT; kill 0' TERM HUP INT",
+  "ip -o monitor address | sed -u 's/^/A /' &",
+  `journalctl -f -n 0 -q -o cat _PID=1 ${UNIT_MATCHES} + SYSLOG_IDENTIFIER=Keepalived_vrrp 2>/dev/null | sed -u 's/^/J /' &`,
+  "wait",
+].join("\n");
+
+const HOST_EVENTS_ARGV = ["sh", "-c", HOST_EVENTS_SCRIPT, "ddi-ha-events"] as const;
+
+/** One line of the host-events stream as an event (undefined: not one we act on). Pure. */
+export function parseHostEventLine(line: string): (AddressChange | { type: "unit"; message: string }) | undefined {
+  if (line.startsWith("A ")) return parseAddressMonitorLine(line.slice(2));
+  if (line.startsWith("J ")) {
+    const message = line.slice(2).trim();
+    return message ? { type: "unit", message } : undefined;
+  }
+  return undefined;
+}
+
 /**
  * Streams address changes of one host to `onEvent` until stopped, restarting the monitor with
  * backoff whenever it ends (connection lost, host rebooted, `ip` killed). Every (re)start is
  * announced with a `watching` event so the caller can re-read what it may have missed.
  */
 export function watchAddresses(session: HostSession, onEvent: (event: AddressEvent) => void, options: WatchAddressesOptions = {}): AddressWatch {
+  return watchStream(session, MONITOR_ARGV, "ip monitor", parseAddressMonitorLine, onEvent as (event: HostEvent) => void, options);
+}
+
+/**
+ * watchAddresses plus the journal's lines about the DDI units, on the same one stream per host:
+ * what the controller feeds its queue with (issue 9: address changes, keepalived's state and
+ * tracked service state changes).
+ */
+export function watchHostEvents(session: HostSession, onEvent: (event: HostEvent) => void, options: WatchAddressesOptions = {}): AddressWatch {
+  return watchStream(session, HOST_EVENTS_ARGV, "host events stream", parseHostEventLine, onEvent, options);
+}
+
+function watchStream(
+  session: HostSession,
+  argv: readonly string[],
+  what: string,
+  parse: (line: string) => (AddressChange | { type: "unit"; message: string }) | undefined,
+  onEvent: (event: HostEvent) => void,
+  options: WatchAddressesOptions,
+): AddressWatch {
   const policy = options.backoff ?? { baseMs: 500, maxMs: 15_000 };
   let stopped = false;
   let current: CommandStream | undefined;
@@ -79,7 +138,7 @@ export function watchAddresses(session: HostSession, onEvent: (event: AddressEve
   let timer: NodeJS.Timeout | undefined;
   const host = session.hostName;
 
-  const emit = (event: AddressEvent) => {
+  const emit = (event: HostEvent) => {
     try {
       onEvent(event);
     } catch {
@@ -99,8 +158,8 @@ export function watchAddresses(session: HostSession, onEvent: (event: AddressEve
       const startedAt = Date.now();
       let reason: string;
       try {
-        current = await session.stream(MONITOR_ARGV, (line) => {
-          const change = parseAddressMonitorLine(line);
+        current = await session.stream(argv, (line) => {
+          const change = parse(line);
           if (change) emit({ ...change, host, at: new Date() });
         });
         if (stopped) {
@@ -109,9 +168,9 @@ export function watchAddresses(session: HostSession, onEvent: (event: AddressEve
         }
         emit({ type: "watching", host, at: new Date(), restarts });
         const result = await current.done;
-        reason = `ip monitor ended with exit ${result.code}${result.stderr.trim() ? `: ${result.stderr.trim()}` : ""}`;
+        reason = `${what} ended with exit ${result.code}${result.stderr.trim() ? `: ${result.stderr.trim()}` : ""}`;
       } catch (err) {
-        reason = `ip monitor could not start: ${(err as Error).message}`;
+        reason = `${what} could not start: ${(err as Error).message}`;
       }
       current = undefined;
       if (stopped) break;

@@ -9,7 +9,8 @@
 import type { HostSession, PortForward } from "../exec/host-io.js";
 import {
   type DhcpdOmapiKey,
-  type OmapiFailoverState,
+  type OmapiConversationResult,
+  type OmapiSettableState,
   type PoolBalance,
   omshellFailoverScript,
   parseFailoverStateFromLeases,
@@ -94,7 +95,7 @@ export function latestPoolBalances(logText: string): PoolBalanceFact[] {
   return [...latest.values()].map((p) => ({ subnet: p.network, total: p.total, free: p.free, backup: p.backup, lts: p.lts }));
 }
 
-type ForwardedOmapi = { via: "forward"; state: OmapiFailoverState } | { via: "none"; forwardError: string };
+type ForwardedOmapi = { via: "forward"; state: OmapiConversationResult } | { via: "none"; forwardError: string };
 
 /**
  * The failover state through the operator's OMAPI client and a port forward to 127.0.0.1 on the
@@ -102,7 +103,7 @@ type ForwardedOmapi = { via: "forward"; state: OmapiFailoverState } | { via: "no
  * `via: "none"` when no OMAPI conversation took place: the forward did not open, or closed before
  * dhcpd spoke (how a refused forward or a closed port looks from the local end).
  */
-async function omapiThroughForward(session: HostSession, target: DhcpFailoverSideTarget): Promise<ForwardedOmapi> {
+async function omapiThroughForward(session: HostSession, target: DhcpFailoverSideTarget, setLocalState?: OmapiSettableState): Promise<ForwardedOmapi> {
   let forward: PortForward | undefined;
   try {
     forward = await session.forward("127.0.0.1", target.omapiPort);
@@ -110,7 +111,13 @@ async function omapiThroughForward(session: HostSession, target: DhcpFailoverSid
     return { via: "none", forwardError: `no SSH port forward to 127.0.0.1:${target.omapiPort} on ${session.hostName}: ${(err as Error).message}` };
   }
   try {
-    const state = await queryOmapiFailoverState({ port: forward.localPort, peerName: target.peerName, key: target.key, timeoutMs: target.omapiTimeoutMs ?? 10_000 });
+    const state = await queryOmapiFailoverState({
+      port: forward.localPort,
+      peerName: target.peerName,
+      key: target.key,
+      timeoutMs: target.omapiTimeoutMs ?? 10_000,
+      ...(setLocalState ? { setLocalState } : {}),
+    });
     return { via: "forward", state };
   } catch (err) {
     if (err instanceof OmapiNoAnswerError) {
@@ -182,4 +189,15 @@ export async function observeDhcpFailoverSide(session: HostSession, target: Dhcp
   } catch (err) {
     return { ...base, reachable: false, error: (err as Error).message, source: "none", dhcpdActive: false, pools: [] };
   }
+}
+
+/**
+ * Sets this side's own failover state through OMAPI (the operator's client over the SSH port
+ * forward; no omshell fallback: an action, unlike a reading, is not retried another way behind
+ * the user's back). Resolves with the state read just before (`set` when dhcpd took it), or
+ * with why not. Never throws.
+ */
+export async function setDhcpFailoverLocalState(session: HostSession, target: DhcpFailoverSideTarget, state: OmapiSettableState): Promise<OmapiConversationResult> {
+  const forwarded = await omapiThroughForward(session, target, state);
+  return forwarded.via === "forward" ? forwarded.state : { ok: false, error: forwarded.forwardError };
 }

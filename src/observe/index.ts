@@ -30,10 +30,14 @@ export {
   type AddressChange,
   type AddressEvent,
   type AddressWatch,
+  type HostEvent,
   type WatchAddressesOptions,
+  HOST_EVENTS_SCRIPT,
   parseAddressMonitorLine,
+  parseHostEventLine,
   sameAddress,
   watchAddresses,
+  watchHostEvents,
 } from "./address-monitor.js";
 export {
   type ActiveNode,
@@ -55,15 +59,18 @@ export {
   type PoolBalanceFact,
   latestPoolBalances,
   observeDhcpFailoverSide,
+  setDhcpFailoverLocalState,
 } from "./dhcpd-failover.js";
 export {
   KEA_STATUS_GET_COMMAND,
+  type KeaCommandOutcome,
   type KeaPeerObservation,
   type KeaPeerTarget,
   keaClusterHealth,
   observeKeaPeer,
   peerFromStatusGet,
   postKeaCommand,
+  sendKeaMaintenanceCommand,
 } from "./kea-ha.js";
 export {
   type HostProbe,

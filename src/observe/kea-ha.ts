@@ -5,6 +5,9 @@ import { request } from "node:http";
 import type { HostSession } from "../exec/host-io.js";
 import {
   type KeaHealth,
+  type KeaMaintenanceCommandName,
+  keaMaintenanceCommand,
+  parseKeaCommandAnswer,
   type KeaPeerObservation as KeaHealthInput,
   agentEndpoint,
   aggregateKeaHealth,
@@ -93,12 +96,8 @@ export function peerFromStatusGet(target: KeaPeerTarget, host: string, response:
  * host (`session` is that host's session). Never throws: an unreachable agent is an observation.
  */
 export async function observeKeaPeer(session: HostSession, target: KeaPeerTarget, timeoutMs = 10_000): Promise<KeaPeerObservation> {
-  let forward: Awaited<ReturnType<HostSession["forward"]>> | undefined;
   try {
-    const { host, port, tls } = agentEndpoint(target.url);
-    if (tls) throw new Error(`${target.url} uses https; the operator speaks plain HTTP to the agent`);
-    forward = await session.forward(host, port);
-    const body = await postKeaCommand(forward.localPort, KEA_STATUS_GET_COMMAND, timeoutMs);
+    const body = await postThroughForward(session, target.url, KEA_STATUS_GET_COMMAND, timeoutMs);
     return peerFromStatusGet(target, session.hostName, body);
   } catch (err) {
     return {
@@ -109,8 +108,40 @@ export async function observeKeaPeer(session: HostSession, target: KeaPeerTarget
       state: "unavailable",
       error: `status-get through the Control Agent at ${target.url} from ${session.hostName}: ${(err as Error).message}`,
     };
+  }
+}
+
+/** POSTs one command to the agent at `url` through a port forward from `session`'s host. */
+async function postThroughForward(session: HostSession, url: string, command: unknown, timeoutMs: number): Promise<string> {
+  const { host, port, tls } = agentEndpoint(url);
+  if (tls) throw new Error(`${url} uses https; the operator speaks plain HTTP to the agent`);
+  const forward = await session.forward(host, port);
+  try {
+    return await postKeaCommand(forward.localPort, command, timeoutMs);
   } finally {
-    await forward?.close().catch(() => undefined);
+    await forward.close().catch(() => undefined);
+  }
+}
+
+export interface KeaCommandOutcome {
+  command: KeaMaintenanceCommandName;
+  peer: string;
+  ok: boolean;
+  /** Kea's own answer text, or why there was none. */
+  text: string;
+}
+
+/**
+ * Sends a maintenance command to one peer through its Control Agent, the way status-get goes.
+ * Never throws: a refusal or no answer is the outcome. ha-maintenance-start waits for the
+ * partner's answer to ha-maintenance-notify, so it gets a longer timeout than status-get.
+ */
+export async function sendKeaMaintenanceCommand(session: HostSession, target: KeaPeerTarget, command: KeaMaintenanceCommandName, timeoutMs = 20_000): Promise<KeaCommandOutcome> {
+  try {
+    const answer = parseKeaCommandAnswer(await postThroughForward(session, target.url, keaMaintenanceCommand(command), timeoutMs));
+    return answer.ok ? { command, peer: target.name, ok: true, text: answer.text } : { command, peer: target.name, ok: false, text: `${answer.text} (result ${answer.result})` };
+  } catch (err) {
+    return { command, peer: target.name, ok: false, text: `no answer through the Control Agent at ${target.url} from ${session.hostName}: ${(err as Error).message}` };
   }
 }
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { CommandStream, HostSession } from "../exec/host-io.js";
 import type { CommandResult } from "../exec/runner.js";
-import { type AddressEvent, parseAddressMonitorLine, sameAddress, watchAddresses } from "./address-monitor.js";
+import { type AddressEvent, HOST_EVENTS_SCRIPT, type HostEvent, parseAddressMonitorLine, parseHostEventLine, sameAddress, watchAddresses, watchHostEvents } from "./address-monitor.js";
 import { interfaceHoldsAddress, observeHAPairNode, parseVrrpStateRecord, summarizePair, vipInInterfaceSubnet } from "./keepalived.js";
 
 const testdata = (name: string) => readFileSync(join(import.meta.dirname, "testdata", name), "utf8");
@@ -227,6 +227,54 @@ describe("watchAddresses", () => {
     const delays = events.filter((e) => e.type === "interrupted").map((e) => (e as { retryInMs: number }).retryInMs);
     expect(delays.slice(0, 4)).toEqual([1, 2, 4, 4]);
     expect(events.every((e) => e.type === "interrupted")).toBe(true);
+  });
+});
+
+describe("the host-events stream", () => {
+  it.each([
+    ["A 93: eth0    inet 198.18.137.200/24 scope global secondary eth0", { type: "add", interface: "eth0", address: "198.18.137.200/24" }],
+    ["A Deleted 93: eth0    inet 198.18.137.200/24 scope global secondary eth0", { type: "delete", address: "198.18.137.200/24" }],
+    ["J Stopped keepalived.service - Keepalive Daemon (LVS and VRRP).", { type: "unit", message: "Stopped keepalived.service - Keepalive Daemon (LVS and VRRP)." }],
+    ["J (ddi-ha_lab_vip) Entering FAULT STATE", { type: "unit", message: "(ddi-ha_lab_vip) Entering FAULT STATE" }],
+    ["J ", undefined],
+    ["A 91: eth0    link/ether 02:42:c6:12:89:0b", undefined],
+    // Unprefixed text (a shell's complaint on stdout) is not an event.
+    ["Stopped keepalived.service", undefined],
+  ])("%j", (line, expected) => {
+    const got = parseHostEventLine(line);
+    if (expected === undefined) expect(got).toBeUndefined();
+    else expect(got).toMatchObject(expected);
+  });
+
+  it("is a constant script with no argv, matching PID 1's lines about the DDI units and keepalived's VRRP process only", () => {
+    expect(HOST_EVENTS_SCRIPT).toContain("ip -o monitor address");
+    expect(HOST_EVENTS_SCRIPT).toMatch(/journalctl -f -n 0 -q -o cat _PID=1 (UNIT=[a-z0-9-]+\.service )+\+ SYSLOG_IDENTIFIER=Keepalived_vrrp/);
+    expect(HOST_EVENTS_SCRIPT).toContain("UNIT=keepalived.service");
+    expect(HOST_EVENTS_SCRIPT).toContain("UNIT=kea-dhcp4-server.service");
+    expect(HOST_EVENTS_SCRIPT).not.toContain("$");
+  });
+
+  it("delivers address changes and unit lines from one stream", async () => {
+    const events: HostEvent[] = [];
+    let argvSeen: readonly string[] = [];
+    const session = fakeSession({
+      stream: async (argv, onLine) => {
+        argvSeen = argv;
+        setTimeout(() => {
+          onLine("A 93: eth0    inet 198.18.137.200/24 scope global secondary eth0");
+          onLine("J Stopped keepalived.service - Keepalive Daemon (LVS and VRRP).");
+        }, 5);
+        let end!: (r: CommandResult) => void;
+        const done = new Promise<CommandResult>((resolve) => (end = resolve));
+        return { stop: async () => end({ code: 143, stdout: "", stderr: "" }), done };
+      },
+    });
+    const watch = watchHostEvents(session, (e) => events.push(e));
+    await waitUntil(() => events.length >= 3);
+    await watch.stop();
+    expect(argvSeen).toEqual(["sh", "-c", HOST_EVENTS_SCRIPT, "ddi-ha-events"]);
+    expect(events.map((e) => e.type)).toEqual(["watching", "add", "unit"]);
+    expect(events[2]).toMatchObject({ host: "h1", message: "Stopped keepalived.service - Keepalive Daemon (LVS and VRRP)." });
   });
 });
 

@@ -2,7 +2,7 @@
 // an SSH port forward), one failover-state query, close. The conversation is the dhcpd module's
 // (OmapiFailoverConversation in src/daemons/dhcpd/omapi.ts); this file only moves bytes and keeps time.
 import { connect } from "node:net";
-import { type DhcpdOmapiKey, OmapiFailoverConversation, type OmapiFailoverState } from "../daemons/dhcpd/index.js";
+import { type DhcpdOmapiKey, type OmapiConversationResult, OmapiFailoverConversation, type OmapiSettableState } from "../daemons/dhcpd/index.js";
 
 /**
  * The connection ended before dhcpd sent a byte. Through an SSH forward this is what a refused
@@ -21,6 +21,8 @@ export interface OmapiFailoverQuery {
   key: DhcpdOmapiKey;
   /** For the TCP connect and for each answer. Default 10 s. */
   timeoutMs?: number;
+  /** After the read, set this side's local-state (maintenance); the result says `set` when dhcpd took it. */
+  setLocalState?: OmapiSettableState;
 }
 
 /**
@@ -29,17 +31,17 @@ export interface OmapiFailoverQuery {
  * before dhcpd said anything, and with an Error on a timeout or a protocol violation. The
  * connection is always closed.
  */
-export function queryOmapiFailoverState(q: OmapiFailoverQuery): Promise<OmapiFailoverState> {
+export function queryOmapiFailoverState(q: OmapiFailoverQuery): Promise<OmapiConversationResult> {
   const timeoutMs = q.timeoutMs ?? 10_000;
   const host = q.host ?? "127.0.0.1";
   const where = `OMAPI at ${host}:${q.port}`;
   let conversation: OmapiFailoverConversation;
   try {
-    conversation = new OmapiFailoverConversation(q.peerName, q.key);
+    conversation = q.setLocalState === undefined ? new OmapiFailoverConversation(q.peerName, q.key) : new OmapiFailoverConversation(q.peerName, q.key, undefined, q.setLocalState);
   } catch (err) {
     return Promise.reject(err);
   }
-  return new Promise<OmapiFailoverState>((resolve, reject) => {
+  return new Promise<OmapiConversationResult>((resolve, reject) => {
     const sock = connect({ host, port: q.port });
     sock.setNoDelay(true);
     let timer: NodeJS.Timeout | undefined;

@@ -32,6 +32,7 @@ import {
   sudoRefusal,
   writeFileArgv,
 } from "./remote-command.js";
+import type { RateGate } from "../exec/rate-limit.js";
 import type { Semaphore } from "./semaphore.js";
 
 type Client = NonNullable<NodeSSH["connection"]>;
@@ -80,6 +81,8 @@ export interface SessionTunables {
   backoff: BackoffPolicy;
   /** Called once when TrustOnFirstUse accepted a key for the first time: record and pin it. */
   onHostKeyPinned?: (keyLine: string, fingerprint: string) => void | Promise<void>;
+  /** Waited on before every new connection (reconnects too): the transport's client-side rate limit. */
+  connectGate?: RateGate;
 }
 
 /** The channel never opened, so the command certainly did not start: safe to send again. */
@@ -189,6 +192,7 @@ export class SshHostSession implements HostSession {
     if (this.lastError && wait > 0) return Promise.reject(this.failFastError(this.lastError, wait));
     this.connecting = (async () => {
       try {
+        await this.tunables.connectGate?.();
         const client = await this.connectOnce();
         if (this.closed) {
           client.end();

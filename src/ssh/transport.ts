@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { pino, type Logger } from "pino";
 import type { DDIHost } from "../api/index.js";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
+import { type RateGate, type RateLimit, rateGate } from "../exec/rate-limit.js";
 import { Semaphore } from "./semaphore.js";
 import { type ChannelCounts, type SessionTarget, type SshCredentials, SshHostSession, newChannelCounts } from "./session.js";
 
@@ -39,6 +40,8 @@ export interface SshTransportOptions {
   keepaliveCountMax?: number;
   /** Spacing of reconnect attempts after failures. Default 0.5 s doubling to 30 s, with jitter. */
   backoff?: BackoffPolicy;
+  /** New connections per second over all hosts, with a burst (client-side). Default: unlimited (the CLI); the controller sets one. */
+  connectRate?: RateLimit;
 }
 
 export interface SshSessionOptions {
@@ -70,11 +73,13 @@ export class SshTransport {
   /** Channels opened per host (`namespace/name`), kept across reconnects and replaced sessions. */
   private readonly channelCounts = new Map<string, ChannelCounts>();
   private readonly overall: Semaphore;
+  private readonly connectGate: RateGate;
   private readonly log: Logger;
   private closed = false;
 
   constructor(private readonly options: SshTransportOptions = {}) {
     this.overall = new Semaphore(options.maxConcurrentCommands ?? 16);
+    this.connectGate = rateGate(options.connectRate);
     this.log = (options.logger ?? pino({ level: "silent", redact: [...LOG_REDACT_PATHS] })).child({ component: "ssh" });
   }
 
@@ -117,6 +122,7 @@ export class SshTransport {
       keepaliveIntervalMs: this.options.keepaliveIntervalMs ?? 5_000,
       keepaliveCountMax: this.options.keepaliveCountMax ?? 3,
       backoff: this.options.backoff ?? DEFAULT_BACKOFF,
+      connectGate: this.connectGate,
       ...(opts.onHostKeyPinned ? { onHostKeyPinned: opts.onHostKeyPinned } : {}),
     };
     let entry = this.pool.get(key);

@@ -18,6 +18,10 @@ import { computeDDIHostStatus } from "./ddihost.js";
 import { computeDhcpFailoverPeerStatus } from "./dhcpfailoverpeer.js";
 import { type HAPairNodeInput, computeHAPairStatus } from "./hapair.js";
 import { computeKeaHAClusterStatus } from "./keahacluster.js";
+import type { FailoverMaintenanceObservation } from "./dhcpfailoverpeer.js";
+import type { KeaCommandOutcome } from "../observe/kea-ha.js";
+import { planFailoverMaintenance } from "../daemons/dhcpd/index.js";
+import { planKeaMaintenance } from "../daemons/kea/index.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const argocdDir = join(root, "manifests/argocd");
@@ -83,18 +87,20 @@ function pair(
 const healthyPair = () => pair(master, {});
 
 // --- DhcpFailoverPeer ---
-function dhcp(p: Partial<DhcpFailoverSideObservation>, s: Partial<DhcpFailoverSideObservation>) {
+function dhcp(p: Partial<DhcpFailoverSideObservation>, s: Partial<DhcpFailoverSideObservation>, maintenance?: FailoverMaintenanceObservation) {
   const side = (host: string, over: Partial<DhcpFailoverSideObservation>): DhcpFailoverSideObservation => ({
     host, reachable: true, source: "omapi", localState: "normal", partnerState: "normal", dhcpdActive: true, pools: [], ...over,
   });
-  return computeDhcpFailoverPeerStatus({ peerName: "dhcp-failover", primary: side("dhcp-a", p), secondary: side("dhcp-b", s), mcltSeconds: 1800 }, { results: [okResult("dhcp-a"), okResult("dhcp-b")] }, undefined, 1, now);
+  const observation = { peerName: "dhcp-failover", primary: side("dhcp-a", p), secondary: side("dhcp-b", s), mcltSeconds: 1800, ...(maintenance ? { maintenance } : {}) };
+  return computeDhcpFailoverPeerStatus(observation, { results: [okResult("dhcp-a"), okResult("dhcp-b")] }, undefined, 1, now);
 }
 
 // --- KeaHACluster ---
-function kea(a: Partial<KeaPeerObservation>, b: Partial<KeaPeerObservation>) {
+function kea(a: Partial<KeaPeerObservation>, b: Partial<KeaPeerObservation>, resting: string[] = [], sent?: KeaCommandOutcome) {
   const peer = (name: string, role: string, over: Partial<KeaPeerObservation>): KeaPeerObservation => ({ name, host: `kea-${name}`, role, reachable: true, state: "hot-standby", inTouch: true, unackedClients: 0, ...over });
   const peers = [peer("server1", "primary", a), peer("server2", "standby", b)];
-  return computeKeaHAClusterStatus({ mode: "hot-standby", configSync: "PrimaryIsSourceOfTruth", peers }, { results: [okResult("kea-server1"), okResult("kea-server2")] }, undefined, 1, now);
+  const maintenance = resting.length ? { maintenance: { peers: resting, plan: planKeaMaintenance("hot-standby", peers, new Set(resting), false), ...(sent ? { sent } : {}) } } : {};
+  return computeKeaHAClusterStatus({ mode: "hot-standby", configSync: "PrimaryIsSourceOfTruth", peers, ...maintenance }, { results: [okResult("kea-server1"), okResult("kea-server2")] }, undefined, 1, now);
 }
 const unreachableKea = { reachable: false, state: "unavailable", error: "no answer" };
 
@@ -116,6 +122,16 @@ describe("Argo CD health of each kind, from statuses the operator computes", () 
   const keaDown = kea(unreachableKea, unreachableKea);
   const keaMaintenance = kea({ state: "partner-in-maintenance" }, { state: "in-maintenance" });
   const keaSyncing = kea({ state: "syncing" }, { state: "waiting" });
+  const keaHostInMaintenance = kea({ state: "in-maintenance" }, { state: "partner-in-maintenance" }, ["server1"]);
+  const keaHandingOver = kea({}, {}, ["server1"]);
+  const keaRefused = kea({}, {}, ["server1"], { command: "ha-maintenance-start", peer: "server2", ok: false, text: "Unable to transition (result 1)" });
+  const dhcpShutdown = (p: Partial<DhcpFailoverSideObservation>, s: Partial<DhcpFailoverSideObservation>, partnerDown: boolean) => {
+    const v = (host: string, state: string, inMaintenance: boolean) => ({ host, state, inMaintenance, live: state !== "unknown" });
+    const plan = planFailoverMaintenance({ primary: v("dhcp-a", p.localState ?? "normal", true), secondary: v("dhcp-b", s.localState ?? "normal", false) }, partnerDown, false);
+    return dhcp(p, s, { sides: ["primary"], plan });
+  };
+  const dhcpHandedOver = dhcpShutdown({ localState: "shutdown", partnerState: "partner-down" }, { localState: "partner-down", partnerState: "shutdown" }, true);
+  const dhcpLeftAlone = dhcpShutdown({ reachable: true, dhcpdActive: false, source: "none", localState: undefined }, { localState: "communications-interrupted" }, false);
   const unreachable = hostDown("Unreachable", "cannot reach h1 (root@198.18.0.11:22): timed out after 10 s");
   const inMaintenance = pair({ vrrpState: "FAULT", holdsVIP: false }, master, undefined, 1, ["primary"]);
   const maintenanceButPartnerDown = pair({ vrrpState: "FAULT", holdsVIP: false }, { keepalivedActive: false, vrrpState: "STOP", holdsVIP: false }, undefined, 1, ["primary"]);
@@ -178,6 +194,21 @@ describe("Argo CD health of each kind, from statuses the operator computes", () 
       want: { status: "Degraded", message: `activeNode=none: ${msg(maintenanceButPartnerDown, "Ready")}` },
     },
     { name: "DDIHost in maintenance, powered off", kind: "DDIHost", status: hostInMaintenance, want: { status: "Suspended", message: msg(hostInMaintenance, "Maintenance") } },
+    { name: "a peer's host in maintenance, handed over", kind: "KeaHACluster", status: keaHostInMaintenance, want: { status: "Suspended", message: msg(keaHostInMaintenance, "Ready") } },
+    { name: "a peer's host in maintenance, ha-maintenance-start due", kind: "KeaHACluster", status: keaHandingOver, want: { status: "Progressing", message: msg(keaHandingOver, "Ready") } },
+    { name: "a peer's host in maintenance, Kea refused the hand-over", kind: "KeaHACluster", status: keaRefused, want: { status: "Degraded", message: msg(keaRefused, "Ready") } },
+    {
+      name: "a side in maintenance, shut down, the partner in partner-down",
+      kind: "DhcpFailoverPeer",
+      status: dhcpHandedOver,
+      want: { status: "Suspended", message: `primary=shutdown secondary=partner-down: ${msg(dhcpHandedOver, "Ready")}` },
+    },
+    {
+      name: "a side in maintenance, dhcpd left alone and stopped",
+      kind: "DhcpFailoverPeer",
+      status: dhcpLeftAlone,
+      want: { status: "Suspended", message: `primary=unknown secondary=communications-interrupted: ${msg(dhcpLeftAlone, "Ready")}` },
+    },
   ] as { name: string; kind: Kind; status: unknown; metadata?: Record<string, unknown>; want: Health }[])("$kind: $name", ({ kind, status, metadata, want }) => {
     expect(assess(kind, status, metadata)).toEqual(want);
   });
@@ -197,9 +228,9 @@ describe("the classification of Ready=False reasons", () => {
     "HostsMatchSpec", "InSync", "NotHeld", "OffsetWithinLimit", "OffsetWithinLimitWithoutNTP", "PeersConverging", "Progressing", "SingleHolder",
     "VIPOnPrimary", "VIPOnSecondary",
     // The Maintenance condition's own reasons (never Ready's).
-    "InMaintenance", "HandedOver", "Returning", "Returned", "Ended",
+    "InMaintenance", "HandedOver", "Returning", "Returned", "Ended", "LeftAlone",
   ]);
-  const sources = ["apply-outcome.ts", "hapair.ts", "dhcpfailoverpeer.ts", "keahacluster.ts", "ddihost.ts"].map((f) => join(root, "src/status", f));
+  const sources = ["apply-outcome.ts", "hapair.ts", "dhcpfailoverpeer.ts", "keahacluster.ts", "ddihost.ts", "maintenance.ts"].map((f) => join(root, "src/status", f));
   sources.push(join(root, "src/engine/drift.ts"), join(root, "src/controller/reconcile-object.ts"));
   const written = new Set<string>(["Impaired", "Down"]); // KeaHACluster's health, as Ready's reason when no peer names a problem
   for (const file of sources) {

@@ -5,6 +5,7 @@ import type { ServiceName } from "../observe/host-facts.js";
 import { type ActiveNode, type HAPairNodeObservation, type PairRole, summarizePair } from "../observe/keepalived.js";
 import { type ApplyOutcome, judgeApply } from "./apply-outcome.js";
 import { type ConditionInput, findCondition, rfc3339, setConditions } from "./conditions.js";
+import { endedMaintenanceCondition } from "./maintenance.js";
 
 /** A required service as seen on one node (from the DDIHost facts or a fresh `systemctl show`). */
 export interface ServiceState {
@@ -133,11 +134,8 @@ function pairMaintenanceCondition(
         : `${resting.map((n) => n.host).join(", ")} in maintenance: ${observation.vip} handed over`,
     };
   }
-  if (!previous || (previous.status !== "True" && previous.reason !== "Returning")) return undefined;
-  if (ready.status !== "True") return { type: "Maintenance", status: "False", reason: "Returning", message: `the maintenance ended; waiting for the pair to be Ready again (${ready.reason})` };
-  const endedAt = previous.status === "True" ? now.getTime() : Date.parse(previous.lastTransitionTime ?? "");
-  const seconds = Number.isFinite(endedAt) ? Math.max(0, Math.round((now.getTime() - endedAt) / 1000)) : 0;
-  return { type: "Maintenance", status: "False", reason: "Returned", message: `back to normal ${seconds} s after the maintenance ended (${ready.reason})` };
+  const back = ready.status === "True";
+  return endedMaintenanceCondition(previous, back, back ? ready.reason : `waiting for the pair to be Ready again (${ready.reason})`, now);
 }
 
 /** Counts VIP moves: a new single holder that differs from the last known single holder. */

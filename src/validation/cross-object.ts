@@ -107,6 +107,9 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
         } else if (other.interface === node.interface && earlier.pair.spec.virtualRouterID === pair.spec.virtualRouterID && earlier.pair !== pair) {
           error(pair, "spec.virtualRouterID", `VRID ${pair.spec.virtualRouterID} is already used on ${node.interface} of DDIHost "${node.host}" by ${describeResource(earlier.pair)}: pick another virtualRouterID`);
         }
+        if (pair.spec.instanceName !== undefined && earlier.pair !== pair && earlier.pair.spec.instanceName === pair.spec.instanceName) {
+          error(pair, "spec.instanceName", `vrrp_instance ${pair.spec.instanceName} is already named by ${describeResource(earlier.pair)} on DDIHost "${node.host}": keepalived needs unique instance names; pick another instanceName`);
+        }
       }
     });
   }

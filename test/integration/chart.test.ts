@@ -41,6 +41,7 @@ const EXPECTED_RULES = [
   { apiGroups: ['ddi-ha.io'], resources: plurals.map((p) => `${p}/status`), verbs: ['patch'] },
   { apiGroups: ['ddi-ha.io'], resources: ['ddihosts', 'hapairs', 'dhcpfailoverpeers', 'keahaclusters'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
 ];
 /** The leader election's Role, in the release's namespace: its one Lease by name, and create. */
 const leaseRules = (lease: string) => [
@@ -339,6 +340,8 @@ const NEEDED: [string, string][] = [
   ['patch', 'dhcpfailoverpeers.ddi-ha.io'],
   ['patch', 'keahaclusters.ddi-ha.io'],
   ['get', 'secrets'],
+  ['create', 'events.events.k8s.io'],
+  ['patch', 'events.events.k8s.io'],
 ];
 const FORBIDDEN: [string, string][] = [
   ['list', 'secrets'],
@@ -352,6 +355,12 @@ const FORBIDDEN: [string, string][] = [
   ['delete', 'dhcpfailoverpeers.ddi-ha.io'],
   ['update', 'keahaclusters.ddi-ha.io'],
   ['create', 'pods'],
+  ['get', 'events.events.k8s.io'],
+  ['list', 'events.events.k8s.io'],
+  ['watch', 'events.events.k8s.io'],
+  ['update', 'events.events.k8s.io'],
+  ['delete', 'events.events.k8s.io'],
+  // The core group's Events are the same objects: the controller writes them through events.k8s.io only.
   ['create', 'events'],
   ['list', 'configmaps'],
 ];
@@ -584,6 +593,20 @@ async function controllerRoundTrip({ kc, releaseNamespace, release, objectsNames
     expect(lease.spec.holderIdentity).toMatch(new RegExp(`^${release}-ddi-ha-operator-test-pod_`));
     // The Secrets were read: a DDIHost whose Secret is unreadable says so in its status.
     for (const item of items) expect(JSON.stringify(item.status), `${item.kind} ${item.metadata.name}`).not.toMatch(/could not read it|forbidden/i);
+    // Its Events went through with the service account's create (hosts on closed ports: HostUnreachable).
+    const events = await eventually(
+      'HostUnreachable Events about the DDIHosts',
+      async () => {
+        const list = JSON.parse(await kc.run(['get', 'events.events.k8s.io', '-n', objectsNamespace, '-o', 'json'])) as {
+          items: { reason: string; reportingController: string; regarding: { kind: string } }[];
+        };
+        const ours = list.items.filter((e) => e.reportingController === 'ddi-ha.io/controller' && e.reason === 'HostUnreachable' && e.regarding.kind === 'DDIHost');
+        return ours.length > 0 ? ours : undefined;
+      },
+      30_000,
+    ).catch((err: Error) => Promise.reject(new Error(`${err.message}\n${logs()}`)));
+    expect(events.length).toBeGreaterThan(0);
+    expect(logs()).not.toMatch(/event \w+ about .* not written/);
 
     const pair = items.find((i) => i.kind === 'HAPair')!;
     // Retain: deleting the pair drops its finalizer without reaching the (absent) hosts, and

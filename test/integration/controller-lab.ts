@@ -1,7 +1,13 @@
 // Shared by the controller tests on a two-host lab: the manifests of one HAPair on h1 (primary)
 // and h2 with their namespace, the lab's SSH Secret and pinned DDIHosts, and the condition shape.
+import { Writable } from 'node:stream';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { API_GROUP_VERSION } from '../../src/api/index.js';
+import { Controller, ControllerMetrics } from '../../src/controller/index.js';
+import type { RateLimit } from '../../src/exec/rate-limit.js';
+import { LOG_REDACT_PATHS, SshTransport } from '../../src/ssh/index.js';
 import type { Lab } from '../lab/lab.js';
 
 export interface Condition {
@@ -48,4 +54,65 @@ export function labPairManifests(lab: Lab, pair: { namespace: string; name: stri
     },
   };
   return asYamlDocuments([...labHostObjects(lab, pair.namespace), haPair]);
+}
+
+/** A controller running in this process against the test's API server, with its log kept in memory and its metrics readable. */
+export interface InProcessController {
+  controller: Controller;
+  transport: SshTransport;
+  metrics: ControllerMetrics;
+  logLines: string[];
+  /** The value of one series of a gauge, undefined when there is none. */
+  gauge(name: string, labels: Record<string, string>): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
+
+export function startInProcessController(options: {
+  kubeconfigPath: string;
+  namespace: string;
+  resyncMs: number;
+  pollMs?: number;
+  kubeApiRate?: RateLimit;
+  sshConnectRate?: RateLimit;
+}): InProcessController {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(options.kubeconfigPath);
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logLines.push(...String(chunk).trimEnd().split('\n'));
+      done();
+    },
+  });
+  const log = pino({ level: 'debug', redact: [...LOG_REDACT_PATHS] }, sink);
+  const metrics = new ControllerMetrics();
+  const transport = new SshTransport({ logger: log, ...(options.sshConnectRate ? { connectRate: options.sshConnectRate } : {}) });
+  const controller = new Controller({
+    kubeConfig,
+    namespace: options.namespace,
+    resyncMs: options.resyncMs,
+    ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+    log,
+    metrics,
+    transport,
+    ...(options.kubeApiRate ? { kubeApiRate: options.kubeApiRate } : {}),
+  });
+  controller.start();
+  return {
+    controller,
+    transport,
+    metrics,
+    logLines,
+    async gauge(name, labels) {
+      const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+      const value = (metric as { values?: { labels: Record<string, string>; value: number }[] } | undefined)?.values?.find((v) =>
+        Object.entries(labels).every(([k, want]) => v.labels[k] === want),
+      );
+      return value?.value;
+    },
+    async stop() {
+      await controller.stop();
+      await transport.closeAll();
+    },
+  };
 }

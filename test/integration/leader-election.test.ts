@@ -123,6 +123,12 @@ describe('two controller replicas with leader election, on a real kube-apiserver
     expect(logOf(b)).toContain('leader election: following');
     expect(logOf(b)).not.toMatch(/"msg":"(applied|reconciled)"/);
     expect(await pairStatus()).toMatchObject({ activeNode: 'primary' });
+    // Events too come from the leader only (its identity as reportingInstance).
+    const events = (JSON.parse(await kubectl.run(['get', 'events.events.k8s.io', '-n', namespace, '-o', 'json'])) as { items: { reason: string; reportingController: string; reportingInstance: string }[] }).items.filter(
+      (e) => e.reportingController === 'ddi-ha.io/controller',
+    );
+    expect(events.map((e) => e.reason)).toContain('Applied');
+    expect(events.filter((e) => e.reportingInstance !== a.identity)).toEqual([]);
   });
 
   it('the leader SIGKILLed while the VIP fails over on the hosts: the follower takes the Lease and its status shows the failover within the lease duration plus 1 s', async () => {

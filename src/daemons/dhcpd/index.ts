@@ -31,11 +31,15 @@ export {
 } from "./observe.js";
 export {
   OMAPI_OP,
+  OMAPI_SETTABLE_STATES,
   OmapiFailoverConversation,
+  type OmapiConversationResult,
   type OmapiFailoverState,
+  type OmapiSettableState,
   type OmapiMessage,
   type OmapiStep,
   decodeOmapiMessage,
   encodeOmapiMessage,
   omapiStatusText,
 } from "./omapi.js";
+export { type FailoverMaintenancePlan, type FailoverMaintenanceSide, type FailoverSide, planFailoverMaintenance } from "./maintenance.js";

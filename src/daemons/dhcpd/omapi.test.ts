@@ -294,3 +294,51 @@ describe("OmapiFailoverConversation, replaying the capture", () => {
     expect(() => new OmapiFailoverConversation("p", { ...KEY, secret: "%%%" })).toThrow(/must be base64/);
   });
 });
+
+describe("setting a side's local-state (maintenance)", () => {
+  const UPDATE_TID = 0x33333333;
+  const tids = { authenticator: AUTH_TID, state: STATE_TID, update: UPDATE_TID };
+  const authId = decodeOmapiMessage(hex(capture.primary.received[1]!), 24)!.message.handle;
+  const stateHandle = decodeOmapiMessage(hex(capture.primary.received[2]!), 24)!.message.handle;
+  /** dhcpd's STATUS answer to our update, signed with the authenticator as dhcpd signs it. */
+  const status = (result: number, text?: string) =>
+    encodeOmapiMessage(
+      { op: OMAPI_OP.status, handle: 0, tid: 99, rid: UPDATE_TID, message: [["result", omapiU32(result)], ...(text ? [["message", omapiString(text)] as const] : [])], object: [] },
+      { authId, key: KEY },
+    );
+  const upToUpdate = (state: "shutdown" | "recover" | "partner-down") => {
+    const c = new OmapiFailoverConversation("p", KEY, tids, state);
+    c.receive(hex(capture.primary.received[0]!));
+    c.receive(hex(capture.primary.received[1]!));
+    return { c, step: c.receive(hex(capture.primary.received[2]!)) };
+  };
+
+  it("after the read, sends a signed UPDATE of local-state on the opened object's handle", () => {
+    const { c, step } = upToUpdate("shutdown");
+    expect(step.done).toBeUndefined();
+    const sent = decodeOmapiMessage(step.send!, 24)!;
+    expect(sent.message).toMatchObject({ op: OMAPI_OP.update, handle: stateHandle, tid: UPDATE_TID, rid: 0, authId, message: [] });
+    expect(sent.message.object).toEqual([["local-state", omapiU32(8)]]);
+    expect(verifyOmapiMessage(sent, KEY, authId)).toEqual({ ok: true });
+    expect(c.waitingFor).toBe('the answer to setting local-state shutdown on peer "p"');
+    expect(decodeOmapiMessage(upToUpdate("recover").step.send!, 24)!.message.object).toEqual([["local-state", omapiU32(6)]]);
+    expect(decodeOmapiMessage(upToUpdate("partner-down").step.send!, 24)!.message.object).toEqual([["local-state", omapiU32(4)]]);
+  });
+
+  it("ends with the state read before and the state set on result 0, and with dhcpd's complaint otherwise", () => {
+    expect(upToUpdate("shutdown").c.receive(status(0)).done).toMatchObject({ ok: true, localState: "normal", partnerState: "normal", set: "shutdown" });
+    expect(upToUpdate("shutdown").c.receive(status(25, "can't update object")).done).toEqual({
+      ok: false,
+      error: `dhcpd refused local-state shutdown for peer "p": can't update object: failure (result 25)`,
+    });
+    // An unsigned answer is not taken for dhcpd's.
+    const unsigned = encodeOmapiMessage({ op: OMAPI_OP.status, handle: 0, tid: 99, rid: UPDATE_TID, message: [["result", omapiU32(0)]], object: [] });
+    expect(upToUpdate("shutdown").c.receive(unsigned).done).toMatchObject({ ok: false, error: expect.stringMatching(/refused the signature/) });
+  });
+
+  it("without a state to set, the read is the end, as before", () => {
+    const c = new OmapiFailoverConversation("p", KEY, tids);
+    for (const r of capture.primary.received.slice(0, 2)) c.receive(hex(r));
+    expect(c.receive(hex(capture.primary.received[2]!)).done).toMatchObject({ ok: true, localState: "normal" });
+  });
+});

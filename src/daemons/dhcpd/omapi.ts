@@ -243,6 +243,22 @@ export function omapiFailoverStateOpen(peerName: string, tid: number, auth: { au
   );
 }
 
+/** Failover states an operator may set through OMAPI (failover.h): what maintenance uses. */
+export const OMAPI_SETTABLE_STATES = { "partner-down": 4, recover: 6, shutdown: 8 } as const;
+export type OmapiSettableState = keyof typeof OMAPI_SETTABLE_STATES;
+
+/**
+ * UPDATE of an opened failover-state object's local-state (omshell's `set local-state = N;
+ * update`), signed. dhcpd's dhcp_failover_state_set_value passes it to dhcp_failover_set_state,
+ * which records the state, tells the partner and answers with a STATUS.
+ */
+export function omapiFailoverStateUpdate(handle: number, state: OmapiSettableState, tid: number, auth: { authId: number; key: DhcpdOmapiKey }): Buffer {
+  const code = OMAPI_SETTABLE_STATES[state];
+  if (code === undefined) throw new Error(`failover state ${JSON.stringify(state)} cannot be set through OMAPI (${Object.keys(OMAPI_SETTABLE_STATES).join(", ")})`);
+  if (!Number.isInteger(handle) || handle <= 0) throw new Error(`OMAPI object handle ${handle}`);
+  return encodeOmapiMessage({ op: OMAPI_OP.update, handle, tid, rid: 0, message: [], object: [["local-state", omapiU32(code)]] }, auth);
+}
+
 // ---- replies -------------------------------------------------------------------------------
 
 /** isc_result_t texts (isc/result.h) and dhcpd's own (common/result.c, result class 6 of bind's libisc). */
@@ -341,13 +357,24 @@ export function readOmapiFailoverStateReply(m: OmapiMessage, peerName: string): 
   return { ok: true, localState: failoverStateName(local), partnerState: failoverStateName(partner), localStateCode: local, partnerStateCode: partner, values };
 }
 
+/** dhcpd's STATUS answer to omapiFailoverStateUpdate: result 0 is success. */
+export function readOmapiUpdateReply(m: OmapiMessage, peerName: string, state: OmapiSettableState, before: OmapiFailoverState & { ok: true }): OmapiConversationResult {
+  if (m.op !== OMAPI_OP.status) return { ok: false, error: `unexpected ${omapiOpName(m.op)} in answer to setting local-state ${state} on peer "${peerName}"` };
+  const result = omapiValue(m.message, "result");
+  if (result?.length === 4 && result.readUInt32BE(0) === 0) return { ...before, set: state };
+  return { ok: false, error: `dhcpd refused local-state ${state} for peer "${peerName}": ${omapiStatusText(m)}` };
+}
+
 // ---- the conversation ----------------------------------------------------------------------
 
 function randomTid(): number {
   return randomInt(1, 0x7fffffff);
 }
 
-export type OmapiStep = { send?: Buffer; done?: OmapiFailoverState };
+/** With `setLocalState`: the state read before the update, and the state set. */
+export type OmapiConversationResult = OmapiFailoverState & { set?: OmapiSettableState };
+
+export type OmapiStep = { send?: Buffer; done?: OmapiConversationResult };
 
 /**
  * One failover-state query as omshell makes it: startup, authenticator OPEN (unsigned), then the
@@ -358,23 +385,29 @@ export type OmapiStep = { send?: Buffer; done?: OmapiFailoverState };
 export class OmapiFailoverConversation {
   private buf: Buffer = Buffer.alloc(0);
   private headerSize = 0;
-  private phase: "startup" | "authenticator" | "state" | "done" = "startup";
+  private phase: "startup" | "authenticator" | "state" | "update" | "done" = "startup";
   private authId = 0;
   private readonly authTid: number;
   private readonly stateTid: number;
+  private readonly updateTid: number;
+  private read?: OmapiFailoverState & { ok: true };
   /** Whether any byte came from the peer. */
   heard = false;
 
   constructor(
     private readonly peerName: string,
     private readonly key: DhcpdOmapiKey,
-    tids: { authenticator: number; state: number } = { authenticator: randomTid(), state: randomTid() },
+    tids: { authenticator: number; state: number; update?: number } = { authenticator: randomTid(), state: randomTid() },
+    /** After reading the state, set the local state to this (maintenance); the reply is dhcpd's STATUS. */
+    private readonly setLocalState?: OmapiSettableState,
   ) {
     // Fail before any connection on a name or secret we would not send.
     omapiAuthenticatorOpen(key, 0);
     omapiFailoverStateOpen(peerName, 0, { authId: 0, key });
+    if (setLocalState !== undefined) omapiFailoverStateUpdate(1, setLocalState, 0, { authId: 0, key });
     this.authTid = tids.authenticator;
     this.stateTid = tids.state;
+    this.updateTid = tids.update ?? randomTid();
   }
 
   /** What the peer is being waited for, for timeout messages. */
@@ -383,6 +416,7 @@ export class OmapiFailoverConversation {
       startup: "dhcpd's OMAPI startup",
       authenticator: "the answer to the OMAPI authenticator",
       state: `the answer to the failover-state open of peer "${this.peerName}"`,
+      update: `the answer to setting local-state ${this.setLocalState} on peer "${this.peerName}"`,
       done: "nothing",
     }[this.phase];
   }
@@ -419,13 +453,21 @@ export class OmapiFailoverConversation {
         sends.push(omapiFailoverStateOpen(this.peerName, this.stateTid, { authId: this.authId, key: this.key }));
       } else if (this.phase === "state" && m.rid === this.stateTid) {
         const verified = verifyOmapiMessage(decoded, this.key, this.authId);
-        return this.finish(verified.ok ? readOmapiFailoverStateReply(m, this.peerName) : verified);
+        const read = verified.ok ? readOmapiFailoverStateReply(m, this.peerName) : verified;
+        if (!read.ok || this.setLocalState === undefined) return this.finish(read);
+        this.read = read;
+        this.phase = "update";
+        sends.push(omapiFailoverStateUpdate(m.handle, this.setLocalState, this.updateTid, { authId: this.authId, key: this.key }));
+      } else if (this.phase === "update" && m.rid === this.updateTid) {
+        const verified = verifyOmapiMessage(decoded, this.key, this.authId);
+        if (!verified.ok) return this.finish(verified);
+        return this.finish(readOmapiUpdateReply(m, this.peerName, this.setLocalState!, this.read!));
       }
     }
     return sends.length ? { send: Buffer.concat(sends) } : {};
   }
 
-  private finish(result: OmapiFailoverState): OmapiStep {
+  private finish(result: OmapiConversationResult): OmapiStep {
     this.phase = "done";
     return { done: result };
   }

@@ -29,6 +29,15 @@ export {
   type StatusGetResult,
   aggregateKeaHealth,
   parseHaHeartbeat,
+  parseKeaCommandAnswer,
   parseStatusGet,
 } from "./observe.js";
+export {
+  type KeaMaintenanceCommandName,
+  type KeaMaintenancePeer,
+  type KeaMaintenancePlan,
+  keaMaintenanceCommand,
+  keaNormalState,
+  planKeaMaintenance,
+} from "./maintenance.js";
 export * from "./platform.js";

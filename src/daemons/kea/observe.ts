@@ -81,6 +81,13 @@ const str = (v: unknown, fallback = "unknown") => (typeof v === "string" ? v : f
 const num = (v: unknown) => (typeof v === "number" ? v : undefined);
 const strings = (v: unknown) => (Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : []);
 
+/** Any command's answer: result 0 and its text, or the failure (a maintenance command, say). */
+export function parseKeaCommandAnswer(response: unknown): { ok: true; text: string } | KeaCommandFailure {
+  const unwrapped = unwrapAnswer(response);
+  if (!("answer" in unwrapped)) return unwrapped;
+  return { ok: true, text: typeof unwrapped.answer.text === "string" ? unwrapped.answer.text : "" };
+}
+
 /** `{"command":"status-get","service":["dhcp4"]}`, answered by the agent or the unix socket. */
 export function parseStatusGet(response: unknown): StatusGetResult {
   const unwrapped = unwrapAnswer(response);

@@ -46,7 +46,7 @@ function isPairFile(f: RenderedFile): boolean {
 }
 
 /** Live files matching an absolute include pattern `DIR/GLOB` (find -name matches as glob(3) does for these). */
-async function liveFilesMatching(io: HostIO, pattern: string): Promise<string[]> {
+export async function liveFilesMatching(io: HostIO, pattern: string): Promise<string[]> {
   const dir = posix.dirname(pattern);
   const res = await io.run(["find", dir, "-maxdepth", "1", "-type", "f", "-name", posix.basename(pattern)], { timeoutMs: 15_000 });
   if (res.code !== 0) {

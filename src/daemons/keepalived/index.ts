@@ -29,5 +29,5 @@ export {
 } from "./render.js";
 export { type KaStatement, parseKeepalivedConf } from "./conf.js";
 export { type KeepalivedSource, lintKeepalivedConfig, lintKeepalivedSources } from "./lint.js";
-export { type CheckKeepalivedOptions, KEEPALIVED_BINARY, checkKeepalivedFiles, includePatterns, keepalivedProblems, keepalivedStagedPath } from "./check.js";
+export { type CheckKeepalivedOptions, KEEPALIVED_BINARY, checkKeepalivedFiles, includePatterns, liveFilesMatching, keepalivedProblems, keepalivedStagedPath } from "./check.js";
 export { type KeepalivedRecordedState, type KeepalivedStateRecord, keepalivedStateFilePath, parseKeepalivedStateFile } from "./state-file.js";

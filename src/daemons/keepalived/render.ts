@@ -58,8 +58,10 @@ function pairIdentifier(pair: HAPair): string {
 
 /** The vrrp_instance names of a pair: the same on both nodes (the observer reads `<instance>.state`). */
 export function keepalivedInstanceNames(pair: HAPair): { ipv4: string; ipv6?: string } {
-  const id = pairIdentifier(pair);
-  return { ipv4: `${id}_v4`, ...(pair.spec.virtualIPv6 !== undefined ? { ipv6: `${id}_v6` } : {}) };
+  // spec.instanceName keeps an adopted instance's own name (`ddi-ha import`, ADR 0027).
+  const ipv4 = pair.spec.instanceName ?? `${pairIdentifier(pair)}_v4`;
+  const ipv6 = pair.spec.instanceName !== undefined ? `${pair.spec.instanceName}_v6` : `${pairIdentifier(pair)}_v6`;
+  return { ipv4, ...(pair.spec.virtualIPv6 !== undefined ? { ipv6 } : {}) };
 }
 
 /** The per-pair include directory for a main config file. */
