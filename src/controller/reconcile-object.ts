@@ -275,7 +275,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
         if (pair) {
           const { results, abandoned } = await removeRelationshipFromHosts(pair, set, cleanupSessionOf, deps.applyOptions, goneForGood);
           const removed = results.flatMap((r) => [...r.removed, ...r.changed].map((path) => `${r.host}:${path}`));
-          log.info({ kind: item.kind, name: item.metadata.name, removed, deletionPolicy: pair.spec.deletionPolicy }, "removed from its hosts");
+          log.info({ kind: item.kind, name: item.metadata.name, removed, deletionPolicy: pair.spec.deletionPolicy }, "pair removed from its hosts");
           // A daemon the removal left with nothing to serve was stopped: say so where the DDI team looks.
           const stopped = stoppedMessage(results);
           if (stopped) log.warn({ kind: item.kind, name: item.metadata.name, stopped: results.flatMap((r) => r.stopped ?? []) }, `${label(item)}: ${stopped}`);
