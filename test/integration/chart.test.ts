@@ -611,8 +611,14 @@ async function controllerRoundTrip({ kc, releaseNamespace, release, objectsNames
     const pair = items.find((i) => i.kind === 'HAPair')!;
     // Retain: deleting the pair drops its finalizer without reaching the (absent) hosts, and
     // the hosts lose theirs (a patch of DDIHosts, which the chart must allow).
-    await kc.run(['patch', 'hapairs.ddi-ha.io', pair.metadata.name, '-n', objectsNamespace, '--type=merge', '-p', '{"spec":{"deletionPolicy":"Retain"}}']);
-    await kc.run(['delete', 'hapairs.ddi-ha.io', pair.metadata.name, '-n', objectsNamespace, '--wait=true', '--timeout=60s']);
+    // Every relationship kind carries the cleanup finalizer (ADR 0028) and keeps the hosts in use.
+    const relationships = items.filter((i) => ['HAPair', 'KeaHACluster', 'DhcpFailoverPeer'].includes(i.kind));
+    expect(relationships.map((i) => i.metadata.name)).toContain(pair.metadata.name);
+    for (const r of relationships) {
+      const resource = `${r.kind.toLowerCase()}s.ddi-ha.io`;
+      await kc.run(['patch', resource, r.metadata.name, '-n', objectsNamespace, '--type=merge', '-p', '{"spec":{"deletionPolicy":"Retain"}}']);
+      await kc.run(['delete', resource, r.metadata.name, '-n', objectsNamespace, '--wait=true', '--timeout=60s']);
+    }
     await eventually(
       'the DDIHosts to lose the in-use finalizer',
       async () => {
