@@ -27,6 +27,7 @@ local READY_FALSE = {
   DriftDetected = "Degraded",               -- driftPolicy Report: a managed file was changed on the host
   CleanupFailed = "Degraded",                -- being deleted, but the host cleanup failed
   DeletedWithoutCleanup = "Degraded",        -- let go without cleanup: its DDIHost or credentials were gone; files left on the host
+  RemovedFromHosts = "Progressing",          -- taken off its hosts and going; a daemon left nothing to serve was stopped (ADR 0028)
   -- HAPair
   SplitBrain = "Degraded",
   InterfaceNotFound = "Degraded",

@@ -120,8 +120,11 @@ export const dhcpFailoverPeerSpecSchema = withCrossFieldRules(
         "Main dhcpd config, under /etc/dhcp/ or /etc/dhcpd/; the operator adds one marked include line to it.",
       ),
       driftPolicy: driftPolicy(),
-      deletionPolicy: z.enum(["Remove", "Retain"]).default("Remove").describe(
-          "What deleting the resource does to the hosts. Remove: delete the include file and its line. Retain: leave them. Not acted on yet: the controller has no finalizer for this kind, so both leave the files for now.",
+      deletionPolicy: z
+        .enum(["Remove", "Retain"])
+        .default("Remove")
+        .describe(
+          "What deleting the resource does to both hosts. Remove: delete the include file and its line from dhcpd.conf; a dhcpd left with no subnet declaration is stopped and disabled (ADR 0028). Retain: leave files and dhcpd as they are.",
         ),
     })
     .describe("An ISC dhcpd failover relationship between two DDIHosts."),

@@ -128,6 +128,12 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
       configPath: configPathUnder(["/etc/kea"], "/etc/kea/kea-dhcp4.conf").describe("kea-dhcp4 config file on every peer, under /etc/kea/."),
       driftPolicy: driftPolicy(),
       controlAgentConfigPath: configPathUnder(["/etc/kea"], "/etc/kea/kea-ctrl-agent.conf").describe("kea-ctrl-agent config file on every peer, under /etc/kea/."),
+      deletionPolicy: z
+        .enum(["Remove", "Retain"])
+        .default("Remove")
+        .describe(
+          "What deleting the resource does to the peers. Remove: take the HA hook out of every peer's kea-dhcp4 config and bind the Control Agent to 127.0.0.1 again; the primary keeps serving standalone, the other peers' kea-dhcp4 is stopped and disabled (ADR 0028). Retain: leave files and daemons as they are.",
+        ),
       dhcp4: withCrossFieldRules(
         z.looseObject({
           // Declared only so that CEL can see them (and refuse them); typed loosely on purpose.

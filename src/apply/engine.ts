@@ -30,6 +30,8 @@ import {
   pendingReloadOf,
   planChanges,
   servicesToReload,
+  servicesToStop,
+  SERVICE_ORDER,
   shapeResult,
   stagedPath,
   validateRequest,
@@ -39,6 +41,7 @@ import {
   type ServiceAction,
   type UnitState,
   chooseServiceAction,
+  hasStopped,
   isEnabled,
   journalTail,
   showUnit,
@@ -113,8 +116,10 @@ export async function applyHostFiles(session: HostSession, files: RenderedFile[]
 interface ServiceRecord {
   unit: ServiceUnit;
   before: UnitState;
-  action: ServiceAction;
+  action: ServiceAction | "stop";
   enabledByUs: boolean;
+  /** A stop that also disabled the unit: a rollback enables it again. */
+  disabledByUs?: boolean;
 }
 
 class ApplyRun {
@@ -128,6 +133,9 @@ class ApplyRun {
   private readonly swapped: PlannedChange[] = [];
   private readonly acted: ServiceRecord[] = [];
   private readonly reloaded: ServiceUnit[] = [];
+  /** Services this removal leaves stopped and disabled (ADR 0028), and those it did stop. */
+  private stopping: ServiceUnit[] = [];
+  private readonly stopped: ServiceUnit[] = [];
   /** The marker an earlier, unfinished apply left: the services it owes and the files it replaced. */
   private inherited: PendingReload = { services: [], files: [] };
   /** Backups the read step found (`backupPath(target)`). */
@@ -152,7 +160,10 @@ class ApplyRun {
     try {
       const pending = await this.read();
       this.services = servicesToReload(this.plan!.changes, pending);
-      if (this.plan!.changes.length === 0 && pending.length === 0) {
+      // A service to stop that still runs is work even when no file changes (a retry after a cut).
+      const stillRunning = await this.runningOf(this.stopping.filter((u) => !this.services.includes(u)));
+      this.services = SERVICE_ORDER.filter((u) => this.services.includes(u) || stillRunning.includes(u));
+      if (this.plan!.changes.length === 0 && pending.length === 0 && stillRunning.length === 0) {
         this.log.debug({ host: this.host, unchanged: this.plan!.unchanged.length }, "apply: nothing to change");
         return this.result();
       }
@@ -194,6 +205,7 @@ class ApplyRun {
       plan: this.plan,
       swapped: this.swapped,
       reloaded: this.reloaded,
+      ...(this.stopped.length > 0 ? { stopped: this.stopped } : {}),
       ...(failure ? { failure } : {}),
       ...(rolledBack ? { rolledBack } : {}),
       notes: this.notes,
@@ -250,6 +262,7 @@ class ApplyRun {
       }
       const pending = this.inherited.services;
       this.plan = planChanges(this.host, this.files, this.remove, live, DEFAULT_PATCH_OPS);
+      this.stopping = servicesToStop(this.plan.changes, this.remove, live, this.options.stop);
       this.log.info(
         { host: this.host, changes: this.plan.changes.map((c) => `${c.action} ${c.path}`), unchanged: this.plan.unchanged.length, pending },
         "apply: planned",
@@ -388,7 +401,7 @@ class ApplyRun {
   // the process or the connection dies after the swap: whoever applies next finishes or undoes it.
   private async markPending(): Promise<void> {
     try {
-      await this.session.writeFile(PENDING_RELOAD_PATH, formatPendingReload(pendingReloadOf(this.services, this.plan!.changes, this.inheritedUndoable())), 0o644);
+      await this.session.writeFile(PENDING_RELOAD_PATH, formatPendingReload(pendingReloadOf(this.services.filter((u) => !this.stopping.includes(u)), this.plan!.changes, this.inheritedUndoable())), 0o644);
     } catch (err) {
       throw new StageFailure({ stage: "swap", message: `writing ${PENDING_RELOAD_PATH} on DDIHost ${this.host} failed: ${errorMessage(err)}` });
     }
@@ -420,6 +433,10 @@ class ApplyRun {
     for (const unit of this.services) {
       this.stageNow = "reload";
       const before = this.before.get(unit)!;
+      if (this.stopping.includes(unit)) {
+        await this.stopAndDisable(unit, before);
+        continue;
+      }
       const action = chooseServiceAction(unit, before);
       if (action === "start" && this.onlyRemovals(unit)) {
         // Removing our files from a daemon that is not running needs no reload, and must not start it.
@@ -473,6 +490,34 @@ class ApplyRun {
       }
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  // A removal left the daemon nothing to serve: stopped and disabled, so that neither a reboot
+  // nor systemd's restart policy brings it up on a config it refuses (ADR 0028).
+  private async stopAndDisable(unit: ServiceUnit, before: UnitState): Promise<void> {
+    const enabled = await isEnabled(this.session, unit);
+    const record: ServiceRecord = { unit, before, action: "stop", enabledByUs: false, disabledByUs: enabled };
+    this.acted.push(record);
+    if (!hasStopped(before)) {
+      const err = await systemctl(this.session, "stop", unit);
+      if (err) throw new StageFailure({ stage: "reload", service: unit, ...this.pathOf(unit), message: `${this.describeChange(unit)}: ${err}`, journal: await this.journal(unit) });
+    }
+    if (enabled) {
+      const err = await systemctl(this.session, "disable", unit);
+      if (err) this.notes.push(`${unit} on DDIHost ${this.host} was stopped but not disabled at boot: ${err}`);
+    }
+    this.stageNow = "verify";
+    const stopped = await verifyStopped(this.session, unit);
+    if (!stopped.ok) throw new StageFailure({ stage: "verify", service: unit, ...this.pathOf(unit), message: `${this.describeChange(unit)}: ${stopped.message}` });
+    this.stopped.push(unit);
+    this.notes.push(`${unit} on DDIHost ${this.host} stopped${enabled ? " and disabled" : ""}: the removal left it nothing to serve`);
+    this.log.info({ host: this.host, unit }, "apply: service stopped and disabled");
+  }
+
+  private async runningOf(units: readonly ServiceUnit[]): Promise<ServiceUnit[]> {
+    const running: ServiceUnit[] = [];
+    for (const unit of units) if (!hasStopped(await showUnit(this.session, unit))) running.push(unit);
+    return running;
   }
 
   private onlyRemovals(unit: ServiceUnit): boolean {
@@ -539,6 +584,11 @@ class ApplyRun {
     for (const record of this.acted.filter((r) => swappedServices.has(r.unit))) {
       const { unit, action } = record;
       try {
+        if (action === "stop") {
+          if (record.disabledByUs) await systemctl(this.session, "enable", unit);
+          // It was not running before: stopped it stays.
+          if (record.before.activeState !== "active") continue;
+        }
         if (action === "start") {
           const err = await systemctl(this.session, "stop", unit);
           if (record.enabledByUs) await systemctl(this.session, "disable", unit);
@@ -548,7 +598,7 @@ class ApplyRun {
           continue;
         }
         const now = await showUnit(this.session, unit);
-        const redo = now.activeState === "active" ? action : "restart";
+        const redo = now.activeState === "active" && action !== "stop" ? action : "restart";
         const err = await systemctl(this.session, redo, unit);
         if (err) {
           problems.push(err);

@@ -15,6 +15,7 @@ import {
   planChanges,
   rebasePatchedContent,
   servicesToReload,
+  servicesToStop,
   sha256,
   shapeResult,
   validateRequest,
@@ -213,6 +214,34 @@ describe("servicesToReload", () => {
     expect(servicesToReload(planChanges("h1", [flag], [], new Map(), ops).changes)).toEqual([]);
     const both = planChanges("h1", [flag, file({ path: "/etc/keepalived/keepalived.conf", ownership: "shared" })], [], new Map(), ops);
     expect(servicesToReload(both.changes)).toEqual(["keepalived.service"]);
+  });
+});
+
+describe("servicesToStop", () => {
+  const unpatch = (over: Partial<RemovedFile> = {}): RemovedFile => ({
+    path: "/etc/dhcp/dhcpd.conf",
+    service: "isc-dhcp-server.service",
+    ownership: "patched",
+    patch: { marker: MARKER },
+    owner: "default/dhcp",
+    stopServiceIf: (remaining) => !remaining.includes("subnet"),
+    ...over,
+  });
+
+  it("judges the patched file as the removal leaves it: nothing left to serve stops the service", () => {
+    const live = new Map([regular("/etc/dhcp/dhcpd.conf", `ddns-update-style none;\n${INCLUDE}\n`)]);
+    const plan = planChanges("h1", [], [unpatch()], live, ops);
+    expect(servicesToStop(plan.changes, [unpatch()], live)).toEqual(["isc-dhcp-server.service"]);
+    const kept = new Map([regular("/etc/dhcp/dhcpd.conf", `subnet 198.18.5.0 netmask 255.255.255.0 { }\n${INCLUDE}\n`)]);
+    expect(servicesToStop(planChanges("h1", [], [unpatch()], kept, ops).changes, [unpatch()], kept)).toEqual([]);
+  });
+
+  it("judges the live file when the line is gone already (a retry), a missing file as empty; adds the caller's, in service order", () => {
+    const gone = new Map([regular("/etc/dhcp/dhcpd.conf", "ddns-update-style none;\n")]);
+    expect(servicesToStop(planChanges("h1", [], [unpatch()], gone, ops).changes, [unpatch()], gone)).toEqual(["isc-dhcp-server.service"]);
+    expect(servicesToStop([], [unpatch()], new Map())).toEqual(["isc-dhcp-server.service"]);
+    expect(servicesToStop([], [unpatch({ stopServiceIf: undefined })], gone, ["kea-dhcp4-server.service"])).toEqual(["kea-dhcp4-server.service"]);
+    expect(servicesToStop([], [unpatch()], gone, ["kea-dhcp4-server.service"])).toEqual(["isc-dhcp-server.service", "kea-dhcp4-server.service"]);
   });
 });
 

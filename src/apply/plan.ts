@@ -228,6 +228,26 @@ export function servicesToReload(changes: readonly PlannedChange[], pending: rea
 }
 
 /**
+ * The services a removal leaves with nothing to serve (ADR 0028): those the caller names, and
+ * those whose patched file, as it will be after the removal (or as it is, when the line is gone
+ * already), its `stopServiceIf` judges empty. They are stopped and disabled, not reloaded.
+ */
+export function servicesToStop(
+  changes: readonly PlannedChange[],
+  remove: readonly RemovedFile[],
+  live: ReadonlyMap<string, LiveFile>,
+  stop: readonly ServiceUnit[] = [],
+): ServiceUnit[] {
+  const wanted = new Set<ServiceUnit>(stop);
+  for (const r of remove) {
+    if (!r.stopServiceIf) continue;
+    const planned = changes.find((c): c is PlannedWrite => c.action === "write" && c.path === r.path);
+    if (r.stopServiceIf(planned ? planned.file.content : (live.get(r.path)?.content ?? ""))) wanted.add(r.service);
+  }
+  return SERVICE_ORDER.filter((s) => wanted.has(s));
+}
+
+/**
  * The files one checker run must see, by batch (check kinds one checker judges together): every
  * file of that batch (changed or not, so the checker composes the whole config), but only for
  * batches where something changed.
@@ -337,6 +357,7 @@ export function shapeResult(input: {
   plan: ApplyPlan | undefined;
   swapped: readonly PlannedChange[];
   reloaded: readonly ServiceUnit[];
+  stopped?: readonly ServiceUnit[];
   failure?: ApplyFailure;
   rolledBack?: { ok: boolean; message: string };
   notes?: readonly string[];
@@ -349,6 +370,7 @@ export function shapeResult(input: {
     unchanged: [...(input.plan?.unchanged ?? [])].sort(),
     removed: removed.sort(),
     reloaded: [...input.reloaded],
+    ...(input.stopped?.length ? { stopped: [...input.stopped] } : {}),
     ok: input.failure === undefined,
     ...(input.failure ? { failure: input.failure } : {}),
     ...(input.rolledBack ? { rolledBack: input.rolledBack } : {}),

@@ -16,6 +16,12 @@ export interface RemovedFile {
   check?: FileCheck;
   /** `namespace/name` of the resource that owned it, for messages. */
   owner?: string;
+  /**
+   * For a patched file: whether its service is left with nothing to serve once the line is gone
+   * (judged on the file as it will be, read under the host lock). True: `service` is stopped and
+   * disabled instead of restarted, as with `ApplyOptions.stop`. Why: ADR 0028.
+   */
+  stopServiceIf?: (remaining: string) => boolean;
 }
 
 /** Runs the daemon's own checker plus our stricter rules on candidate files, on the host. */
@@ -48,6 +54,13 @@ export interface ApplyHooks {
 
 export interface ApplyOptions {
   remove?: RemovedFile[];
+  /**
+   * Services this apply leaves stopped and disabled (verified stopped) instead of reloading:
+   * a removal that leaves a daemon nothing it may serve. A rollback enables and restarts them
+   * with the previous files. Never recorded as a reload owed (ADR 0025), so a crash in between
+   * cannot have another process restart them.
+   */
+  stop?: ServiceUnit[];
   /** Parent of the private check directory created with `mktemp -d` (default /run, then /tmp). */
   workDir?: string;
   /** How long one service may take to become active and healthy after a reload (default 30 s). */
@@ -88,6 +101,8 @@ export interface ApplyResult {
   removed: string[];
   /** Services reloaded, restarted or started, in order. */
   reloaded: ServiceUnit[];
+  /** Services this apply stopped and disabled (ApplyOptions.stop, RemovedFile.stopServiceIf). */
+  stopped?: ServiceUnit[];
   ok: boolean;
   failure?: ApplyFailure;
   rolledBack?: { ok: boolean; message: string };

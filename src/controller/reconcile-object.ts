@@ -20,14 +20,15 @@ import { invalidSpecLines, invalidSpecStatus } from "./invalid-spec-status.js";
 import {
   type AbandonedHost,
   CLEANUP_FINALIZER,
+  CLEANUP_KINDS,
   IN_USE_FINALIZER as IN_USE,
   addingFinalizer,
   hostsInUse,
   inUseFinalizerChange,
-  removeHAPairFromHosts,
   removingFinalizer,
 } from "./finalizer.js";
 import { type KubeClient, kubeErrorMessage, statusCodeOf } from "./kube-client.js";
+import { removeRelationshipFromHosts, stoppedMessage } from "./relationship-removal.js";
 import type { ControllerMetrics } from "./metrics.js";
 import { type EventRecorder, regardingOf } from "./events.js";
 
@@ -77,9 +78,11 @@ export interface ObjectOutcome {
 }
 
 /** The warning a pair deleted without reaching some of its hosts leaves in its last status and the log. */
-export function abandonedMessage(abandoned: readonly AbandonedHost[]): string {
-  return `deleted without cleaning up ${abandoned.map((a) => `${a.host} (${a.why}; left on it: ${a.files.join(", ")})`).join("; ")}: remove those files by hand and reload keepalived`;
+export function abandonedMessage(abandoned: readonly AbandonedHost[], daemon = "keepalived"): string {
+  return `deleted without cleaning up ${abandoned.map((a) => `${a.host} (${a.why}; left on it: ${a.files.join(", ")})`).join("; ")}: remove those files by hand and reload ${daemon}`;
 }
+
+const DAEMON_OF: Record<string, string> = { HAPair: "keepalived", KeaHACluster: "kea-dhcp4", DhcpFailoverPeer: "isc-dhcp-server" };
 
 type Named = { kind: string; metadata: { name: string; namespace?: string | undefined } };
 const keyOf = kubeItemKey;
@@ -176,12 +179,12 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   const isFocus = (item: KubeItem) => keyOf(item) === key;
   items = await Promise.all(
     items.map(async (item) => {
-      const finalizers = isFocus(item) && item.kind === "HAPair" && !item.metadata.deletionTimestamp ? addingFinalizer(item.metadata.finalizers) : undefined;
+      const finalizers = isFocus(item) && CLEANUP_KINDS.includes(item.kind) && !item.metadata.deletionTimestamp ? addingFinalizer(item.metadata.finalizers) : undefined;
       return (finalizers && (await patchFinalizers(item, finalizers, "finalizer added"))) || item;
     }),
   );
   // And the hosts those pairs will have to be taken off keep theirs until the pairs are gone.
-  const inUse = hostsInUse(items.filter((i) => i.kind === "HAPair"));
+  const inUse = hostsInUse(items.filter((i) => CLEANUP_KINDS.includes(i.kind)));
   items = await Promise.all(
     items.map(async (item) => {
       if (!isFocus(item) || item.kind !== "DDIHost" || item.metadata.finalizers?.includes(IN_USE) || !inUse.has(item.metadata.name)) return item;
@@ -250,7 +253,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
     return { ...previous, conditions: setCondition(previous.conditions, ready, item.metadata.generation ?? 0, now()) };
   };
 
-  const cleanups = items.filter((i) => isFocus(i) && i.kind === "HAPair" && i.metadata.deletionTimestamp && i.metadata.finalizers?.includes(CLEANUP_FINALIZER));
+  const cleanups = items.filter((i) => isFocus(i) && CLEANUP_KINDS.includes(i.kind) && i.metadata.deletionTimestamp && i.metadata.finalizers?.includes(CLEANUP_FINALIZER));
   // Deleted together with its Secret: the cleanup uses the last copy read of it.
   const cached = [...missing].flatMap((name) => cache.get(`${cachePrefix}${name}`) ?? []);
   const cleanupSessionOf =
@@ -269,20 +272,24 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   const released = new Set<string>();
   await Promise.all(
     cleanups.map(async (item) => {
-      const pair = set.haPairs.find((p) => keyOf(p) === keyOf(item));
+      const pair = [...set.haPairs, ...set.keaClusters, ...set.failoverPeers].find((p) => keyOf(p) === keyOf(item));
       try {
         let current = item;
         // A pair not in the set failed the schema, which admission enforces too: never applied, nothing to remove.
         if (!mayWrite()) return;
         if (pair) {
-          const { results, abandoned } = await removeHAPairFromHosts(pair, set, cleanupSessionOf, deps.applyOptions, goneForGood);
-          const removed = results.flatMap((r) => r.removed.map((path) => `${r.host}:${path}`));
-          log.info({ kind: "HAPair", name: item.metadata.name, removed, deletionPolicy: pair.spec.deletionPolicy }, "pair removed from its hosts");
-          if (abandoned.length > 0) {
-            const message = abandonedMessage(abandoned);
-            log.warn({ kind: "HAPair", name: item.metadata.name, abandoned }, `HAPair ${item.metadata.name} ${message}`);
+          const { results, abandoned } = await removeRelationshipFromHosts(pair, set, cleanupSessionOf, deps.applyOptions, goneForGood);
+          const removed = results.flatMap((r) => [...r.removed, ...r.changed].map((path) => `${r.host}:${path}`));
+          log.info({ kind: item.kind, name: item.metadata.name, removed, deletionPolicy: pair.spec.deletionPolicy }, "pair removed from its hosts");
+          // A daemon the removal left with nothing to serve was stopped: say so where the DDI team looks.
+          const stopped = stoppedMessage(results);
+          if (stopped) log.warn({ kind: item.kind, name: item.metadata.name, stopped: results.flatMap((r) => r.stopped ?? []) }, `${label(item)}: ${stopped}`);
+          if (abandoned.length > 0 || stopped) {
+            const message = [abandoned.length > 0 ? abandonedMessage(abandoned, DAEMON_OF[item.kind]) : "", stopped].filter(Boolean).join("; ");
+            if (abandoned.length > 0) log.warn({ kind: item.kind, name: item.metadata.name, abandoned }, `${label(item)} ${message}`);
             // The last status the object has, for whoever watches it go (kubectl get -w, Argo CD).
-            const written = await writeStatus(item, readyCondition(item, "DeletedWithoutCleanup", message));
+            const last = { reason: abandoned.length > 0 ? "DeletedWithoutCleanup" : "RemovedFromHosts", message };
+            const written = await writeStatus(item, readyCondition(item, last.reason, last.message));
             if (written) current = withMetadata(item, written);
           }
         }
@@ -303,14 +310,14 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
           return;
         }
         const message = kubeErrorMessage(err);
-        errors.push(`HAPair ${item.metadata.name}: ${message}`);
+        errors.push(`${label(item)}: ${message}`);
         await writeStatus(item, readyCondition(item, "CleanupFailed", `being deleted, but ${message}`));
       }
     }),
   );
 
   // Hosts no pair still has to be taken off lose the in-use finalizer (and go, if being deleted).
-  const stillInUse = hostsInUse(items.filter((i) => i.kind === "HAPair" && !released.has(keyOf(i))));
+  const stillInUse = hostsInUse(items.filter((i) => CLEANUP_KINDS.includes(i.kind) && !released.has(keyOf(i))));
   const gone = new Set<string>();
   await Promise.all(
     items
@@ -329,7 +336,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   // This object alone: a relationship with its own hosts, or a DDIHost. A pair on its way out is
   // neither applied nor observed again; nor is a host that just went.
   const focus = [...set.hosts.values(), ...set.haPairs, ...set.keaClusters, ...set.failoverPeers].find((r) => keyOf(r) === key);
-  if (!focus || (focus.kind === "HAPair" && deleting(focus)) || gone.has(key)) {
+  if (!focus || (focus.kind !== "DDIHost" && deleting(focus)) || gone.has(key)) {
     // Admitted, but refused by the operator's own validation: say so, or the old status would stand.
     const item = focus ? undefined : items.find(isFocus);
     const refused = item && !item.metadata.deletionTimestamp ? invalidSpecLines(item, problems) : [];

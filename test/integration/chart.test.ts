@@ -39,7 +39,7 @@ const plurals = KINDS.map((k) => k.plural).sort();
 const EXPECTED_RULES = [
   { apiGroups: ['ddi-ha.io'], resources: plurals, verbs: ['list', 'watch'] },
   { apiGroups: ['ddi-ha.io'], resources: plurals.map((p) => `${p}/status`), verbs: ['patch'] },
-  { apiGroups: ['ddi-ha.io'], resources: ['ddihosts', 'hapairs'], verbs: ['patch'] },
+  { apiGroups: ['ddi-ha.io'], resources: ['ddihosts', 'hapairs', 'dhcpfailoverpeers', 'keahaclusters'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
 ];
@@ -337,6 +337,8 @@ const NEEDED: [string, string][] = [
   ]),
   ['patch', 'hapairs.ddi-ha.io'],
   ['patch', 'ddihosts.ddi-ha.io'],
+  ['patch', 'dhcpfailoverpeers.ddi-ha.io'],
+  ['patch', 'keahaclusters.ddi-ha.io'],
   ['get', 'secrets'],
   ['create', 'events.events.k8s.io'],
   ['patch', 'events.events.k8s.io'],
@@ -350,7 +352,8 @@ const FORBIDDEN: [string, string][] = [
   ['update', 'hapairs.ddi-ha.io'],
   ['get', 'hapairs.ddi-ha.io'],
   ['delete', 'ddihosts.ddi-ha.io'],
-  ['patch', 'dhcpfailoverpeers.ddi-ha.io'],
+  ['delete', 'dhcpfailoverpeers.ddi-ha.io'],
+  ['update', 'keahaclusters.ddi-ha.io'],
   ['create', 'pods'],
   ['get', 'events.events.k8s.io'],
   ['list', 'events.events.k8s.io'],
@@ -608,8 +611,14 @@ async function controllerRoundTrip({ kc, releaseNamespace, release, objectsNames
     const pair = items.find((i) => i.kind === 'HAPair')!;
     // Retain: deleting the pair drops its finalizer without reaching the (absent) hosts, and
     // the hosts lose theirs (a patch of DDIHosts, which the chart must allow).
-    await kc.run(['patch', 'hapairs.ddi-ha.io', pair.metadata.name, '-n', objectsNamespace, '--type=merge', '-p', '{"spec":{"deletionPolicy":"Retain"}}']);
-    await kc.run(['delete', 'hapairs.ddi-ha.io', pair.metadata.name, '-n', objectsNamespace, '--wait=true', '--timeout=60s']);
+    // Every relationship kind carries the cleanup finalizer (ADR 0028) and keeps the hosts in use.
+    const relationships = items.filter((i) => ['HAPair', 'KeaHACluster', 'DhcpFailoverPeer'].includes(i.kind));
+    expect(relationships.map((i) => i.metadata.name)).toContain(pair.metadata.name);
+    for (const r of relationships) {
+      const resource = `${r.kind.toLowerCase()}s.ddi-ha.io`;
+      await kc.run(['patch', resource, r.metadata.name, '-n', objectsNamespace, '--type=merge', '-p', '{"spec":{"deletionPolicy":"Retain"}}']);
+      await kc.run(['delete', resource, r.metadata.name, '-n', objectsNamespace, '--wait=true', '--timeout=60s']);
+    }
     await eventually(
       'the DDIHosts to lose the in-use finalizer',
       async () => {

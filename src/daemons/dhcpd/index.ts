@@ -14,6 +14,7 @@ export {
   renderFailoverSubnets,
 } from "./render.js";
 export { ensureIncludeLine, hasIncludeLine, removeIncludeLine } from "./include-line.js";
+export { type DhcpdRemoval, dhcpdFailoverRemovals, dhcpdServesNothing } from "./removal.js";
 export { type DhcpdSource, compareFailoverSides, lintDhcpdConfig, lintDhcpdSources } from "./lint.js";
 export { DHCPD_BINARY, checkDhcpdFiles, dhcpdProblems, stagedPath } from "./check.js";
 export {

@@ -6,7 +6,7 @@ import type { CommandResult } from "../../exec/runner.js";
 import type { RenderedFile } from "../../render/types.js";
 import { isRecord, parseKeaConfigText } from "./config-text.js";
 import { lintKeaConfig } from "./lint.js";
-import { DEFAULT_SCRATCH_SECONDS, SCRATCH_DECIDED_RE, interpretScratchRun, scratchServerArgv, toScratchConfig } from "./scratch.js";
+import { DEFAULT_SCRATCH_SECONDS, SCRATCH_DECIDED_RE, interpretScratchRun, loadsHAHook, scratchServerArgv, toScratchConfig } from "./scratch.js";
 
 export interface CheckKeaOptions {
   /** How long the scratch server may run before it is stopped (a good run lasts exactly this long). */
@@ -100,7 +100,7 @@ export async function checkKeaFiles(files: RenderedFile[], io: HostIO, workDir: 
       const argv = scratchServerArgv(scratchPath, workDir, seconds);
       const scratch = await runScratch(io, argv, seconds);
       output += transcript(argv, scratch);
-      const verdict = interpretScratchRun(scratch, seconds);
+      const verdict = interpretScratchRun(scratch, seconds, loadsHAHook(parsed));
       if (!verdict.ok) problems.push(`${file.path} on ${file.host}: ${verdict.problem}`);
     } else if (file.check.kind === "kea-ctrl-agent") {
       tools.add("kea-ctrl-agent -t");

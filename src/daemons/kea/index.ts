@@ -14,6 +14,7 @@ export {
   withManagedHASection,
 } from "./render.js";
 export { type LintKeaOptions, lintKeaConfig } from "./lint.js";
+export { type KeaPeerRemoval, STANDALONE_AGENT_URL, keaClusterRemovals, withoutHAHook } from "./removal.js";
 export { type CheckKeaOptions, checkKeaFiles } from "./check.js";
 export { DEFAULT_SCRATCH_SECONDS, type ScratchVerdict, interpretScratchRun, scratchServerArgv, toScratchConfig } from "./scratch.js";
 export {

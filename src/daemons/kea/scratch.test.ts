@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { interpretScratchRun, scratchServerArgv, toScratchConfig } from "./scratch.js";
+import { interpretScratchRun, loadsHAHook, scratchServerArgv, toScratchConfig } from "./scratch.js";
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -112,4 +112,21 @@ describe("interpretScratchRun (table)", () => {
     ],
   ];
   it.each(table)("%s", (_name, result, verdict) => expect(interpretScratchRun(result, 3)).toEqual(verdict));
+});
+
+describe("interpretScratchRun for a config without the HA hook (a deleted cluster's standalone server)", () => {
+  it("passes on DHCP4_STARTED alone, and still fails on a config error or no verdict", () => {
+    const started = { code: 124, stdout: line("INFO ", "dhcp4", "DHCP4_STARTED", "Kea DHCPv4 server version 2.2.0 started"), stderr: "" };
+    expect(interpretScratchRun(started, 3, false)).toEqual({ ok: true });
+    const loadFail = { code: 1, stdout: line("ERROR", "dhcp4", "DHCP4_CONFIG_LOAD_FAIL", "configuration error using file: s.json, reason: subnet4 overlaps"), stderr: "" };
+    expect(interpretScratchRun(loadFail, 3, false)).toMatchObject({ ok: false });
+    const starting = { code: 124, stdout: line("INFO ", "dhcp4", "DHCP4_STARTING", "starting"), stderr: "" };
+    expect(interpretScratchRun(starting, 3, false)).toMatchObject({ ok: false });
+  });
+
+  it("loadsHAHook looks at the hook library's file name", () => {
+    expect(loadsHAHook({ Dhcp4: { "hooks-libraries": [{ library: "/usr/lib64/kea/hooks/libdhcp_ha.so" }] } })).toBe(true);
+    expect(loadsHAHook({ Dhcp4: { "hooks-libraries": [{ library: "/usr/lib64/kea/hooks/libdhcp_lease_cmds.so" }] } })).toBe(false);
+    expect(loadsHAHook({ Dhcp4: {} })).toBe(false);
+  });
 });

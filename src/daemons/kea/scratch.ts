@@ -86,9 +86,11 @@ const FATAL_IDS = ["DHCP4_INIT_FAIL", "DHCP4_CONFIG_LOAD_FAIL", "HOOKS_LOAD_ERRO
 /**
  * Reads a scratch run. The HA hook's verdict is HA_CONFIGURATION_FAILED or
  * HA_CONFIGURATION_SUCCESSFUL; DHCP4_STARTED then says the rest of the config committed too.
- * Anything short of both is a failure: a check that cannot tell must not pass a config.
+ * Anything short of both is a failure: a check that cannot tell must not pass a config. A config
+ * without the HA hook (`withHA` false: a deleted cluster's standalone server, ADR 0028) needs
+ * DHCP4_STARTED alone.
  */
-export function interpretScratchRun(result: CommandResult, seconds = DEFAULT_SCRATCH_SECONDS): ScratchVerdict {
+export function interpretScratchRun(result: CommandResult, seconds = DEFAULT_SCRATCH_SECONDS, withHA = true): ScratchVerdict {
   const output = `${result.stdout}\n${result.stderr}`;
   const haFailed = messageOf(output, "HA_CONFIGURATION_FAILED");
   if (haFailed !== undefined) return { ok: false, problem: `Kea's HA hook refused the config: ${haFailed.replace(/^failed to configure High Availability hooks library: /, "")}` };
@@ -103,11 +105,17 @@ export function interpretScratchRun(result: CommandResult, seconds = DEFAULT_SCR
   }
   const haOk = /\bHA_CONFIGURATION_SUCCESSFUL\b/.test(output);
   const started = /\bDHCP4_STARTED\b/.test(output);
-  if (haOk && started) return { ok: true };
+  if ((haOk || !withHA) && started) return { ok: true };
   if (started) return { ok: false, problem: "the scratch kea-dhcp4 started without configuring the HA hook (no HA_CONFIGURATION_SUCCESSFUL): is libdhcp_ha.so in hooks-libraries?" };
   return { ok: false, problem: `the scratch kea-dhcp4 did not report DHCP4_STARTED within ${seconds}s (exit ${result.code}): ${lastLines(output)}` };
 }
 
 function lastLines(output: string): string {
   return output.trim().split("\n").slice(-3).join(" | ") || "(no output)";
+}
+
+/** Whether a parsed kea-dhcp4 config loads the HA hook. */
+export function loadsHAHook(config: Record<string, unknown>): boolean {
+  const hooks = isRecord(config.Dhcp4) && Array.isArray(config.Dhcp4["hooks-libraries"]) ? config.Dhcp4["hooks-libraries"] : [];
+  return hooks.some((h) => isRecord(h) && typeof h.library === "string" && hookLibraryName(h.library) === HA_LIBRARY);
 }
