@@ -2,7 +2,7 @@
 // command or a config file) is constrained here by a pattern with no shell metacharacters,
 // so the same rule is enforced by the API server (the CRD pattern) and by `ddi-ha validate`.
 import { z } from "zod";
-import { isCelIP } from "../net/ip.js";
+import { isCelIP, isGlobalUnicastIP } from "../net/ip.js";
 
 export const API_GROUP = "ddi-ha.io";
 export const API_VERSION = "v1alpha1";
@@ -23,30 +23,48 @@ export const ipv4 = () =>
  * `holds` is only asked about values that match the field's pattern (the pattern's own message
  * covers the rest), and the CEL expression must not fail on such values.
  */
-export function withFieldRule(schema: z.ZodString, pattern: RegExp, rule: { cel: string; message: string; holds: (value: string) => boolean }): z.ZodString {
-  return schema
-    .refine((v) => !pattern.test(v) || rule.holds(v), rule.message)
-    .meta({ "x-kubernetes-validations": [{ rule: rule.cel, message: rule.message }] });
+type FieldRule = { cel: string; message: string; holds: (value: string) => boolean };
+export function withFieldRule(schema: z.ZodString, pattern: RegExp, ruleOrRules: FieldRule | readonly FieldRule[]): z.ZodString {
+  const rules = Array.isArray(ruleOrRules) ? (ruleOrRules as readonly FieldRule[]) : [ruleOrRules as FieldRule];
+  let refined = schema;
+  for (const rule of rules) refined = refined.refine((v) => !pattern.test(v) || rule.holds(v), rule.message);
+  return refined.meta({ "x-kubernetes-validations": rules.map((rule) => ({ rule: rule.cel, message: rule.message })) });
 }
+
+/**
+ * The rule for any address that must be a host's own (a node's, a peer's): Go's IsGlobalUnicast,
+ * which CEL's ip().isGlobalUnicast() is. `celIP` is a CEL expression of the address text.
+ */
+export function hostOwnAddressRule(field: string, celIP: string, ipOf: (value: string) => string | undefined): FieldRule {
+  return {
+    cel: `!isIP(${celIP}) || ip(${celIP}).isGlobalUnicast()`,
+    message: `${field} must be a host's own address: not unspecified (0.0.0.0, ::), loopback (127.0.0.0/8, ::1), multicast (224.0.0.0/4, ff00::/8), link-local (169.254.0.0/16, fe80::/10) or 255.255.255.255`,
+    holds: (v) => {
+      const ip = ipOf(v);
+      return ip === undefined || !isCelIP(ip) || isGlobalUnicastIP(ip);
+    },
+  };
+}
+
+const IPV4_ONLY_RE = new RegExp(`^${IPV4_RE}$`);
+/** An IPv4 literal that must be a host's own address; `field` names it in the message. */
+export const hostIPv4 = (field: string) => withFieldRule(ipv4(), IPV4_ONLY_RE, hostOwnAddressRule(field, "self", (v) => v));
 
 const IP_ADDRESS_RE = new RegExp(`^(${IPV4_RE}|${IPV6_RE})$`);
 /** An IPv4 or IPv6 literal; `field` (e.g. "spec.primary.address") names it in the message. */
 export const ipAddress = (field: string) =>
-  withFieldRule(z.string().max(45).regex(IP_ADDRESS_RE, "must be an IPv4 or IPv6 address"), IP_ADDRESS_RE, {
-    cel: "isIP(self)",
-    message: `${field} must be an IPv4 or IPv6 address such as 198.18.0.10 or fd00::10 (no zone, not IPv4-mapped)`,
-    holds: isCelIP,
-  });
-export const ipv4Cidr = () =>
-  z
-    .string()
-    .max(18)
-    .regex(new RegExp(`^${IPV4_RE}/([0-9]|[12][0-9]|3[0-2])$`), "must be an IPv4 CIDR such as 10.71.17.86/24");
-export const ipv6Cidr = () =>
-  z
-    .string()
-    .max(49)
-    .regex(new RegExp(`^${IPV6_RE}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$`), "must be an IPv6 CIDR such as fd00::86/64");
+  withFieldRule(z.string().max(45).regex(IP_ADDRESS_RE, "must be an IPv4 or IPv6 address"), IP_ADDRESS_RE, [
+    {
+      cel: "isIP(self)",
+      message: `${field} must be an IPv4 or IPv6 address such as 198.18.0.10 or fd00::10 (no zone, not IPv4-mapped)`,
+      holds: isCelIP,
+    },
+    hostOwnAddressRule(field, "self", (v) => v),
+  ]);
+export const IPV4_CIDR_RE = new RegExp(`^${IPV4_RE}/([0-9]|[12][0-9]|3[0-2])$`);
+export const IPV6_CIDR_RE = new RegExp(`^${IPV6_RE}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$`);
+export const ipv4Cidr = () => z.string().max(18).regex(IPV4_CIDR_RE, "must be an IPv4 CIDR such as 10.71.17.86/24");
+export const ipv6Cidr = () => z.string().max(49).regex(IPV6_CIDR_RE, "must be an IPv6 CIDR such as fd00::86/64");
 
 const HOST_ADDRESS_RE = new RegExp(`^(${IPV4_RE}|${IPV6_RE}|${DNS_NAME_RE})$`);
 /** An SSH address: an IP literal or a DNS name; `field` names it in the message. */

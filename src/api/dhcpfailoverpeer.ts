@@ -15,6 +15,7 @@ import {
   secretRef,
   withCrossFieldRules,
   driftPolicy,
+  hostIPv4,
 } from "./common.js";
 import { ipv4InCidr, ipv4ToNumber } from "../net/ipv4.js";
 
@@ -22,7 +23,7 @@ const failoverSide = (role: "primary" | "secondary", defaultPort: number) =>
   z
     .strictObject({
       host: objectName().describe("Name of the DDIHost in the same namespace."),
-      address: ipv4().describe(`The ${role}'s IPv4 address the failover protocol uses (the partner's peer address).`),
+      address: hostIPv4(`spec.${role}.address`).describe(`The ${role}'s IPv4 address the failover protocol uses (the partner's peer address).`),
       port: z.number().int().min(1).max(65535).default(defaultPort).describe(`TCP port the ${role} listens on for failover; the partner's peer port.`),
     })
     .describe(`The ${role} dhcpd server.`);

@@ -16,8 +16,11 @@ import {
   reasonColumn,
   withCrossFieldRules,
   driftPolicy,
+  IPV4_CIDR_RE,
+  IPV6_CIDR_RE,
+  withFieldRule,
 } from "./common.js";
-import { cidrFamily, isCelIP } from "../net/ip.js";
+import { cidrFamily, ipv4NetworkOrBroadcast, isCelIP, isGlobalUnicastIP } from "../net/ip.js";
 
 const haNode = (role: "primary" | "secondary", defaultPriority: number) =>
   z
@@ -54,8 +57,34 @@ export const haPairSpecSchema = withCrossFieldRules(
     .strictObject({
       primary: haNode("primary", 150),
       secondary: haNode("secondary", 100),
-      virtualIP: ipv4Cidr().describe('The IPv4 virtual IP in CIDR form, e.g. "10.71.17.86/24", in the subnet of both hosts\' interfaces.'),
-      virtualIPv6: ipv6Cidr().optional().describe("Optional IPv6 virtual IP in CIDR form, served by its own VRRPv3 instance."),
+      virtualIP: withFieldRule(ipv4Cidr(), IPV4_CIDR_RE, [
+        {
+          // keepalived would add it, and no host could answer on it: refused before any host sees it.
+          cel: "!isCIDR(self) || cidr(self).ip().isGlobalUnicast()",
+          message:
+            "spec.virtualIP must be an address hosts can use: not unspecified, loopback (127.0.0.0/8), multicast (224.0.0.0/4), link-local (169.254.0.0/16) or 255.255.255.255; pick a free address in the hosts' subnet",
+          holds: (v) => cidrFamily(v) !== 4 || isGlobalUnicastIP(v.split("/")[0]!),
+        },
+      ])
+        // The network and broadcast addresses of its own prefix are the operator's rules (refused
+        // in status): CEL has no broadcast address of a CIDR, and the API server prices
+        // cidr().masked() far over the CRD's cost budget.
+        .refine(
+          (v) => cidrFamily(v) !== 4 || ipv4NetworkOrBroadcast(v) !== "network",
+          "spec.virtualIP is the network address of its own prefix (e.g. 10.71.17.0/24): no host can answer on it; pick a free address inside the subnet, such as .86/24",
+        )
+        .refine(
+          (v) => cidrFamily(v) !== 4 || ipv4NetworkOrBroadcast(v) !== "broadcast",
+          "spec.virtualIP is the broadcast address of its own prefix (e.g. 10.71.17.255/24): no host can answer on it; pick a free address inside the subnet",
+        )
+        .describe('The IPv4 virtual IP in CIDR form, e.g. "10.71.17.86/24", in the subnet of both hosts\' interfaces.'),
+      virtualIPv6: withFieldRule(ipv6Cidr(), IPV6_CIDR_RE, {
+        cel: "!isCIDR(self) || cidr(self).ip().family() != 6 || cidr(self).ip().isGlobalUnicast()",
+        message: "spec.virtualIPv6 must be an address hosts can use: not ::, ::1, multicast (ff00::/8) or link-local (fe80::/10); pick a free address in the hosts' prefix, such as fd00::86/64",
+        holds: (v) => cidrFamily(v) !== 6 || isGlobalUnicastIP(v.split("/")[0]!),
+      })
+        .optional()
+        .describe("Optional IPv6 virtual IP in CIDR form, served by its own VRRPv3 instance."),
       virtualRouterID: z
         .number()
         .int()

@@ -15,6 +15,7 @@ import {
   withCrossFieldRules,
   withFieldRule,
   driftPolicy,
+  hostOwnAddressRule,
 } from "./common.js";
 import { isCelIP } from "../net/ip.js";
 
@@ -41,11 +42,19 @@ const peerSchema = z.strictObject({
       .max(64)
       .regex(KEA_PEER_URL_RE, "must be http://<IP literal>:<port>/ with an IP literal (IPv6 in brackets) and a port 1-65535; Kea 2.2 does not resolve host names, and the Control Agent is rendered without TLS"),
     KEA_PEER_URL_RE,
-    {
-      cel: "!self.contains('[') || isIP(self.substring(self.indexOf('[') + 1, self.indexOf(']')))",
-      message: "spec.peers[].url must have an IPv6 address in its brackets, such as http://[fd00::10]:8000/",
-      holds: (url) => !url.includes("[") || isCelIP(url.slice(url.indexOf("[") + 1, url.indexOf("]"))),
-    },
+    [
+      {
+        cel: "!self.contains('[') || isIP(self.substring(self.indexOf('[') + 1, self.indexOf(']')))",
+        message: "spec.peers[].url must have an IPv6 address in its brackets, such as http://[fd00::10]:8000/",
+        holds: (url) => !url.includes("[") || isCelIP(url.slice(url.indexOf("[") + 1, url.indexOf("]"))),
+      },
+      // The peers reach each other at this address: it must be the peer host's own.
+      hostOwnAddressRule(
+        "spec.peers[].url",
+        "(self.contains('[') ? self.substring(self.indexOf('[') + 1, self.indexOf(']')) : self.substring(7, self.lastIndexOf(':')))",
+        (url) => (url.includes("[") ? url.slice(url.indexOf("[") + 1, url.indexOf("]")) : url.slice(7, url.lastIndexOf(":"))),
+      ),
+    ],
   )
     .optional()
     .describe("The peer's Control Agent URL with an IP literal. Defaults to http://<DDIHost address>:8000/."),

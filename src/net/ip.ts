@@ -66,3 +66,47 @@ export function cidrsOverlap(a: string, b: string): boolean {
   const pb = parseCidr(b);
   return pa !== undefined && pb !== undefined && parsedCidrsOverlap(pa, pb);
 }
+
+/**
+ * Whether an IP literal (one isCelIP accepts) can be a host's own address, exactly as Go's
+ * net.IP.IsGlobalUnicast (what Kubernetes CEL's ip().isGlobalUnicast() calls): not unspecified,
+ * loopback, multicast, link-local or the IPv4 limited broadcast. Private ranges are fine.
+ */
+export function isGlobalUnicastIP(ip: string): boolean {
+  if (isIP(ip) === 4) {
+    const n = ipv4ToNumber(ip);
+    const first = n >>> 24;
+    return !(n === 0 || n === 0xffffffff || first === 127 || first >= 224 && first <= 239 || n >>> 16 === (169 << 8) + 254);
+  }
+  const v = ipv6ToBigInt(ip);
+  return !(v === 0n || v === 1n || v >> 120n === 0xffn || v >> 118n === 0x3fan);
+}
+
+/** Why an IP literal cannot be a host's address ("the loopback address"), or undefined. */
+export function nonHostAddressKind(ip: string): string | undefined {
+  if (isGlobalUnicastIP(ip)) return undefined;
+  if (isIP(ip) === 4) {
+    const n = ipv4ToNumber(ip);
+    const first = n >>> 24;
+    if (n === 0) return "the unspecified address";
+    if (n === 0xffffffff) return "the limited broadcast address";
+    if (first === 127) return "a loopback address (127.0.0.0/8)";
+    if (first >= 224) return "a multicast address (224.0.0.0/4)";
+    return "a link-local address (169.254.0.0/16)";
+  }
+  const v = ipv6ToBigInt(ip);
+  if (v === 0n) return "the unspecified address (::)";
+  if (v === 1n) return "the loopback address (::1)";
+  if (v >> 120n === 0xffn) return "a multicast address (ff00::/8)";
+  return "a link-local address (fe80::/10)";
+}
+
+/** For an IPv4 CIDR with a prefix of at most /30: whether its address is the network or broadcast address of that prefix. */
+export function ipv4NetworkOrBroadcast(cidr: string): "network" | "broadcast" | undefined {
+  const [ip, prefixText] = cidr.split("/");
+  const prefix = Number(prefixText);
+  if (isIP(ip ?? "") !== 4 || !(prefix <= 30)) return undefined;
+  const size = 2 ** (32 - prefix);
+  const offset = ipv4ToNumber(ip!) % size;
+  return offset === 0 ? "network" : offset === size - 1 ? "broadcast" : undefined;
+}

@@ -20,10 +20,17 @@ function formatPath(path: readonly PropertyKey[]): string {
  * never as missing; `kind` picks the daemon's units in those messages.
  */
 export function zodProblems(error: z.ZodError, resource: string, source: string, prefix: string, input?: unknown, kind = ""): ValidationProblem[] {
-  return error.issues.map((issue) => {
-    const path = formatPath([prefix, ...issue.path]);
-    return { severity: "error" as const, resource, source, path, message: readableMessage(issue, path, input, kind) };
-  });
+  // A value of the wrong type is the whole story at its path: zod's other complaints there (a
+  // length measured on the wrong type) would only confuse.
+  const mistyped = new Set(
+    error.issues.filter((i) => i.code === "invalid_type" && valueAt(input, i.path).present).map((i) => formatPath([prefix, ...i.path])),
+  );
+  return error.issues
+    .filter((issue) => issue.code === "invalid_type" || !mistyped.has(formatPath([prefix, ...issue.path])))
+    .map((issue) => {
+      const path = formatPath([prefix, ...issue.path]);
+      return { severity: "error" as const, resource, source, path, message: readableMessage(issue, path, input, kind) };
+    });
 }
 
 /** zod's default wording is for programmers; these say what a valid value looks like. */

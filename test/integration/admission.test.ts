@@ -203,6 +203,17 @@ const invalid: InvalidCase[] = [
   { name: 'Kea shell metacharacters in configPath', object: broken(keaCluster(), (s) => (s.configPath = '/etc/kea/kea-dhcp4.conf`id`')), message: 'spec.configPath' },
 
   // DhcpFailoverPeer
+  // Addresses that cannot be a host's own (issue 13): refused by CEL, naming the field.
+  { name: 'HAPair VIP on the loopback', object: broken(haPair(), (s) => (s.virtualIP = '127.0.0.5/8')), message: 'spec.virtualIP must be an address hosts can use' },
+  { name: 'HAPair multicast VIP', object: broken(haPair(), (s) => (s.virtualIP = '224.0.0.18/24')), message: 'spec.virtualIP must be an address hosts can use' },
+  { name: 'HAPair link-local VIP', object: broken(haPair(), (s) => (s.virtualIP = '169.254.10.1/16')), message: 'spec.virtualIP must be an address hosts can use' },
+  { name: 'HAPair link-local IPv6 VIP', object: broken(haPair(), (s) => (s.virtualIPv6 = 'fe80::86/64')), message: 'spec.virtualIPv6 must be an address hosts can use' },
+  { name: 'HAPair loopback node address', object: broken(haPair(), (s) => (s.primary.address = '127.0.0.1')), message: "spec.primary.address must be a host's own address" },
+  { name: 'HAPair unspecified node address', object: broken(haPair(), (s) => (s.secondary.address = '0.0.0.0')), message: "spec.secondary.address must be a host's own address" },
+  { name: 'DhcpFailoverPeer multicast peer address', object: broken(failoverPeer(), (s) => (s.primary.address = '239.1.1.1')), message: "spec.primary.address must be a host's own address" },
+  { name: 'DhcpFailoverPeer broadcast peer address', object: broken(failoverPeer(), (s) => (s.secondary.address = '255.255.255.255')), message: "spec.secondary.address must be a host's own address" },
+  { name: 'Kea loopback peer URL', object: broken(keaCluster(), (s) => (s.peers[0].url = 'http://127.0.0.1:8000/')), message: "spec.peers[].url must be a host's own address" },
+  { name: 'Kea link-local IPv6 peer URL', object: broken(keaCluster(), (s) => { s.peers[0].url = 'http://[fe80::11]:8000/'; s.peers[1].url = 'http://[fd00::12]:8000/'; }), message: "spec.peers[].url must be a host's own address" },
   { name: 'DhcpFailoverPeer split with hba', object: broken(failoverPeer(), (s) => (s.hba = Array(32).fill('ff').join(':'))), message: 'set exactly one of spec.split or spec.hba' },
   { name: 'DhcpFailoverPeer neither split nor hba', object: broken(failoverPeer(), (s) => delete s.split), message: 'set exactly one of spec.split or spec.hba' },
   { name: 'DhcpFailoverPeer fractional maxLeaseTime', object: broken(failoverPeer(), (s) => (s.subnets[0].pools[0].maxLeaseTime = '500ms')), message: 'maxLeaseTime must be whole seconds' },
