@@ -66,7 +66,9 @@ async function dhcpdMoves(i: number, since: string): Promise<string[]> {
   return out.split('\n').filter((l) => l.includes(`failover peer ${DHCP}: I move from`)).map((l) => l.replace(/^.*I move from /, ''));
 }
 
-const hostNow = async (i: number) => (await lab.hosts[i]!.run(['date', '+%Y-%m-%d %H:%M:%S'])).trim();
+// With microseconds: journalctl --since a whole second would also show what the step before
+// logged earlier in that second (the very transitions a test then says must not happen again).
+const hostNow = async (i: number) => (await lab.hosts[i]!.run(['date', '+%Y-%m-%d %H:%M:%S.%6N'])).trim();
 
 function manifests(): string {
   const meta = (name: string) => ({ name, namespace });
