@@ -483,10 +483,12 @@ async function objectsFor(namespace: string): Promise<KubeObject[]> {
   const ports = await Promise.all([0, 1, 2, 3].map(() => freePort()));
   const files = defaultLabManifests(
     {
-      subnet: '127.0.0.0/24',
-      gateway: '127.0.0.1',
-      vip: '127.0.0.200',
-      hosts: ports.map((_, i) => ({ address: `127.0.0.${11 + i}`, interface: 'lo', hostKeyLine: '' })),
+      // Test-network addresses in the configs (a VIP or failover peer on the loopback is refused at
+      // admission); SSH goes to closed local ports below, so nothing is ever contacted.
+      subnet: '198.18.250.0/24',
+      gateway: '198.18.250.1',
+      vip: '198.18.250.200',
+      hosts: ports.map((_, i) => ({ address: `198.18.250.${11 + i}`, interface: 'lo', hostKeyLine: '' })),
       privateKey: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
       omapiSecret: randomBytes(32).toString('base64'),
     },
@@ -500,7 +502,7 @@ async function objectsFor(namespace: string): Promise<KubeObject[]> {
       if (o.kind === 'DDIHost') {
         const i = Number(o.metadata.name.slice(1)) - 1;
         const { hostKey: _pinned, ...rest } = spec!;
-        return { ...o, spec: { ...rest, port: ports[i], hostKeyPolicy: 'TrustOnFirstUse' } };
+        return { ...o, spec: { ...rest, address: `127.0.0.${11 + i}`, port: ports[i], hostKeyPolicy: 'TrustOnFirstUse' } };
       }
       // The HAPair keeps deletionPolicy Remove, so its DDIHosts get the in-use finalizer; the
       // round trip switches it to Retain before deleting it (the hosts are never reachable).

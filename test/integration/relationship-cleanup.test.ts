@@ -187,9 +187,11 @@ describe('deleting a DhcpFailoverPeer', { timeout: 480_000 }, () => {
     console.log(`refused removal: ${message}`);
     expect(message).toMatch(/^being deleted, but could not remove DhcpFailoverPeer dhcp-remove's dhcpd files: h2: .*refused \/etc\/dhcp\/dhcpd\.conf/);
     expect(message).toContain('expecting number');
-    // h1 took its removal (nothing refused it there), and the message says what that left.
-    expect(message).toContain(`meanwhile stopped and disabled ${DHCPD} on DDIHost h1: the removal left it nothing to serve`);
+    // h1 took its removal (nothing refused it there). The pass that stopped dhcpd on h1 says so in
+    // its message; a retry that finds h1 already done does not, and may have written since.
     expect(await unitState(0, DHCPD)).toBe('inactive disabled');
+    if (!message.includes('meanwhile stopped')) console.log('(a retry wrote the status after the pass that stopped dhcpd on h1)');
+    else expect(message).toContain(`meanwhile stopped and disabled ${DHCPD} on DDIHost h1: the removal left it nothing to serve`);
     expect(dfp.metadata.deletionTimestamp).toBeDefined();
     expect(dfp.metadata.finalizers).toContain(CLEANUP_FINALIZER);
     // Refused before anything changed on h2: our line and file are there, dhcpd runs as it did.
