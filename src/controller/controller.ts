@@ -17,8 +17,7 @@ import type { SessionProvider } from "../engine/render-inputs.js";
 import { DEFAULT_KUBE_API_RATE, DEFAULT_SSH_CONNECT_RATE, type RateLimit } from "../exec/rate-limit.js";
 import { type AddressWatch, probeHost, watchHostEvents } from "../observe/index.js";
 import { SshTransport } from "../ssh/index.js";
-import { validateManifests } from "../validation/validate.js";
-import type { ManifestSet } from "../validation/model.js";
+import { type ValidatedSet, validateObjects } from "../validation/validate.js";
 import { jittered } from "./backoff.js";
 import { EventRecorder, KubeEventSink } from "./events.js";
 import { KubeClient, kubeErrorMessage } from "./kube-client.js";
@@ -132,8 +131,12 @@ export class Controller {
   private readonly memory = newPassMemory();
   private readonly secretCache = new Map<string, KubeItem>();
   private readonly secretReads: SecretReads;
-  /** The validated set of each namespace (no Secrets), rebuilt after a watch change: probe requests come from it. */
-  private readonly namespaceSets = new Map<string, ManifestSet>();
+  /**
+   * Each namespace's objects validated (no Secrets), dropped on any change but a status-only one:
+   * every pass and probe request of the namespace shares it, so a pass costs O(its own objects),
+   * not O(namespace) (ADR 0032).
+   */
+  private readonly namespaceValidations = new Map<string, ValidatedSet>();
   /** The last status computed for each object, for the namespace's gauges. */
   private readonly lastStatuses = new Map<string, ComputedStatus>();
   private readonly streams = new Map<string, AddressWatch>();
@@ -273,8 +276,9 @@ export class Controller {
 
   private onChange(item: KubeItem, type: string, previous: KubeItem | undefined): void {
     const namespace = item.metadata.namespace ?? "default";
-    this.namespaceSets.delete(namespace);
+    // Our own status writes come back here too: they change nothing validation reads.
     if (type === "modified" && !isWorthAPass(item, previous)) return;
+    this.namespaceValidations.delete(namespace);
     const key = kubeItemKey(item);
     this.queue.add(key);
     for (const related of relatedKeys(item, this.objectsIn(namespace))) this.queue.add(related);
@@ -282,13 +286,13 @@ export class Controller {
     if (previous) for (const related of relatedKeys(previous, this.objectsIn(namespace))) this.queue.add(related);
   }
 
-  private namespaceSet(namespace: string): ManifestSet {
-    let set = this.namespaceSets.get(namespace);
-    if (!set) {
-      set = validateManifests(itemsAsDocuments(this.objectsIn(namespace), "kube-apiserver")).set;
-      this.namespaceSets.set(namespace, set);
+  private namespaceValidation(namespace: string): ValidatedSet {
+    let validated = this.namespaceValidations.get(namespace);
+    if (!validated) {
+      validated = validateObjects(itemsAsDocuments(this.objectsIn(namespace), "kube-apiserver"));
+      this.namespaceValidations.set(namespace, validated);
     }
-    return set;
+    return validated;
   }
 
   /** The probe a pass of `key` uses for `host`: a DDIHost's own pass takes a new one, the others reuse it. */
@@ -299,7 +303,7 @@ export class Controller {
     const probe = this.probes.get(hostKeyOf(host), maxAgeMs, async () => {
       const session = await sessionOf(host);
       this.ensureStream(host, session);
-      return probeHost(session, probeRequestFor(this.namespaceSet(host.metadata.namespace ?? "default"), host));
+      return probeHost(session, probeRequestFor(this.namespaceValidation(host.metadata.namespace ?? "default").set, host));
     });
     const urgent = this.urgentUntil.get(key);
     if (ownHostPass || !urgent || urgent.until < Date.now() || urgent.eventHost === hostKeyOf(host)) return probe;
@@ -375,6 +379,7 @@ export class Controller {
         client: this.client,
         transport: this.transport,
         objectsIn: (ns) => this.objectsIn(ns),
+        validated: (ns) => this.namespaceValidation(ns),
         memory: this.memory,
         canWrite: () => this.leading && !this.stopped,
         readSecret: (ns, n) => this.secretReads.read(ns, n),

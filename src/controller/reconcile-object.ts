@@ -15,7 +15,7 @@ import { manifestSessionProvider } from "../engine/sessions.js";
 import type { SshTransport } from "../ssh/index.js";
 import { isTrue, setCondition } from "../status/index.js";
 import { transitionEvents } from "../status/transition-events.js";
-import { validateManifests } from "../validation/validate.js";
+import { type ValidatedSet, validateObjects, withSecrets } from "../validation/validate.js";
 import { invalidSpecLines, invalidSpecStatus } from "./invalid-spec-status.js";
 import {
   type AbandonedHost,
@@ -37,6 +37,11 @@ export interface ObjectReconcilerDeps {
   transport: SshTransport;
   /** The namespace's ddi-ha objects as the watchers' caches hold them. */
   objectsIn(namespace: string): KubeItem[];
+  /**
+   * Those objects validated without Secrets, as of the same cache state: the controller keeps one
+   * per namespace until one of them changes. Without it, each pass validates them itself.
+   */
+  validated?(namespace: string): ValidatedSet;
   /** What passes remember between them (the last VIP holder of each pair). */
   memory: PassMemory;
   /** A Secret of the namespace (cached briefly by the controller), undefined when it does not exist. */
@@ -122,6 +127,8 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   const namespace = key.split("/")[1] ?? "default";
   const cachePrefix = `${namespace}/`;
   let items = deps.objectsIn(namespace);
+  // Taken with the items, so both are of one cache state; finalizer patches below change no rule's input.
+  const validatedObjects = deps.validated?.(namespace) ?? validateObjects(itemsAsDocuments(items, "kube-apiserver"));
   const focusOf = (list: readonly KubeItem[]) => list.find((i) => keyOf(i) === key);
   if (!focusOf(items)) return { exists: false, errors: [], waiting: [], statusesWritten: 0 };
   // A follower (or a leader that lost its Lease mid-pass) writes nothing, to hosts or to the API:
@@ -195,7 +202,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   // Nothing is applied before every finalizer is on.
   if (conflicts.length > 0) return { exists: true, errors, waiting: conflicts, statusesWritten: 0 };
 
-  const { set, problems } = validateManifests(itemsAsDocuments([...items, ...secrets], "kube-apiserver"));
+  const { set, problems } = withSecrets(validatedObjects, itemsAsDocuments(secrets, "kube-apiserver"));
   const itemOf = indexItems(items);
   const deleting = (r: DDIResource) => Boolean(itemOf(r)?.metadata.deletionTimestamp);
   // TrustOnFirstUse pins live in status.observedHostKey, which this pass reads and writes.
@@ -258,7 +265,7 @@ export async function reconcileObject(key: string, deps: ObjectReconcilerDeps): 
   const cached = [...missing].flatMap((name) => cache.get(`${cachePrefix}${name}`) ?? []);
   const cleanupSessionOf =
     cleanups.length > 0 && cached.length > 0
-      ? manifestSessionProvider(validateManifests(itemsAsDocuments([...items, ...secrets, ...cached], "kube-apiserver")).set, deps.transport, pins)
+      ? manifestSessionProvider(withSecrets(validatedObjects, itemsAsDocuments([...secrets, ...cached], "kube-apiserver")).set, deps.transport, pins)
       : sessionOf;
   const hostItem = (name: string) => items.find((i) => i.kind === "DDIHost" && i.metadata.name === name);
   const goneForGood = (name: string): string | undefined => {

@@ -196,7 +196,16 @@ export function crossObjectProblems(set: ManifestSet): ValidationProblem[] {
     "Kea 2.2 runs one HA relationship per server, and both would write its kea-dhcp4 and Control Agent configs; put all of this server's peers in one KeaHACluster",
   );
 
-  // Missing Secrets are warnings here: in a cluster they may exist already.
+  return problems;
+}
+
+/**
+ * Missing Secrets are warnings here: in a cluster they may exist already. Apart from the other
+ * cross-object rules because the controller validates a namespace's objects once per change and
+ * adds each pass's Secrets after (ADR 0032).
+ */
+export function missingSecretProblems(set: ManifestSet): ValidationProblem[] {
+  const problems: ValidationProblem[] = [];
   for (const host of set.hosts.values()) {
     const ref = host.spec.credentialsSecretRef.name;
     if (!set.secrets.has(objectKey(host.metadata.namespace, ref))) {

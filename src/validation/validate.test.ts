@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ManifestDocument } from "../manifests/load.js";
-import { formatProblem, validateManifests } from "./validate.js";
+import { formatProblem, validateManifests, validateObjects, withSecrets } from "./validate.js";
 
 const ns = "lab";
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
@@ -207,6 +207,26 @@ describe("validateManifests", () => {
     const docs = [host("a", "198.18.0.2")].map((object) => ({ source: "t", object: object as Record<string, unknown> }));
     const { problems } = validateManifests(docs);
     expect(problems).toEqual([expect.objectContaining({ severity: "warning", path: "spec.credentialsSecretRef.name" })]);
+  });
+
+  it("gives the same result validating objects once and adding each pass's Secrets after (the controller's cache)", () => {
+    const asDocs = (objects: object[]) => objects.map((object, i) => ({ source: `t#${i}`, object: object as Record<string, unknown> }));
+    const objects = asDocs([host("a", "198.18.0.2"), host("b", "198.18.0.3", { credentialsSecretRef: { name: "other" } }), haPair(), haPair({ virtualIP: "198.18.0.100/24" }, "clash")]);
+    const secrets = asDocs([secret]);
+    const cached = validateObjects(objects);
+    for (const pass of [secrets, []]) {
+      const whole = validateManifests([...objects, ...pass]);
+      const split = withSecrets(cached, pass);
+      expect(split.problems.map(formatProblem).sort()).toEqual(whole.problems.map(formatProblem).sort());
+      expect([...split.set.secrets.keys()]).toEqual([...whole.set.secrets.keys()]);
+      expect(split.set.haPairs.map((p) => p.metadata.name)).toEqual(whole.set.haPairs.map((p) => p.metadata.name));
+    }
+    // Host b's Secret is missing in both passes, a's only in the second; the clash is there each time.
+    expect(withSecrets(cached, secrets).problems.filter((p) => p.path === "spec.credentialsSecretRef.name").map((p) => p.resource)).toEqual(["DDIHost lab/b"]);
+    expect(withSecrets(cached, []).problems.filter((p) => p.path === "spec.credentialsSecretRef.name")).toHaveLength(2);
+    expect(withSecrets(cached, secrets).problems.map(formatProblem).join("\n")).toContain("VIP 198.18.0.100 is already used");
+    // The cached set is never given a pass's Secrets.
+    expect(cached.set.secrets.size).toBe(0);
   });
 
   it("warns that a non-default keepalived config path needs -f in the unit's defaults file", () => {

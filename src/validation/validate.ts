@@ -4,7 +4,7 @@
 import type { z } from "zod";
 import { API_GROUP, API_GROUP_VERSION, type DDIResource, type ObjectMeta, kindDefinition } from "../api/index.js";
 import type { ManifestDocument } from "../manifests/load.js";
-import { crossObjectProblems } from "./cross-object.js";
+import { crossObjectProblems, missingSecretProblems } from "./cross-object.js";
 import { typeMismatchMessage, valueAt } from "./type-mismatch.js";
 import { DEFAULT_NAMESPACE, type ManifestSet, objectKey, type ValidationProblem } from "./model.js";
 
@@ -86,7 +86,29 @@ function metadataProblems(object: Record<string, unknown>, source: string): { me
   return { metadata, problems: [] };
 }
 
-export function validateManifests(documents: readonly ManifestDocument[]): { set: ManifestSet; problems: ValidationProblem[] } {
+export interface ValidatedSet {
+  set: ManifestSet;
+  problems: ValidationProblem[];
+}
+
+export function validateManifests(documents: readonly ManifestDocument[]): ValidatedSet {
+  const validated = validateObjects(documents);
+  return { set: validated.set, problems: [...validated.problems, ...missingSecretProblems(validated.set)] };
+}
+
+/**
+ * `validated` (the objects of a namespace, validated once per change of them) with this pass's
+ * Secrets: the same result as validateManifests over both, without validating the objects again.
+ * Each pass reads its Secrets anew, so they cannot be part of what is cached (ADR 0032).
+ */
+export function withSecrets(validated: ValidatedSet, secretDocuments: readonly ManifestDocument[]): ValidatedSet {
+  const { set: secretsOnly, problems } = validateObjects(secretDocuments.filter((d) => d.object.apiVersion === "v1" && d.object.kind === "Secret"));
+  const set: ManifestSet = { ...validated.set, secrets: new Map([...validated.set.secrets, ...secretsOnly.secrets]) };
+  return { set, problems: [...validated.problems, ...problems, ...missingSecretProblems(set)] };
+}
+
+/** Every rule but the missing-Secret warnings, which depend on Secrets the caller may add later (withSecrets). */
+export function validateObjects(documents: readonly ManifestDocument[]): ValidatedSet {
   const set: ManifestSet = { hosts: new Map(), haPairs: [], keaClusters: [], failoverPeers: [], secrets: new Map(), sources: new Map() };
   const problems: ValidationProblem[] = [];
   const seen = new Map<string, string>();
