@@ -54,10 +54,10 @@ export const failoverDrillSpecSchema = withCrossFieldRules(
       method: z
         .enum(DRILL_METHODS)
         .describe(
-          "How the active node is broken. StopPrimaryDaemon: `systemctl stop keepalived` on the node holding the VIP, started again afterwards. CutHostNetwork: on that node, drop every packet on the VIP's interface except the SSH server's port (iptables), undone afterwards. KeaMaintenance (KeaHACluster): not implemented yet, refused at admission. Before any cut the host arms a systemd timer that undoes it by itself after spec.timeout plus a margin, so a lost controller never leaves a host broken.",
+          "How the active node is broken. StopPrimaryDaemon: `systemctl stop keepalived` on the node holding the VIP, started again afterwards. CutHostNetwork: on that node, drop every packet on the VIP's interface except the SSH server's port (iptables), undone afterwards. KeaMaintenance (KeaHACluster, hot-standby or load-balancing): Kea's controlled shutdown of the primary, ha-maintenance-start sent to its partner (the standby, or the secondary), which takes over every client; ha-maintenance-cancel afterwards. Before any break the host arms a systemd timer that undoes it by itself after spec.timeout plus a margin, so a lost controller never leaves a host broken.",
         ),
       objective: duration().describe(
-        'The recovery time objective: how soon after the break the peer must serve (the service answering on the VIP when spec.serviceCheck is set, else the VIP on the peer), e.g. "10s". A slower run is Failed with reason MissedObjective.',
+        'The recovery time objective: how soon after the break the peer must serve (the service answering on the VIP when spec.serviceCheck is set, else the VIP on the peer; for a KeaHACluster, the partner in partner-in-maintenance), e.g. "10s". A slower run is Failed with reason MissedObjective.',
       ),
       schedule: schedule()
         .optional()
@@ -86,10 +86,16 @@ export const failoverDrillSpecSchema = withCrossFieldRules(
       holds: (s) => s.target.kind !== "HAPair" || s.method !== "KeaMaintenance",
     },
     {
-      cel: "self.target.kind != 'KeaHACluster'",
-      message: "spec.target.kind KeaHACluster is not drilled yet (its KeaMaintenance method is not implemented): drill the HAPair in front of the Kea servers, or wait for a release that has it",
-      fieldPath: ".target.kind",
-      holds: (s) => s.target.kind !== "KeaHACluster",
+      cel: "self.target.kind != 'KeaHACluster' || self.method == 'KeaMaintenance'",
+      message: "spec.method must be KeaMaintenance for a KeaHACluster (StopPrimaryDaemon and CutHostNetwork break the keepalived node of an HAPair)",
+      fieldPath: ".method",
+      holds: (s) => s.target.kind !== "KeaHACluster" || s.method === "KeaMaintenance",
+    },
+    {
+      cel: "self.target.kind != 'KeaHACluster' || !has(self.serviceCheck)",
+      message: "spec.serviceCheck is a DNS query to an HAPair's VIP, and a KeaHACluster has no VIP: remove spec.serviceCheck (a Kea drill measures until the partner serves every client, as Kea itself reports it)",
+      fieldPath: ".serviceCheck",
+      holds: (s) => s.target.kind !== "KeaHACluster" || s.serviceCheck === undefined,
     },
     {
       cel: "duration(self.timeout) >= duration('5s') && duration(self.timeout) <= duration('10m')",
@@ -116,14 +122,15 @@ export const drillRunSchema = z
     breakTime: z.string().optional().describe("When the break command was sent to the active node (RFC 3339, milliseconds); the measured seconds count from here."),
     endTime: z.string().optional().describe("When the run ended (RFC 3339)."),
     result: z.enum(DRILL_RESULTS).describe("Succeeded, Failed (including a missed objective), or Aborted (the peer was not healthy; restored)."),
-    reason: z.string().max(64).describe("CamelCase reason: Succeeded, MissedObjective, TargetNotReady, PeerNotHealthy, VIPNotMoved, ServiceNotAnswering, NotRecovered, Interrupted, BreakFailed."),
-    activeHost: z.string().max(63).optional().describe("The DDIHost that held the VIP and was broken."),
+    reason: z.string().max(64).describe("CamelCase reason: Succeeded, MissedObjective, TargetNotReady, PeerNotHealthy, VIPNotMoved, RoleNotMoved, ServiceNotAnswering, NotRecovered, Interrupted, BreakFailed."),
+    activeHost: z.string().max(63).optional().describe("The DDIHost that was broken: the one that held the VIP, or the Kea primary."),
     peerHost: z.string().max(63).optional().describe("The DDIHost expected to take over."),
     objectiveSeconds: seconds("spec.objective in seconds, at the time of the run."),
     vipOnPeerSeconds: seconds("Seconds from the break until the VIP was on the peer."),
+    servingOnPeerSeconds: seconds("KeaHACluster: seconds from sending ha-maintenance-start until the partner reported partner-in-maintenance (it answers every client)."),
     serviceAnswersSeconds: seconds("Seconds from the break until the service answered on the VIP from the peer host (with spec.serviceCheck)."),
-    recoverySeconds: seconds("The measured recovery time compared to spec.objective: serviceAnswersSeconds with spec.serviceCheck, else vipOnPeerSeconds."),
-    recoveredSeconds: seconds("Seconds from the break until everything was back: the break undone, the VIP on its original node and keepalived active on both."),
+    recoverySeconds: seconds("The measured recovery time compared to spec.objective: serviceAnswersSeconds with spec.serviceCheck, else vipOnPeerSeconds; servingOnPeerSeconds for a KeaHACluster."),
+    recoveredSeconds: seconds("Seconds from the break until everything was back: the break undone, the VIP on its original node and keepalived active on both (for a KeaHACluster: both peers in the mode's normal state)."),
     message: z.string().max(4096).describe("What happened, with the measured times."),
   })
   .describe("One drill run.");
@@ -159,7 +166,7 @@ export const failoverDrillKind: KindDefinition = {
   plural: "failoverdrills",
   singular: "failoverdrill",
   shortNames: ["fd", "drill"],
-  description: "FailoverDrill breaks the active node of an HAPair on purpose (once, or on a cron schedule), measures how soon the peer serves, and restores everything.",
+  description: "FailoverDrill breaks the active node of an HAPair or a KeaHACluster on purpose (once, or on a cron schedule), measures how soon the peer serves, and restores everything.",
   spec: failoverDrillSpecSchema,
   status: failoverDrillStatusSchema,
   printerColumns: [

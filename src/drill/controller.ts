@@ -11,10 +11,16 @@ import {
   type FailoverDrillStatus,
   type HAPairSpec,
   type HAPairStatus,
+  type KeaHAClusterSpec,
+  type KeaHAClusterStatus,
   durationToMs,
   failoverDrillSpecSchema,
   haPairSpecSchema,
+  keaHAClusterSpecSchema,
 } from "../api/index.js";
+import { peerUrl } from "../daemons/kea/index.js";
+import type { KeaPeerTarget } from "../observe/kea-ha.js";
+import { hostsInNamespace } from "../render/render-set.js";
 import { type KubeItem, indexItems, itemsAsDocuments, kubeItemKey, pinsFromStatus, statusPatchIfChanged } from "../engine/kube-status.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
 import { manifestSessionProvider } from "../engine/sessions.js";
@@ -25,8 +31,10 @@ import type { KubeClient } from "../controller/kube-client.js";
 import { kubeErrorMessage, statusCodeOf } from "../controller/kube-client.js";
 import type { ControllerMetrics } from "../controller/metrics.js";
 import type { WorkResult } from "../controller/work-queue.js";
-import { breakTarget, restoreHost, runDrill } from "./runner.js";
-import { type PairView, type RunState, preflight, refusedRun, schedule, withRun } from "./machine.js";
+import { type KeaClusterView, type KeaDrillPeers, type KeaRunState, keaPreflight } from "./kea-machine.js";
+import { cancelKeaDrill, runKeaDrill } from "./kea-runner.js";
+import { type RunEnd, breakTarget, restoreHost, runDrill } from "./runner.js";
+import { type PairView, preflight, refusedRun, schedule, withRun } from "./machine.js";
 import { publishDrills } from "./metrics.js";
 import { drillStatus } from "./status.js";
 
@@ -67,6 +75,19 @@ function pairView(item: KubeItem | undefined, spec: HAPairSpec | undefined): Pai
   };
 }
 
+function keaClusterView(item: KubeItem | undefined, spec: KeaHAClusterSpec | undefined): KeaClusterView {
+  const status = (item?.status ?? {}) as KeaHAClusterStatus;
+  const ready = findCondition(status.conditions, "Ready");
+  const current = status.observedGeneration !== undefined && status.observedGeneration === item?.metadata.generation;
+  return {
+    exists: item !== undefined && spec !== undefined,
+    ready: ready?.status === "True" && current,
+    readyMessage: !current && item ? "its status is not for its current generation yet" : ready?.message,
+    spec,
+    peers: status.peers,
+  };
+}
+
 export class DrillController {
   /** Runs in progress in this process, by drill key. */
   private readonly inFlight = new Map<string, Promise<void>>();
@@ -100,11 +121,17 @@ export class DrillController {
     }
     const spec = parsed.data;
     const pairItem = this.deps.objectsIn(namespace).find((i) => i.kind === spec.target.kind && i.metadata.name === spec.target.name);
-    const pairSpec = pairItem ? haPairSpecSchema.safeParse(pairItem.spec) : undefined;
+    const kea = spec.target.kind === "KeaHACluster";
+    const pairSpec = pairItem && !kea ? haPairSpecSchema.safeParse(pairItem.spec) : undefined;
+    const keaParsed = pairItem && kea ? keaHAClusterSpecSchema.safeParse(pairItem.spec) : undefined;
+    const keaSpec = keaParsed?.success ? keaParsed.data : undefined;
     let runs = status.runs;
     // A run a previous process (or leader) left mid-way: its break is undone here, once.
     if (status.active) {
-      runs = withRun(runs, await this.restoreInterrupted(namespace, spec, status, pairSpec?.success ? pairSpec.data : undefined), spec.historyLimit);
+      const interrupted = kea
+        ? await this.cancelInterrupted(namespace, spec, status, pairItem, keaSpec)
+        : await this.restoreInterrupted(namespace, spec, status, pairSpec?.success ? pairSpec.data : undefined);
+      runs = withRun(runs, interrupted, spec.historyLimit);
     }
     const now = new Date();
     const created = new Date(String(item.metadata.creationTimestamp ?? now.toISOString()));
@@ -118,8 +145,8 @@ export class DrillController {
     const runID = newRunID();
     const started = { ...base, lastScheduleTime: rfc3339(now) };
     const pair = pairSpec?.success ? pairSpec.data : undefined;
-    const check = preflight(spec.target.name, pairView(pairItem, pair));
-    if (!check.ok || !pair) {
+    const check = kea ? keaPreflight(spec.target.name, keaClusterView(pairItem, keaSpec)) : preflight(spec.target.name, pairView(pairItem, pair));
+    if (!check.ok || (!kea && !pair)) {
       const message = check.ok ? `refused: HAPair ${spec.target.name} has an invalid spec; nothing was touched` : check.message;
       const run = refusedRun(spec, runID, now.getTime(), Date.now(), { reason: "TargetNotReady", message });
       const done = withRun(runs, run, spec.historyLimit);
@@ -128,8 +155,10 @@ export class DrillController {
       this.publish(namespace);
       return when.next ? { requeueAfterMs: Math.min(MAX_REQUEUE_MS, Math.max(1_000, when.next.getTime() - now.getTime())) } : {};
     }
-    await this.write(key, item, drillStatus(status, { ...started, phase: "Checking", active: { runID, startTime: rfc3339(now), activeHost: check.activeHost, peerHost: check.peerHost } }, generation, now));
-    const run = this.start(key, namespace, spec, pair, { runID, activeHost: check.activeHost, peerHost: check.peerHost, started, generation });
+    const peerHost = "survivorHost" in check ? check.survivorHost : check.peerHost;
+    await this.write(key, item, drillStatus(status, { ...started, phase: "Checking", active: { runID, startTime: rfc3339(now), activeHost: check.activeHost, peerHost } }, generation, now));
+    const runInfo = { runID, activeHost: check.activeHost, peerHost, started, generation };
+    const run = "survivorHost" in check ? this.startKea(key, namespace, spec, pairItem!, check, runInfo) : this.start(key, namespace, spec, pair!, runInfo);
     this.inFlight.set(
       key,
       run.finally(() => {
@@ -170,16 +199,51 @@ export class DrillController {
     return sessions(ddiHost);
   }
 
-  private async start(
-    key: string,
-    namespace: string,
-    spec: FailoverDrillSpec,
-    pair: HAPairSpec,
-    run: { runID: string; activeHost: string; peerHost: string; started: Omit<FailoverDrillStatus, "conditions" | "observedGeneration" | "phase">; generation: number },
-  ): Promise<void> {
+  private start(key: string, namespace: string, spec: FailoverDrillSpec, pair: HAPairSpec, run: RunInfo): Promise<void> {
+    return this.record(key, namespace, spec, run, async (hooks) => {
+      const [active, peer] = await Promise.all([this.runnerFor(namespace, run.activeHost), this.runnerFor(namespace, run.peerHost)]);
+      return runDrill({ spec, pair, runID: run.runID, activeHost: run.activeHost, peerHost: run.peerHost, active, peer, ...hooks });
+    });
+  }
+
+  private startKea(key: string, namespace: string, spec: FailoverDrillSpec, clusterItem: KubeItem, peers: KeaDrillPeers, run: RunInfo): Promise<void> {
+    return this.record(key, namespace, spec, run, async (hooks) => {
+      const targets = this.keaTargets(namespace, clusterItem, peers);
+      const [active, survivor] = await Promise.all([this.runnerFor(namespace, peers.activeHost), this.runnerFor(namespace, peers.survivorHost)]);
+      return runKeaDrill({
+        spec,
+        runID: run.runID,
+        peers,
+        activeTarget: targets.active,
+        survivorTarget: targets.survivor,
+        active,
+        survivor,
+        ...hooks,
+        report: (phase, state: KeaRunState) => hooks.report(phase, { ...state, peerHost: state.survivorHost }),
+      });
+    });
+  }
+
+  /** The Control Agents of the drill's two peers, as the renderer writes their URLs. */
+  private keaTargets(namespace: string, clusterItem: KubeItem, peers: KeaDrillPeers): { active: KeaPeerTarget; survivor: KeaPeerTarget } {
+    const items = this.deps.objectsIn(namespace).filter((i) => i.kind === "DDIHost");
+    const { set } = validateManifests(itemsAsDocuments([...items, clusterItem], "kube-apiserver"));
+    const cluster = set.keaClusters[0];
+    if (!cluster) throw new Error(`KeaHACluster ${clusterItem.metadata.name} has an invalid spec`);
+    const hosts = hostsInNamespace(set, namespace);
+    const target = (name: string): KeaPeerTarget => {
+      const index = cluster.spec.peers.findIndex((p) => p.name === name);
+      if (index < 0) throw new Error(`KeaHACluster ${clusterItem.metadata.name} has no peer ${name}`);
+      return { name, role: cluster.spec.peers[index]!.role, url: peerUrl(cluster, hosts, index) };
+    };
+    return { active: target(peers.activePeer), survivor: target(peers.survivorPeer) };
+  }
+
+  /** Runs one drill (`drive`) and writes its phases and its record into status. */
+  private async record(key: string, namespace: string, spec: FailoverDrillSpec, run: RunInfo, drive: (hooks: DriveHooks) => Promise<RunEnd>): Promise<void> {
     const log = this.deps.log.child({ drill: key, runID: run.runID });
     const startMs = Date.now();
-    const activeOf = (state: RunState) => ({
+    const activeOf = (state: ActiveTimes) => ({
       runID: run.runID,
       startTime: rfc3339(new Date(state.startMs)),
       breakTime: new Date(state.breakMs).toISOString(),
@@ -195,16 +259,8 @@ export class DrillController {
     };
     let result: DrillRun;
     try {
-      const [active, peer] = await Promise.all([this.runnerFor(namespace, run.activeHost), this.runnerFor(namespace, run.peerHost)]);
       log.info({ method: spec.method, activeHost: run.activeHost, peerHost: run.peerHost }, "drill starting");
-      const end = await runDrill({
-        spec,
-        pair,
-        runID: run.runID,
-        activeHost: run.activeHost,
-        peerHost: run.peerHost,
-        active,
-        peer,
+      const end = await drive({
         mayContinue: () => this.deps.canWrite(),
         report: (phase, state) => writeRunning(phase, { active: activeOf(state) }),
         ...(this.deps.pollIntervalMs ? { pollIntervalMs: this.deps.pollIntervalMs } : {}),
@@ -227,6 +283,28 @@ export class DrillController {
     const runs = withRun(status.runs, result, spec.historyLimit);
     await this.write(key, item, drillStatus(status, { ...run.started, runs, phase: result.result }, run.generation, new Date()));
     this.publish(namespace);
+  }
+
+  /** Cancels the Kea maintenance of a run this process does not own (a restart, a new leader) and records it. */
+  private async cancelInterrupted(namespace: string, spec: FailoverDrillSpec, status: FailoverDrillStatus, clusterItem: KubeItem | undefined, cluster: KeaHAClusterSpec | undefined): Promise<DrillRun> {
+    const active = status.active!;
+    const startMs = Date.parse(active.startTime) || Date.now();
+    const hosts = { ...(active.activeHost ? { activeHost: active.activeHost } : {}), ...(active.peerHost ? { peerHost: active.peerHost } : {}) };
+    const primary = cluster?.peers.find((p) => p.host === active.activeHost);
+    const survivor = cluster?.peers.find((p) => p.host === active.peerHost);
+    if (!active.breakTime || !clusterItem || !cluster || !primary || !survivor) {
+      return refusedRun(spec, active.runID, startMs, Date.now(), { reason: "Interrupted", message: "the controller restarted before the break; nothing was touched" }, hosts);
+    }
+    let undo: string | undefined;
+    try {
+      const peers: KeaDrillPeers = { activePeer: primary.name, activeHost: primary.host, survivorPeer: survivor.name, survivorHost: survivor.host, normalState: cluster.mode === "load-balancing" ? "load-balancing" : "hot-standby" };
+      undo = await cancelKeaDrill(await this.runnerFor(namespace, survivor.host), this.keaTargets(namespace, clusterItem, peers).survivor, active.runID);
+    } catch (err) {
+      undo = (err as Error).message;
+    }
+    const how = undo === undefined ? "the maintenance was cancelled by the controller that took over" : `cancelling the maintenance failed (${undo}); the host's own timer cancels it`;
+    this.deps.log.warn({ runID: active.runID, undo }, "drill interrupted by a controller restart");
+    return { ...refusedRun(spec, active.runID, startMs, Date.now(), { reason: "Interrupted", message: `the controller restarted mid-run; ${how}` }, hosts), result: "Aborted" };
   }
 
   /** Undoes the break of a run this process does not own (a restart, a new leader) and records it. */
@@ -292,6 +370,29 @@ export class DrillController {
     });
     publishDrills(this.deps.metrics.drills, namespace, drills);
   }
+}
+
+interface RunInfo {
+  runID: string;
+  activeHost: string;
+  peerHost: string;
+  started: Omit<FailoverDrillStatus, "conditions" | "observedGeneration" | "phase">;
+  generation: number;
+}
+
+/** What status.active keeps of a run in progress. */
+interface ActiveTimes {
+  startMs: number;
+  breakMs: number;
+  restoreMs?: number | undefined;
+  activeHost: string;
+  peerHost: string;
+}
+
+interface DriveHooks {
+  mayContinue(): boolean;
+  report(phase: "Running" | "Restoring", state: ActiveTimes): Promise<void>;
+  pollIntervalMs?: number;
 }
 
 function phaseOf(runs: readonly DrillRun[] | undefined): DrillPhase {

@@ -235,7 +235,8 @@ const invalid: InvalidCase[] = [
   { name: 'FailoverDrill objective that is not a duration', object: broken(failoverDrill(), (s) => (s.objective = 'ten seconds')), message: 'spec.objective' },
   { name: 'FailoverDrill unknown method', object: broken(failoverDrill(), (s) => (s.method = 'PullThePlug')), message: 'spec.method' },
   { name: 'FailoverDrill objective beyond its timeout', object: broken(failoverDrill(), (s) => { s.objective = '5m'; s.timeout = '1m'; }), message: 'spec.objective must be more than 0s and at most spec.timeout' },
-  { name: 'FailoverDrill of a KeaHACluster', object: broken(failoverDrill(), (s) => { s.target = { kind: 'KeaHACluster', name: 'kea-lb' }; s.method = 'KeaMaintenance'; }), message: 'spec.target.kind KeaHACluster is not drilled yet' },
+  { name: 'FailoverDrill of a KeaHACluster by stopping keepalived', object: broken(failoverDrill(), (s) => { s.target = { kind: 'KeaHACluster', name: 'kea-lb' }; s.method = 'StopPrimaryDaemon'; }), message: 'spec.method must be KeaMaintenance for a KeaHACluster' },
+  { name: 'FailoverDrill of a KeaHACluster with a DNS check', object: broken(failoverDrill(), (s) => { s.target = { kind: 'KeaHACluster', name: 'kea-lb' }; s.method = 'KeaMaintenance'; s.serviceCheck = { dnsName: 'example.org' }; }), message: 'a KeaHACluster has no VIP' },
   { name: 'DhcpFailoverPeer hostname as failover address', object: broken(failoverPeer(), (s) => (s.primary.address = 'ddi1.example.net')), message: 'spec.primary.address' },
 ];
 
