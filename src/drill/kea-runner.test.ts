@@ -12,6 +12,9 @@ describe("the host-side cancel of a Kea drill", () => {
     expect(() => armKeaCancelArgv("AB;rm", 60, "http://198.18.0.12:8000/")).toThrow(/run ID/);
     expect(() => armKeaCancelArgv("ab12", 60, "https://198.18.0.12:8000/")).toThrow(/https/);
     expect(disarmKeaCancelArgv("ab12").at(-1)).toBe("ddi-ha-drill-ab12");
+    // systemd-run expands ${...} in the command it runs: the script must hold none.
+    expect(argv.at(-1)).toBe(KEA_CANCEL_SCRIPT);
+    expect(KEA_CANCEL_SCRIPT).not.toContain("${");
   });
 
   it("the cancel script POSTs the command to the agent over /dev/tcp, and refuses an address that is not an IP literal", async () => {

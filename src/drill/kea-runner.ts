@@ -19,13 +19,15 @@ const PREFLIGHT_SETTLE_MS = 5_000;
 
 /**
  * Sends ha-maintenance-cancel to the Control Agent at $1 port $2, over bash's /dev/tcp (no curl
- * needed on the host). Args: agent address, port, the command's JSON body.
+ * needed on the host). Args: agent address, port, the command's JSON body. No braces after a '$':
+ * systemd-run expands those itself in the command it runs (as an environment variable, empty here).
  */
 export const KEA_CANCEL_SCRIPT = `set -u
 case "$1" in ''|*[!0-9A-Fa-f.:]*) echo "bad agent address" >&2; exit 2;; esac
 case "$2" in ''|*[!0-9]*) echo "bad agent port" >&2; exit 2;; esac
+length=$(printf %s "$3" | wc -c)
 exec 3<>"/dev/tcp/$1/$2" || exit 1
-printf 'POST / HTTP/1.1\\r\\nHost: %s\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s' "$1" "\${#3}" "$3" >&3
+printf 'POST / HTTP/1.1\\r\\nHost: %s\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s' "$1" "$length" "$3" >&3
 timeout 10 cat <&3
 `;
 
@@ -115,7 +117,8 @@ export async function runKeaDrill(ctx: KeaRunContext): Promise<RunEnd> {
   }
 
   let complete = true;
-  let seen = state.breakMs;
+  // ha-maintenance-start answers once the hand-over is done: the first round goes at once.
+  let seen = Number.NEGATIVE_INFINITY;
   while (state.phase === "Running") {
     if (!ctx.mayContinue()) {
       complete = false;
@@ -133,6 +136,7 @@ export async function runKeaDrill(ctx: KeaRunContext): Promise<RunEnd> {
   if (!complete) return { run: keaRunRecord(spec, state, now()), complete };
   await ctx.report("Restoring", state).catch(() => undefined);
   let retried = undo === undefined;
+  seen = Number.NEGATIVE_INFINITY;
   while (state.phase === "Restoring") {
     await pause(seen);
     const o = await observe();
