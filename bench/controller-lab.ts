@@ -68,6 +68,8 @@ export interface BenchControllerOptions {
   workers?: number;
   /** The CLI script (default bin/ddi-ha.js, through tsx). */
   entry?: string;
+  /** Node's own flags for the controller process (a heap cap, say). */
+  nodeArgs?: readonly string[];
   logLevel?: string;
 }
 
@@ -80,6 +82,7 @@ export async function startBenchController(options: BenchControllerOptions): Pro
     leaseName: BENCH_LEASE,
     logLevel: options.logLevel ?? "info",
     ...(options.entry ? { entry: options.entry } : {}),
+    ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
     args: [...(options.resync ? ["--resync", options.resync] : []), ...(options.workers ? ["--workers", String(options.workers)] : [])],
   });
   try {

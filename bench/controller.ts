@@ -5,7 +5,8 @@
 //
 //   npm run bench:controller                        40 hosts, 1,000 objects, writes docs/benchmarks.md
 //   npm run bench:controller -- --hosts 4 --objects 24 --resyncs 2 --no-write     a quick look
-//   options: --resync 30s (the controller's), --resyncs 4 (steady-state window), --workers 16, --note TEXT
+//   options: --resync 30s (the controller's), --resyncs 4 (steady-state window), --workers 16, --note TEXT,
+//            --node-options "--max-old-space-size=256 …" (node's flags for the controller; its own section)
 //
 // The objects: one DDIHost per host and (objects − hosts) HAPairs, dealt over couples of hosts
 // (densePairs). VRRP wants a VRID unique per L2 and the lab's first bridge has room for about 200
@@ -30,8 +31,25 @@ import { median } from "./stats.js";
 
 const execFileAsync = promisify(execFile);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const START = "<!-- bench:controller start -->";
-const END = "<!-- bench:controller end -->";
+/** The flags as a reader would type them again: without --no-write and --note (and its text), quoted where needed. */
+function commandArgs(argv: readonly string[]): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--no-write" || a.startsWith("--note=")) continue;
+    if (a === "--note") {
+      i++;
+      continue;
+    }
+    kept.push(/^[A-Za-z0-9._=\/-]+$/.test(a) ? a : `'${a}'`);
+  }
+  return kept.length ? ` -- ${kept.join(" ")}` : "";
+}
+
+/** The section this run rewrites: a run with --node-options has its own, beside the default's. */
+const markers = (capped: boolean) => (capped ? ["<!-- bench:controller node-options start -->", "<!-- bench:controller node-options end -->"] : ["<!-- bench:controller start -->", "<!-- bench:controller end -->"]);
+/** Node flags for the controller: --name or --name=value words only (they go to node's argv, no shell). */
+const NODE_FLAG_RE = /^--[a-z][a-z0-9-]*(=[A-Za-z0-9._-]+)?$/;
 const GOAL_RSS_MB = 150;
 const SAMPLE_MS = 5_000;
 
@@ -84,6 +102,7 @@ async function main(): Promise<void> {
       workers: { type: "string", default: "16" },
       "converge-timeout": { type: "string", default: "90" },
       note: { type: "string" },
+      "node-options": { type: "string" },
       "no-write": { type: "boolean", default: false },
     },
   });
@@ -96,6 +115,10 @@ async function main(): Promise<void> {
   if (!/^[1-9][0-9]*s$/.test(values.resync)) throw new Error(`--resync: ${values.resync} is not a whole number of seconds such as 30s`);
   if (!Number.isInteger(resyncs) || resyncs < 1) throw new Error(`--resyncs: ${values.resyncs} is not a positive count`);
   if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers: ${values.workers} is not a positive count`);
+  const nodeArgs = values["node-options"]?.split(/\s+/).filter(Boolean) ?? [];
+  const badFlag = nodeArgs.find((f) => !NODE_FLAG_RE.test(f));
+  if (badFlag) throw new Error(`--node-options: ${JSON.stringify(badFlag)} is not a node flag such as --max-old-space-size=256`);
+  const [START, END] = markers(nodeArgs.length > 0) as [string, string];
   const resyncMs = Number(values.resync.slice(0, -1)) * 1000;
   const pairCount = objects - hostCount;
   const perSegment = Math.min(255, 254 - (11 + hostCount) + 1);
@@ -126,7 +149,7 @@ async function main(): Promise<void> {
 
     await bcp.kubectl.run(["create", "namespace", FLEET_NAMESPACE]);
     watch = new ObjectWatch(bcp.kubeConfig, FLEET_NAMESPACE);
-    replica = await startBenchController({ name: "bench", kubeconfig: bcp.cp.kubeconfigPath, namespace: FLEET_NAMESPACE, resync: values.resync, workers, entry });
+    replica = await startBenchController({ name: "bench", kubeconfig: bcp.cp.kubeconfigPath, namespace: FLEET_NAMESPACE, resync: values.resync, workers, entry, ...(nodeArgs.length ? { nodeArgs } : {}) });
     const pid = replica.child.pid!;
     let phase: Phase = "idle";
     let sampling = false;
@@ -203,10 +226,10 @@ async function main(): Promise<void> {
     const row = (what: string, xs: Sample[], pick: (s: Sample) => number) =>
       `| ${what} | ${xs.length ? mb(median(xs.map(pick))) : "–"} | ${xs.length ? mb(max(xs.map(pick))) : "–"} |`;
     const steadyRssMb = max(steady.map((s) => s.rss)) / MB;
-    const cmd = `npm run bench:controller${process.argv.slice(2).filter((a) => a !== "--no-write").length ? ` -- ${process.argv.slice(2).filter((a) => a !== "--no-write" && !a.startsWith("--note")).join(" ")}` : ""}`;
+    const cmd = `npm run bench:controller${commandArgs(process.argv.slice(2))}`;
     const lines = [
       START,
-      "## Controller memory and CPU, 1,000 objects on real hosts",
+      nodeArgs.length ? `## Controller memory and CPU, 1,000 objects on real hosts, node ${nodeArgs.join(" ")}` : "## Controller memory and CPU, 1,000 objects on real hosts",
       "",
       `Produced by \`${cmd}\` (bench/controller.ts) on ${new Date().toISOString().slice(0, 10)}, Node ${process.version},`,
       `${cpus().length} × ${cpus()[0]?.model.trim() ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB; the whole run took ${((Date.now() - startedAt) / 60_000).toFixed(1)} min;`,
@@ -219,7 +242,7 @@ async function main(): Promise<void> {
       `so the hosts sit on ${1 + extraNetworks} bridges (\`startLab({ extraNetworks: ${extraNetworks} })\`), each its own L2 with VRIDs from 1,`,
       "and a couple's pairs are spread over them (`densePairs`, src/lab/fleet-manifests.ts). No KeaHACluster or",
       "DhcpFailoverPeer (the lab runs no Kea HA pair or failover dhcpd at this count).",
-      `The controller is the production build (tsc output, as in the image) run as \`ddi-ha controller --resync ${values.resync}`,
+      `The controller is the production build (tsc output, as in the image) run as \`${nodeArgs.length ? `node ${nodeArgs.join(" ")} … ` : ""}ddi-ha controller --resync ${values.resync}`,
       converged
         ? `--workers ${workers} --leader-elect\`, its own process; it converged every object from \`kubectl apply\` (every object Ready,\nevery VIP on its primary) in ${convergeS.toFixed(0)} s. Memory is its /metrics (prom-client's default process metrics,`
         : `--workers ${workers} --leader-elect\`, its own process; it had **not converged** ${convergeS.toFixed(0)} s after \`kubectl apply\` (${readyAtConverge} of ${objects} objects\nReady; the steady state below is measured from there). Memory is its /metrics (prom-client's default process metrics,`,

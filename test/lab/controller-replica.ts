@@ -28,10 +28,13 @@ export interface ReplicaOptions {
   logLevel?: string;
   /** The CLI script node runs (default bin/ddi-ha.js); e.g. a build's src/cli/main.js. */
   entry?: string;
+  /** Node's own flags before the script (e.g. --max-old-space-size=256). */
+  nodeArgs?: readonly string[];
 }
 
 export async function startReplica(options: ReplicaOptions): Promise<Replica> {
   const argv = [
+    ...(options.nodeArgs ?? []),
     options.entry ?? join(repoRoot, 'bin', 'ddi-ha.js'),
     'controller',
     '--kubeconfig',
