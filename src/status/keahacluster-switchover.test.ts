@@ -8,11 +8,11 @@ const at = (iso: string) => new Date(iso);
 
 describe("keaSwitchoverCondition", () => {
   it("True SwitchingOver while under way; SwitchoverFailed with Kea's answer when a command was refused", () => {
-    expect(keaSwitchoverCondition({ plan: plan("HandingOver", "s2 takes over"), swapped: true }, undefined, at("2026-01-01T00:00:00Z"))).toEqual({
+    expect(keaSwitchoverCondition({ plan: plan("HandingOver", "s2 takes over"), swapped: true, startedAt: at("2025-12-31T23:59:58Z") }, undefined, at("2026-01-01T00:00:00Z"))).toEqual({
       type: "Switchover",
       status: "True",
       reason: "SwitchingOver",
-      message: "s2 takes over",
+      message: "s2 takes over (started 2025-12-31T23:59:58.000Z)",
     });
     const failed = keaSwitchoverCondition({ plan: plan("Waiting"), swapped: true, sent: { command: "ha-maintenance-start", peer: "s2", ok: false, text: "Unable to transition" } }, undefined, new Date());
     expect(failed).toMatchObject({ status: "True", reason: "SwitchoverFailed" });
@@ -28,6 +28,9 @@ describe("keaSwitchoverCondition", () => {
       message: "s2 primary, s1 standby, both in hot-standby: done 17 s after the switchover started",
     });
     expect(keaSwitchoverCondition({ plan: plan("Done"), swapped: false }, started, at("2026-01-01T00:00:09Z"))).toMatchObject({ reason: "SwitchedBack", message: "why: done 9 s after the switchover started" });
+    // The start carried in the True message wins over its (later) lastTransitionTime.
+    const carried = { ...started, message: "m (started 2025-12-31T23:59:55.000Z)" };
+    expect(keaSwitchoverCondition({ plan: plan("Done"), swapped: true }, carried, at("2026-01-01T00:00:17Z"))!.message).toContain("done 22 s after");
     // Done within the one pass that started it: timed from that pass's step before the apply.
     expect(keaSwitchoverCondition({ plan: plan("Done"), swapped: true, startedAt: at("2026-01-01T00:00:00Z") }, undefined, at("2026-01-01T00:00:06Z"))!.message).toContain("done 6 s after");
   });

@@ -41,15 +41,18 @@ type PreviousCondition = { status: string; reason: string; message: string; last
  */
 export function keaSwitchoverCondition(sw: KeaSwitchoverObservation | undefined, previous: PreviousCondition, now: Date): ConditionInput | undefined {
   if (!sw || sw.plan.phase === "Idle") return previous && previous.status !== "True" ? { type: "Switchover", status: previous.status as ConditionInput["status"], reason: previous.reason, message: previous.message } : undefined;
+  // When it started, carried in the True message: the first pass writes True only after its own
+  // hand-over and restarts, so the condition's lastTransitionTime would be late by those.
+  const startedBefore = previous?.status === "True" ? Date.parse(/\(started (\S+)\)$/.exec(previous.message)?.[1] ?? previous.lastTransitionTime ?? "") : NaN;
+  const started = Number.isFinite(startedBefore) ? startedBefore : (sw.startedAt ?? now).getTime();
   if (sw.plan.phase !== "Done") {
     const failed = sw.sent && !sw.sent.ok;
-    return { type: "Switchover", status: "True", reason: failed ? "SwitchoverFailed" : "SwitchingOver", message: `${sw.plan.why}${sentText(sw.sent)}` };
+    return { type: "Switchover", status: "True", reason: failed ? "SwitchoverFailed" : "SwitchingOver", message: `${sw.plan.why}${sentText(sw.sent)} (started ${new Date(started).toISOString()})` };
   }
   const reason = sw.swapped ? "SwitchedOver" : "SwitchedBack";
   // Already done: keep the message (and the seconds) the finishing pass wrote.
   if (previous && previous.status === "False" && previous.reason === reason) return { type: "Switchover", status: "False", reason, message: previous.message };
-  const started = previous?.status === "True" ? Date.parse(previous.lastTransitionTime ?? "") : (sw.startedAt ?? now).getTime();
-  const seconds = Number.isFinite(started) ? Math.max(0, Math.round((now.getTime() - started) / 1000)) : 0;
+  const seconds = Math.max(0, Math.round((now.getTime() - started) / 1000));
   return { type: "Switchover", status: "False", reason, message: `${sw.plan.why}: done ${seconds} s after the switchover started` };
 }
 
