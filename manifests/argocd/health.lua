@@ -43,6 +43,8 @@ local READY_FALSE = {
   HandingOver = "Progressing",               -- a node in maintenance still holds the VIP; keepalived gives it away (Kea, dhcpd: the partner is taking over)
   HandOverFailed = "Degraded",               -- Kea or dhcpd refused the maintenance hand-over command; retried each pass
   NoPartnerToTakeOver = "Degraded",          -- a maintenance, but no partner can serve: both in maintenance, passive-backup, partner down
+  SwitchingOver = "Progressing",             -- a planned Kea hot-standby switchover (spec.preferredPrimary) is under way (ADR 0033)
+  SwitchoverFailed = "Degraded",             -- Kea refused a switchover command (ha-maintenance-start/-cancel); retried each pass
   -- DhcpFailoverPeer
   DhcpdNotRunning = "Degraded",
   OmapiFailed = "Degraded",

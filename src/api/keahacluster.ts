@@ -130,6 +130,11 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
       syncLeases: z.boolean().default(true).describe("sync-leases: synchronize the lease database on startup."),
       waitBackupAck: z.boolean().optional().describe("wait-backup-ack: passive-backup only; wait for backups before answering clients."),
       delayedUpdatesLimit: z.number().int().min(0).max(65535).optional().describe("delayed-updates-limit: load-balancing only."),
+      preferredPrimary: configIdentifier()
+        .optional()
+        .describe(
+          "Planned switchover (mode hot-standby only): the name of the peer that should serve as primary. Naming the standby peer swaps the roles of the primary and standby peers on the hosts: the operator first hands every client to that peer (ha-maintenance-start), then applies the swapped configs, the old primary first, and reports it in the Switchover condition with the seconds it took. Remove the field (or name the primary) to switch back the same way (ADR 0033).",
+        ),
       configSync: z
         .enum(["PrimaryIsSourceOfTruth", "HAOnly"])
         .default("PrimaryIsSourceOfTruth")
@@ -185,6 +190,18 @@ export const keaHAClusterSpecSchema = withCrossFieldRules(
       message: "spec.peers roles do not fit mode hot-standby: use exactly one primary and one standby (not secondary); any others must be backup",
       fieldPath: ".peers",
       holds: (s) => s.mode !== "hot-standby" || rolesFitMode(s.mode, s.peers),
+    },
+    {
+      cel: "!has(self.preferredPrimary) || self.mode == 'hot-standby'",
+      message: "spec.preferredPrimary is allowed only in mode hot-standby (a planned switchover swaps the primary and standby roles); remove it",
+      fieldPath: ".preferredPrimary",
+      holds: (s) => s.preferredPrimary === undefined || s.mode === "hot-standby",
+    },
+    {
+      cel: "!has(self.preferredPrimary) || self.peers.exists(p, p.name == self.preferredPrimary && p.role in ['primary', 'standby'])",
+      message: "spec.preferredPrimary must name the primary or the standby peer in spec.peers (a backup peer never serves clients): use one of those peers' names",
+      fieldPath: ".preferredPrimary",
+      holds: (s) => s.preferredPrimary === undefined || s.peers.some((p) => p.name === s.preferredPrimary && (p.role === "primary" || p.role === "standby")),
     },
     {
       cel: "self.mode != 'passive-backup' || (self.peers.filter(p, p.role == 'primary').size() == 1 && self.peers.all(p, p.role in ['primary', 'backup']))",

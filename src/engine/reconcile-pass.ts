@@ -16,12 +16,13 @@ import {
 } from "../api/index.js";
 import { type ApplyOptions, type ApplyResult, applyHostFiles } from "../apply/index.js";
 import { type DhcpdOmapiKey, type FailoverSide, failoverPeerName, includeFilePath, planFailoverMaintenance } from "../daemons/dhcpd/index.js";
-import { peerUrl, planKeaMaintenance } from "../daemons/kea/index.js";
+import { type KeaSwitchoverPlan, effectivePeers, isSwitchedOver, peerUrl, planKeaMaintenance, planKeaSwitchover } from "../daemons/kea/index.js";
 import { keepalivedInstanceNames } from "../daemons/keepalived/index.js";
 import { withOnly } from "./drift.js";
 import { type FileDrift, driftFromProbes, hostNamesOf, probedSessionProvider } from "./host-probes.js";
 import { gatherRenderInputs, groupByHost, omapiKeyFromIncludeFile, type SessionProvider, type VerifiedHostKey } from "./render-inputs.js";
 import type { HostSession } from "../exec/host-io.js";
+import type { RenderedFile } from "../render/types.js";
 import {
   type DhcpFailoverSideObservation,
   type HostProbe,
@@ -153,6 +154,8 @@ async function applyRelationships(
   options: ApplyOptions,
   inputsSessionOf: SessionProvider = sessionOf,
   onHostApplied?: (host: DDIHost) => void,
+  /** DDIHost names to apply one after the other, in this order (a Kea switchover); others at once. */
+  hostOrder?: (resource: RelationshipResource) => readonly string[] | undefined,
 ): Promise<ReconcilePassResult["applied"]> {
   const applied: ReconcilePassResult["applied"] = new Map();
   let inputs: RenderInputs = {};
@@ -196,19 +199,29 @@ async function applyRelationships(
         }
         const results: ApplyResult[] = [];
         const errors: { host: string; message: string }[] = [];
-        await Promise.all(
-          [...groupByHost(rendered.files).entries()].map(async ([hostKey, files]) => {
-            const host = set.hosts.get(hostKey)!;
-            try {
-              const session = await sessionOf(host);
-              results.push(await applyHostFiles(session, files, { ...options, lockKey: `${host.spec.address}:${host.spec.port}` }));
-              onHostApplied?.(host);
-            } catch (err) {
-              onHostApplied?.(host);
-              errors.push({ host: host.metadata.name, message: err instanceof Error ? err.message : String(err) });
-            }
-          }),
-        );
+        const applyOn = async ([hostKey, files]: [string, RenderedFile[]]) => {
+          const host = set.hosts.get(hostKey)!;
+          try {
+            const session = await sessionOf(host);
+            results.push(await applyHostFiles(session, files, { ...options, lockKey: `${host.spec.address}:${host.spec.port}` }));
+            onHostApplied?.(host);
+          } catch (err) {
+            onHostApplied?.(host);
+            errors.push({ host: host.metadata.name, message: err instanceof Error ? err.message : String(err) });
+          }
+        };
+        const byHost = [...groupByHost(rendered.files).entries()];
+        const order = hostOrder?.(resource);
+        if (order) {
+          // One after the other: the next host's daemon restarts only once this one's apply is verified.
+          const rank = (key: string) => {
+            const i = order.indexOf(set.hosts.get(key)?.metadata.name ?? "");
+            return i === -1 ? order.length : i;
+          };
+          for (const entry of byHost.sort((a, b) => rank(a[0]) - rank(b[0]))) await applyOn(entry);
+        } else {
+          await Promise.all(byHost.map(applyOn));
+        }
         applied.set(kindKey(resource), { resource, outcome: { results, errors } });
       }),
   );
@@ -392,17 +405,12 @@ async function failoverPeerStatus(
   return computed(peer, (prev) => computeDhcpFailoverPeerStatus(observation, outcome, prev as DhcpFailoverPeerStatus | undefined, peer.metadata.generation ?? 0, now), previous);
 }
 
-async function keaClusterStatus(
-  cluster: KeaHACluster,
-  set: ManifestSet,
-  sessionOf: SessionProvider,
-  outcome: ApplyOutcome | undefined,
-  previous: KeaHAClusterStatus | undefined,
-  now: Date,
-  mayAct: () => boolean,
-): Promise<ComputedStatus> {
+/** Each peer of a cluster reached through its own host, and all of them observed (status-get). */
+function keaPeers(cluster: KeaHACluster, set: ManifestSet, sessionOf: SessionProvider) {
   const ns = cluster.metadata.namespace!;
   const hosts = hostsInNamespace(set, ns);
+  // The roles the spec now renders: swapped after a planned switchover (spec.preferredPrimary).
+  const roles = effectivePeers(cluster.spec);
   const reach = async (index: number): Promise<{ session?: HostSession; url?: string; error?: string }> => {
     const peer = cluster.spec.peers[index]!;
     const { session, error } = await trySession(sessionOf, hostByName(set, ns, peer.host), peer.host);
@@ -416,14 +424,91 @@ async function keaClusterStatus(
   const observeAll = () =>
     Promise.all(
       cluster.spec.peers.map(async (peer, index): Promise<KeaPeerObservation> => {
+        const role = roles[index]!.role;
         const { session, url, error } = await reach(index);
-        if (!session || !url) return { name: peer.name, host: peer.host, role: peer.role, reachable: false, state: "unavailable", error: error ?? "no session" };
-        return observeKeaPeer(session, { name: peer.name, role: peer.role, url });
+        if (!session || !url) return { name: peer.name, host: peer.host, role, reachable: false, state: "unavailable", error: error ?? "no session" };
+        return observeKeaPeer(session, { name: peer.name, role, url });
       }),
     );
+  const send = async (command: KeaCommandOutcome["command"], peerName: string): Promise<KeaCommandOutcome> => {
+    const index = cluster.spec.peers.findIndex((p) => p.name === peerName);
+    const { session, url, error } = await reach(index);
+    return session && url
+      ? sendKeaMaintenanceCommand(session, { name: peerName, role: roles[index]!.role, url }, command)
+      : { command, peer: peerName, ok: false, text: error ?? "no session" };
+  };
+  const inMaintenance = () => cluster.spec.peers.filter((p) => hostByName(set, ns, p.host)?.spec.maintenance === true).map((p) => p.name);
+  return { observeAll, send, inMaintenance };
+}
+
+/** What the switchover step before an apply did (ADR 0033): a hand-over sent, the apply held, or the hosts' order. */
+export interface KeaSwitchoverPrep {
+  plan: KeaSwitchoverPlan;
+  sent?: KeaCommandOutcome;
+  /** Set when the apply must wait: ConfigApplied False with this reason, retried next pass. */
+  hold?: { reason: string; message: string };
+  order?: string[];
+  /** When this step began: a switchover done within one pass is timed from here. */
+  startedAt: Date;
+}
+
+const switchoverInProgress = (previous: KeaHAClusterStatus | undefined) => findCondition(previous?.conditions, "Switchover")?.status === "True";
+const toSwitchoverPeers = (peers: readonly KeaPeerObservation[]) =>
+  peers.map((p) => ({ name: p.name, host: p.host, role: p.role, reachable: p.reachable, state: p.state, ...(p.runningRole ? { runningRole: p.runningRole } : {}) }));
+
+/** How long the step before an apply waits for the new primary to answer every client after ha-maintenance-start. */
+const HAND_OVER_WAIT_MS = 10_000;
+
+/**
+ * Before a hot-standby cluster's configs are applied: when they change the running roles, hand
+ * every client to the new primary first (ha-maintenance-start), then let the apply go one host at
+ * a time, the old primary first. Holds the apply while that is not possible yet.
+ */
+async function prepareKeaSwitchover(
+  cluster: KeaHACluster,
+  set: ManifestSet,
+  sessionOf: SessionProvider,
+  previous: KeaHAClusterStatus | undefined,
+  mayAct: () => boolean,
+): Promise<KeaSwitchoverPrep> {
+  const startedAt = new Date();
+  const { observeAll, send, inMaintenance } = keaPeers(cluster, set, sessionOf);
+  const plan = async () => planKeaSwitchover(toSwitchoverPeers(await observeAll()), switchoverInProgress(previous), inMaintenance().length > 0);
+  let planned = await plan();
+  let sent: KeaCommandOutcome | undefined;
+  if (planned.phase === "HandingOver" && planned.send && mayAct()) {
+    sent = await send(planned.send.command, planned.send.peer);
+    // ha-maintenance-start returns once the partner is in in-maintenance; the new primary's own move follows at once.
+    const deadline = Date.now() + HAND_OVER_WAIT_MS;
+    do {
+      planned = await plan();
+      if (planned.phase !== "HandingOver" || !sent.ok) break;
+      await new Promise((r) => setTimeout(r, 250));
+    } while (Date.now() < deadline);
+  }
+  const base = { plan: planned, startedAt, ...(sent ? { sent } : {}) };
+  if (planned.phase === "Applying") return { ...base, order: planned.order ?? [] };
+  if (planned.phase === "Waiting" || planned.phase === "HandingOver") {
+    const refused = sent && !sent.ok ? `; ${sent.command} to ${sent.peer} was refused: ${sent.text}` : "";
+    return { ...base, hold: { reason: "SwitchoverPending", message: `${planned.why}${refused}` } };
+  }
+  return base;
+}
+
+async function keaClusterStatus(
+  cluster: KeaHACluster,
+  set: ManifestSet,
+  sessionOf: SessionProvider,
+  outcome: ApplyOutcome | undefined,
+  previous: KeaHAClusterStatus | undefined,
+  now: Date,
+  mayAct: () => boolean,
+  prep: KeaSwitchoverPrep | undefined,
+): Promise<ComputedStatus> {
+  const { observeAll, send, inMaintenance } = keaPeers(cluster, set, sessionOf);
   let peers = await observeAll();
   // DDIHost spec.maintenance: hand the peer's clients over (or back) before anything stops.
-  const resting = cluster.spec.peers.filter((p) => hostByName(set, ns, p.host)?.spec.maintenance === true).map((p) => p.name);
+  const resting = inMaintenance();
   const undoing = maintenanceWasOn(findCondition(previous?.conditions, "Maintenance"));
   let maintenance;
   if (resting.length > 0 || undoing) {
@@ -431,17 +516,27 @@ async function keaClusterStatus(
     let planned = plan();
     let sent: KeaCommandOutcome | undefined;
     if (planned.send && mayAct()) {
-      const index = cluster.spec.peers.findIndex((p) => p.name === planned.send!.peer);
-      const { session, url, error } = await reach(index);
-      sent = session && url
-        ? await sendKeaMaintenanceCommand(session, { name: planned.send.peer, role: cluster.spec.peers[index]!.role, url }, planned.send.command)
-        : { command: planned.send.command, peer: planned.send.peer, ok: false, text: error ?? "no session" };
+      sent = await send(planned.send.command, planned.send.peer);
       peers = await observeAll();
       planned = plan();
     }
     maintenance = { peers: resting, plan: planned, ...(sent ? { sent } : {}) };
   }
-  const observation = { mode: cluster.spec.mode, configSync: cluster.spec.configSync, peers, ...(maintenance ? { maintenance } : {}) };
+  // A planned switchover (ADR 0033): after the apply, end the maintenance state it left and time it.
+  let switchover;
+  if (cluster.spec.mode === "hot-standby" && !maintenance) {
+    const inProgress = switchoverInProgress(previous) || (prep !== undefined && prep.plan.phase !== "Idle");
+    const plan = () => planKeaSwitchover(toSwitchoverPeers(peers), inProgress, false);
+    let planned = plan();
+    let sent = prep?.sent;
+    if (planned.phase === "Finishing" && planned.send && mayAct()) {
+      sent = await send(planned.send.command, planned.send.peer);
+      peers = await observeAll();
+      planned = plan();
+    }
+    switchover = { plan: planned, swapped: isSwitchedOver(cluster.spec), ...(sent ? { sent } : {}), ...(prep?.hold ? { held: prep.hold.message } : {}), ...(prep && prep.plan.phase !== "Idle" ? { startedAt: prep.startedAt } : {}) };
+  }
+  const observation = { mode: cluster.spec.mode, configSync: cluster.spec.configSync, peers, ...(maintenance ? { maintenance } : {}), ...(switchover ? { switchover } : {}) };
   return computed(cluster, (p) => computeKeaHAClusterStatus(observation, outcome, p as KeaHAClusterStatus | undefined, cluster.metadata.generation ?? 0, now), previous);
 }
 
@@ -522,24 +617,40 @@ export async function reconcilePass(set: ManifestSet, sessionOf: SessionProvider
     );
   }
 
-  const applying = (r: RelationshipResource) => wanted(r) || correcting.has(kindKey(r)) || following.has(kindKey(r));
+  const acting = options.maintenanceActions ?? (options.apply !== false || options.applyWhenDiffering === true);
+  const mayAct = () => acting && (options.mayApply?.() ?? true);
+  const willApply = (r: RelationshipResource) => wanted(r) || correcting.has(kindKey(r)) || following.has(kindKey(r));
+  // A hot-standby cluster about to be applied may change the running roles (spec.preferredPrimary):
+  // the clients go to the new primary first, and the hosts are applied one at a time (ADR 0033).
+  const switchovers = new Map<string, KeaSwitchoverPrep>();
+  const ownErrors = new Set(problems.filter((p) => p.severity === "error").map((p) => p.resource));
+  if (options.mayApply?.() ?? true) {
+    await Promise.all(
+      set.keaClusters
+        .filter((c) => c.spec.mode === "hot-standby" && willApply(c) && !ownErrors.has(describeResource(c)))
+        .map(async (c) => switchovers.set(kindKey(c), await prepareKeaSwitchover(c, set, sessionOf, previousOf<KeaHAClusterStatus>(c), mayAct))),
+    );
+  }
+  const applying = (r: RelationshipResource) => willApply(r) && !switchovers.get(kindKey(r))?.hold;
   // Asked at the last moment: a controller that lost its leader Lease during the probes applies nothing.
   const applied = relationships(set).some(applying) && (options.mayApply?.() ?? true)
-    ? await applyRelationships(set, sessionOf, applying, problems, options.applyOptions ?? {}, inputsSessionOf, options.onHostApplied)
+    ? await applyRelationships(set, sessionOf, applying, problems, options.applyOptions ?? {}, inputsSessionOf, options.onHostApplied, (r) => switchovers.get(kindKey(r))?.order)
     : new Map<string, { resource: RelationshipResource; outcome: ApplyOutcome }>();
+  for (const [key, prep] of switchovers) {
+    const cluster = set.keaClusters.find((c) => kindKey(c) === key);
+    if (prep.hold && cluster) applied.set(key, { resource: cluster, outcome: { deferred: prep.hold } });
+  }
   for (const [key, checked] of drifts) {
     const apply = applied.get(key);
     applied.set(key, apply ? { resource: apply.resource, outcome: { ...apply.outcome, ...(checked.outcome.drift ? { drift: checked.outcome.drift } : {}) } } : checked);
   }
   const outcomeOf = (r: RelationshipResource): ApplyOutcome | undefined => applied.get(kindKey(r))?.outcome;
 
-  const acting = options.maintenanceActions ?? (options.apply !== false || options.applyWhenDiffering === true);
-  const mayAct = () => acting && (options.mayApply?.() ?? true);
   const statuses = await Promise.all<ComputedStatus>([
     ...[...set.hosts.values()].map((h) => ddiHostStatus(h, sessionOf, previousOf(h), now(), probeOf)),
     ...set.haPairs.map((p) => haPairStatus(p, set, sessionOf, outcomeOf(p), previousOf(p), memory, now(), probeOf)),
     ...set.failoverPeers.map((p) => failoverPeerStatus(p, set, probeOf ? inputsSessionOf : sessionOf, outcomeOf(p), previousOf(p), now(), mayAct, probeOf)),
-    ...set.keaClusters.map((c) => keaClusterStatus(c, set, sessionOf, outcomeOf(c), previousOf(c), now(), mayAct)),
+    ...set.keaClusters.map((c) => keaClusterStatus(c, set, sessionOf, outcomeOf(c), previousOf(c), now(), mayAct, switchovers.get(kindKey(c)))),
   ]);
   return { applied, statuses };
 }

@@ -31,6 +31,8 @@ export interface KeaPeerObservation {
   reachable: boolean;
   /** The peer's own HA state; "unavailable" when it did not answer. */
   state: string;
+  /** The role the running kea-dhcp4 has (status-get local.role): its config's, whatever the spec says now. */
+  runningRole?: string;
   /** Whether the peer is in touch with its partner (status-get remote.in-touch). */
   inTouch?: boolean;
   /** Unacked clients the peer counts against its partner. */
@@ -80,6 +82,7 @@ export function peerFromStatusGet(target: KeaPeerTarget, host: string, response:
     ...base,
     reachable: true,
     state: rel.localState,
+    ...(rel.localRole !== "unknown" ? { runningRole: rel.localRole } : {}),
     ...(rel.remote
       ? {
           inTouch: rel.remote.inTouch,

@@ -131,6 +131,8 @@ describe("peerFromStatusGet on Kea 2.2.0 answers", () => {
       role: "secondary",
       reachable: true,
       state: "load-balancing",
+      // The running config's role (status-get local.role), which a switchover compares with the spec's.
+      runningRole: "secondary",
       inTouch: true,
       unackedClients: 0,
       partnerLastState: "load-balancing",

@@ -101,6 +101,7 @@ const NOT_FREE_FORM: Record<string, string> = {
   "spec.primary.host": "a DDIHost name (RFC 1123): only in comment lines, and its pattern has no newline",
   "spec.secondary.host": "a DDIHost name (RFC 1123): only in comment lines, and its pattern has no newline",
   "spec.peers[].host": "a DDIHost name: not rendered",
+  "spec.preferredPrimary": "a peer name (configIdentifier pattern, and CEL: one of spec.peers[].name): it only picks which roles are swapped, never rendered itself",
   "spec.dhcp4.hooks-libraries[] (free-form)": "refused at admission (CEL) and by zod: the operator manages it",
   "spec.dhcp4.control-socket (free-form)": "refused at admission (CEL) and by zod: the operator manages it",
   "spec.dhcp4.interfaces-config (free-form)": "refused at admission (CEL) and by zod: the operator manages it",

@@ -25,6 +25,11 @@ export interface ApplyOutcome {
    * then re-applied them (results), with Report it changed nothing.
    */
   drift?: { checkedHosts: readonly string[]; differing: readonly string[]; policy: "Correct" | "Report"; pendingReload?: readonly string[] };
+  /**
+   * The apply was held on purpose this pass (a Kea switchover waiting for its hand-over, ADR
+   * 0033): ConfigApplied False with this reason, retried by the next pass (not stalling).
+   */
+  deferred?: { reason: string; message: string };
 }
 
 /** ConfigApplied's reason while spec.driftPolicy Report leaves a drifted file alone (needsApply skips it). */
@@ -76,6 +81,10 @@ export function judgeApply(outcome: ApplyOutcome | undefined, kind: string, prev
       blocking: { reason: "InvalidSpec", message },
       changed: false,
     };
+  }
+  if (outcome.deferred) {
+    const { reason, message } = outcome.deferred;
+    return { configApplied: { type: "ConfigApplied", status: "False", reason, message: `not applied yet: ${message}` }, changed: false };
   }
   const references = outcome.unresolvedReferences ?? [];
   if (references.length > 0) {

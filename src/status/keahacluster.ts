@@ -1,7 +1,7 @@
 // KeaHACluster status from every peer's status-get. Pure. Health is Micetro's OK/Impaired/Down,
 // computed by the kea module's rule so that there is one definition of "serving".
 import type { KeaHAClusterSpec, KeaHAClusterStatus } from "../api/index.js";
-import { KEA_SERVING_STATES, type KeaMaintenancePlan, keaNormalState } from "../daemons/kea/index.js";
+import { KEA_SERVING_STATES, type KeaMaintenancePlan, type KeaSwitchoverPlan, keaNormalState } from "../daemons/kea/index.js";
 import { type KeaCommandOutcome, type KeaPeerObservation, keaClusterHealth } from "../observe/kea-ha.js";
 import { type ApplyOutcome, judgeApply } from "./apply-outcome.js";
 import { type ConditionInput, findCondition, setConditions } from "./conditions.js";
@@ -14,7 +14,48 @@ export interface KeaHAClusterObservation {
   peers: readonly KeaPeerObservation[];
   /** DDIHost spec.maintenance on the peers' hosts, and what the pass did about it. */
   maintenance?: KeaMaintenanceObservation;
+  /** hot-standby: the planned switchover (spec.preferredPrimary, ADR 0033) as this pass left it. */
+  switchover?: KeaSwitchoverObservation;
 }
+
+export interface KeaSwitchoverObservation {
+  /** planKeaSwitchover over the states observed last. */
+  plan: KeaSwitchoverPlan;
+  /** Whether the spec swaps the roles (spec.preferredPrimary names the standby): SwitchedOver, else SwitchedBack. */
+  swapped: boolean;
+  /** The last command this pass sent for it (before the apply, or to finish), with Kea's answer. */
+  sent?: KeaCommandOutcome;
+  /** Why the apply of the swapped roles was held this pass. */
+  held?: string;
+  /** When this pass's step before the apply began, if it found a switchover to do (timing one that finishes in the same pass). */
+  startedAt?: Date;
+}
+
+type PreviousCondition = { status: string; reason: string; message: string; lastTransitionTime?: string } | undefined;
+
+/**
+ * The Switchover condition: True (SwitchingOver, or SwitchoverFailed when Kea refused a command)
+ * while the roles change; then False SwitchedOver (spec.preferredPrimary names the standby) or
+ * SwitchedBack, with the seconds from the start (the True condition's lastTransitionTime).
+ * Undefined when no switchover ever ran: the condition appears with the first one.
+ */
+export function keaSwitchoverCondition(sw: KeaSwitchoverObservation | undefined, previous: PreviousCondition, now: Date): ConditionInput | undefined {
+  if (!sw || sw.plan.phase === "Idle") return previous && previous.status !== "True" ? { type: "Switchover", status: previous.status as ConditionInput["status"], reason: previous.reason, message: previous.message } : undefined;
+  // When it started, carried in the True message: the first pass writes True only after its own
+  // hand-over and restarts, so the condition's lastTransitionTime would be late by those.
+  const startedBefore = previous?.status === "True" ? Date.parse(/\(started (\S+)\)$/.exec(previous.message)?.[1] ?? previous.lastTransitionTime ?? "") : NaN;
+  const started = Number.isFinite(startedBefore) ? startedBefore : (sw.startedAt ?? now).getTime();
+  if (sw.plan.phase !== "Done") {
+    const failed = sw.sent && !sw.sent.ok;
+    return { type: "Switchover", status: "True", reason: failed ? "SwitchoverFailed" : "SwitchingOver", message: `${sw.plan.why}${sentText(sw.sent)} (started ${new Date(started).toISOString()})` };
+  }
+  const reason = sw.swapped ? "SwitchedOver" : "SwitchedBack";
+  // Already done: keep the message (and the seconds) the finishing pass wrote.
+  if (previous && previous.status === "False" && previous.reason === reason) return { type: "Switchover", status: "False", reason, message: previous.message };
+  const seconds = Math.max(0, Math.round((now.getTime() - started) / 1000));
+  return { type: "Switchover", status: "False", reason, message: `${sw.plan.why}: done ${seconds} s after the switchover started` };
+}
+
 
 export interface KeaMaintenanceObservation {
   /** Names of the peers whose DDIHost has spec.maintenance. */
@@ -127,6 +168,13 @@ export function computeKeaHAClusterStatus(
   if (!apply.blocking && configApplied && configApplied.status !== "True") problems.push({ reason: configApplied.reason, message: configApplied.message });
   if (!configApplied) problems.push({ reason: "ApplyPending", message: "the Kea configs have not been applied to the peers yet" });
   problems.push(...peerProblems);
+  const sw = observation.switchover;
+  const switching = sw !== undefined && sw.plan.phase !== "Idle" && sw.plan.phase !== "Done";
+  if (switching) {
+    // Its peers pass through in-maintenance, partner-in-maintenance and a restart on purpose: say that first.
+    const failed = sw.sent && !sw.sent.ok;
+    problems.unshift({ reason: failed ? "SwitchoverFailed" : "SwitchingOver", message: `switchover (spec.preferredPrimary): ${sw.plan.why}${sentText(sw.sent)}` });
+  }
   const m = observation.maintenance;
   if (m && resting.size > 0) {
     if (m.sent && !m.sent.ok) problems.push({ reason: "HandOverFailed", message: `${m.plan.why}${sentText(m.sent)}` });
@@ -146,6 +194,8 @@ export function computeKeaHAClusterStatus(
   const back = ready.status === "True" && peers.every((p) => p.reachable && p.state === keaNormalState(observation.mode, p.role));
   const maintenance = keaMaintenanceCondition(observation, back, findCondition(previousStatus?.conditions, "Maintenance"), now);
   if (maintenance) conditions.push(maintenance);
+  const switchover = keaSwitchoverCondition(sw, findCondition(previousStatus?.conditions, "Switchover"), now);
+  if (switchover) conditions.push(switchover);
   conditions.push(apply.stalled ?? { type: "Stalled", status: "False", reason: "", message: "" });
   const converging = peers.filter((p) => p.reachable && CONVERGING_STATES.has(p.state) && !resting.has(p.name));
   conditions.push(

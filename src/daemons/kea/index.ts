@@ -41,3 +41,4 @@ export {
   planKeaMaintenance,
 } from "./maintenance.js";
 export * from "./platform.js";
+export { type KeaSwitchoverPeer, type KeaSwitchoverPlan, effectivePeers, isSwitchedOver, planKeaSwitchover, wantedPrimary } from "./switchover.js";

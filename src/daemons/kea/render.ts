@@ -5,6 +5,7 @@ import { isIP } from "node:net";
 import { type DDIHost, type KeaHACluster, type KeaPeerSpec, durationToMs } from "../../api/index.js";
 import type { RenderedFile } from "../../render/types.js";
 import { isRecord, stableStringify } from "./config-text.js";
+import { effectivePeers } from "./switchover.js";
 import {
   HA_LIBRARY,
   KEA_AGENT_OTHER_SOCKETS,
@@ -121,7 +122,8 @@ export function buildHARelationship(
     "sync-page-limit": spec.syncPageLimit,
     "send-lease-updates": spec.sendLeaseUpdates,
     "sync-leases": spec.syncLeases,
-    peers: spec.peers.map((peer, i) => {
+    // After a planned switchover (spec.preferredPrimary) the primary and standby roles are swapped.
+    peers: effectivePeers(spec).map((peer, i) => {
       const basePeer = basePeers.find((p) => p.name === peer.name);
       return {
         ...(basePeer ? omit(basePeer, MANAGED_PEER_KEYS) : {}),
