@@ -32,6 +32,11 @@ describe("the pre-flight check", () => {
     expect(keaPreflight("kea", { exists: true, ready: true, spec: cluster("load-balancing"), peers: observed("load-balancing") })).toMatchObject({ ok: true, survivorPeer: "server2", normalState: "load-balancing" });
   });
 
+  it("after a planned switchover (spec.preferredPrimary) breaks the peer that runs as primary: server2", () => {
+    const switched = { ...cluster("hot-standby"), preferredPrimary: "server2" };
+    expect(keaPreflight("kea", { exists: true, ready: true, spec: switched, peers: observed("hot-standby") })).toMatchObject({ ok: true, activePeer: "server2", activeHost: "h2", survivorPeer: "server1", survivorHost: "h1" });
+  });
+
   it("refuses passive-backup, a cluster that is not Ready, and a peer not in the normal state, touching nothing", () => {
     const passive = keaPreflight("kea", { exists: true, ready: true, spec: cluster("passive-backup"), peers: observed("passive-backup", "backup") });
     expect(passive).toMatchObject({ ok: false });

@@ -7,6 +7,7 @@
 // back when both are in the mode's normal state again. See ADR 0031.
 import type { DrillRun, FailoverDrillSpec, KeaHAClusterSpec, KeaHAClusterStatus } from "../api/index.js";
 import { durationToMs } from "../api/index.js";
+import { effectivePeers } from "../daemons/kea/index.js";
 import type { RunOutcome } from "./machine.js";
 
 /** What one round of status-get saw on the two peers. */
@@ -57,7 +58,7 @@ const secondsBetween = (from: number, to: number | undefined) => (to === undefin
 
 /**
  * The pre-flight check from the cache: which peer to put in maintenance, and which must take over.
- * The primary is broken: in hot-standby it is the one serving; in load-balancing the secondary
+ * The running primary is broken: in hot-standby it is the one serving; in load-balancing the secondary
  * then serves both scopes. passive-backup has no peer that takes over, so it cannot be drilled.
  */
 export function keaPreflight(target: string, cluster: KeaClusterView): ({ ok: true } & KeaDrillPeers) | { ok: false; message: string } {
@@ -67,8 +68,10 @@ export function keaPreflight(target: string, cluster: KeaClusterView): ({ ok: tr
     return { ok: false, message: `refused: KeaHACluster ${target} is in mode passive-backup, where no peer takes over from the primary: there is no failover to drill; nothing was touched` };
   }
   if (!cluster.ready) return { ok: false, message: `refused: KeaHACluster ${target} is not Ready (${cluster.readyMessage ?? "no status yet"}); nothing was touched` };
-  const primary = spec.peers.find((p) => p.role === "primary");
-  const survivor = spec.peers.find((p) => p.role === (spec.mode === "hot-standby" ? "standby" : "secondary"));
+  // The roles running on the hosts: after a planned switchover (spec.preferredPrimary) they are swapped.
+  const running = effectivePeers(spec);
+  const primary = running.find((p) => p.role === "primary");
+  const survivor = running.find((p) => p.role === (spec.mode === "hot-standby" ? "standby" : "secondary"));
   if (!primary || !survivor) return { ok: false, message: `refused: KeaHACluster ${target} has no primary and ${spec.mode === "hot-standby" ? "standby" : "secondary"} peer; nothing was touched` };
   const normalState = spec.mode;
   const problems = [primary, survivor].flatMap((p) => {
