@@ -60,14 +60,21 @@ export interface DrillControllerDeps {
 
 const newRunID = () => randomBytes(5).toString("hex");
 
-function pairView(item: KubeItem | undefined, spec: HAPairSpec | undefined): PairView {
-  const status = (item?.status ?? {}) as HAPairStatus;
+/** Whether a relationship's cached status says Ready for its current generation, and why not. */
+function readiness(item: KubeItem | undefined, status: { conditions?: HAPairStatus["conditions"]; observedGeneration?: number }, exists: boolean) {
   const ready = findCondition(status.conditions, "Ready");
   const current = status.observedGeneration !== undefined && status.observedGeneration === item?.metadata.generation;
   return {
-    exists: item !== undefined && spec !== undefined,
+    exists,
     ready: ready?.status === "True" && current,
     readyMessage: !current && item ? "its status is not for its current generation yet" : ready?.message,
+  };
+}
+
+function pairView(item: KubeItem | undefined, spec: HAPairSpec | undefined): PairView {
+  const status = (item?.status ?? {}) as HAPairStatus;
+  return {
+    ...readiness(item, status, item !== undefined && spec !== undefined),
     activeNode: status.activeNode,
     nodes: status.nodes,
     primaryHost: spec?.primary.host ?? "",
@@ -77,15 +84,7 @@ function pairView(item: KubeItem | undefined, spec: HAPairSpec | undefined): Pai
 
 function keaClusterView(item: KubeItem | undefined, spec: KeaHAClusterSpec | undefined): KeaClusterView {
   const status = (item?.status ?? {}) as KeaHAClusterStatus;
-  const ready = findCondition(status.conditions, "Ready");
-  const current = status.observedGeneration !== undefined && status.observedGeneration === item?.metadata.generation;
-  return {
-    exists: item !== undefined && spec !== undefined,
-    ready: ready?.status === "True" && current,
-    readyMessage: !current && item ? "its status is not for its current generation yet" : ready?.message,
-    spec,
-    peers: status.peers,
-  };
+  return { ...readiness(item, status, item !== undefined && spec !== undefined), spec, peers: status.peers };
 }
 
 export class DrillController {
