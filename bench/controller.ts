@@ -17,19 +17,17 @@
 // object is Ready (this process's watch) and every VIP is on its primary; one resync to settle;
 // then `--resyncs` resync intervals of steady state: CPU seconds per resync is
 // Δprocess_cpu_seconds_total ÷ (Δreconcile passes ÷ objects), a resync being one pass per object.
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 import { type FleetHost, type FleetSegment, densePairs, fleetManifestText, FLEET_NAMESPACE } from "../src/lab/fleet-manifests.js";
 import type { Replica } from "../test/lab/controller-replica.js";
 import type { Lab } from "../test/lab/lab.js";
-import { type BenchControlPlane, ObjectWatch, applyObjects, isReady, processMemory, scrapeMetrics, startBenchController, startLabAndControlPlane, stopBenchController, waitVipsOnPrimaries } from "./controller-lab.js";
+import { type BenchControlPlane, ObjectWatch, buildController, applyObjects, isReady, processMemory, scrapeMetrics, startBenchController, startLabAndControlPlane, stopBenchController, waitVipsOnPrimaries } from "./controller-lab.js";
 import { median } from "./stats.js";
 
-const execFileAsync = promisify(execFile);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** The flags as a reader would type them again: without --no-write and --note (and its text), quoted where needed. */
 function commandArgs(argv: readonly string[]): string {
@@ -72,12 +70,6 @@ const mb = (bytes: number) => (bytes / MB).toFixed(1);
 
 function log(msg: string): void {
   console.error(`bench:controller ${new Date().toISOString().slice(11, 19)} ${msg}`);
-}
-
-/** The production build (what the image runs), out of the way of bin/ddi-ha.js's dist/ lookup. */
-async function buildController(outDir: string): Promise<string> {
-  await execFileAsync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(repoRoot, "tsconfig.json"), "--outDir", outDir], { cwd: repoRoot, timeout: 15 * 60_000 });
-  return join(outDir, "src", "cli", "main.js");
 }
 
 /** Every lab bridge as a segment: interface per host and the addresses above the hosts' for VIPs. */

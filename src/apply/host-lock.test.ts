@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HostLockError, KeyedMutex, acquireHostLock, hostLockArgv } from "./host-lock.js";
+import { HostLockError, KeyedMutex, acquireHostLock, groupKillArgv, hostLockArgv } from "./host-lock.js";
 import { localHostSession } from "./local-session.js";
 
 describe("KeyedMutex", () => {
@@ -59,6 +59,16 @@ describe("acquireHostLock (flock on this machine)", () => {
     expect(argv.slice(0, 8)).toEqual(["flock", "-w", "3", "-E", "75", "/run/lock/x.lock", "timeout", "60"]);
     expect(argv.slice(-3)).toEqual(["ddi-ha-lock", "op; rm -rf / x", "/run/lock/x.lock"]);
     expect(argv[10]).not.toContain("rm -rf");
+  });
+
+  it("ends the holder's process group with an argv kill(1) reads as a group id, however small", async () => {
+    // Group 59 exists on no machine running this test (a PID namespace's first processes aside):
+    // the real kill(1) must say it found no such process, not print its usage. Its `-s TERM --`
+    // form did the latter for ids like this one, which containers hand out.
+    const r = await session.run(groupKillArgv(59));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/no such process/i);
+    expect(r.stderr).not.toMatch(/usage/i);
   });
 
   it("makes a second holder wait, tells it who holds the lock, and lets it in after release", async () => {

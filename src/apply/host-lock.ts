@@ -86,6 +86,15 @@ export function hostLockArgv(options: HostLockOptions): string[] {
   ];
 }
 
+/**
+ * SIGTERM to a process group. `-TERM`, not `-s TERM`: procps-ng's kill(1) (Debian bookworm) reads
+ * `kill -s TERM -- -59` as a usage error for small group ids, which are what a host with few
+ * processes (a container) hands out; the lock then stayed held until the stream's 10 s of bounds.
+ */
+export function groupKillArgv(group: number): string[] {
+  return ["kill", "-TERM", "--", `-${group}`];
+}
+
 export async function acquireHostLock(session: HostSession, options: HostLockOptions): Promise<HostLock> {
   let resolveAcquired!: () => void;
   const acquired = new Promise<void>((resolve) => (resolveAcquired = resolve));
@@ -125,7 +134,7 @@ export async function acquireHostLock(session: HostSession, options: HostLockOpt
         releasing = true;
         // The group is ours and alive until `ended`; after that its id is not touched again.
         if (stillHeld && group && group > 1) {
-          await session.run(["kill", "-s", "TERM", "--", `-${group}`], { timeoutMs: 10_000 }).catch(() => undefined);
+          await session.run(groupKillArgv(group), { timeoutMs: 10_000 }).catch(() => undefined);
         }
         // Bounded: over a dead connection the channel may never report its close.
         const bound = () => new Promise((r) => setTimeout(r, 5_000));
