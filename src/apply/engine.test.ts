@@ -101,3 +101,44 @@ describe("applyHostFiles on this machine", () => {
     }
   });
 });
+
+describe("applies to one host at the same time (one transaction, ADR 0034)", () => {
+  const at = (name: string, content: string): RenderedFile => ({ ...dhcpdInclude(content), path: join(dir, name), owner: `default/${name}` });
+
+  it("run as one transaction, and each caller gets its own files back", async () => {
+    const a = at("a.conf", GOOD);
+    const b = at("b.conf", GOOD);
+    await writeFile(a.path, GOOD, { mode: 0o640 });
+    await writeFile(b.path, GOOD, { mode: 0o640 });
+    const [ra, rb] = await Promise.all([applyHostFiles(session, [a], options()), applyHostFiles(session, [b], options())]);
+    expect(ra).toMatchObject({ ok: true, unchanged: [a.path], changed: [], reloaded: [] });
+    expect(rb).toMatchObject({ ok: true, unchanged: [b.path], changed: [], reloaded: [] });
+    expect(ra.notes).toContain("applied in one transaction with 1 other request(s) for this host");
+  });
+
+  it("land a refused file on its own caller: the other request is applied alone and succeeds", async () => {
+    const good = at("good.conf", GOOD);
+    await writeFile(good.path, GOOD, { mode: 0o640 });
+    const broken = at("broken.conf", `${GOOD}subnet 198.18.1.0 netmask 255.255.255.0 { range 198.18.1.10 }\n`);
+    const [rg, rb] = await Promise.all([applyHostFiles(session, [good], options()), applyHostFiles(session, [broken], options())]);
+    expect(rg).toMatchObject({ ok: true, unchanged: [good.path] });
+    expect(rg.notes.join(" ")).not.toMatch(/one transaction/);
+    expect(rb).toMatchObject({ ok: false, failure: { stage: "validate", path: broken.path } });
+    expect(rb.failure!.message).toMatch(/for default\/broken\.conf on DDIHost local/);
+    expect((await readdir(dir)).sort()).toEqual(["apply.lock", "good.conf"]);
+  });
+
+  it("keep apart requests that want different bytes at one path", async () => {
+    const one = at("same.conf", GOOD);
+    const other = at("same.conf", `${GOOD}# other\n`);
+    await writeFile(one.path, GOOD, { mode: 0o640 });
+    const [r1, r2] = await Promise.all([applyHostFiles(session, [one], options()), applyHostFiles(session, [other], options())]);
+    expect(r1).toMatchObject({ ok: true, unchanged: [one.path] });
+    expect(r1.notes.join(" ")).not.toMatch(/one transaction/);
+    // The second runs on its own: it gets as far as asking systemd about the service, which this
+    // machine does not run; the live file keeps its bytes.
+    expect(r2).toMatchObject({ ok: false, changed: [], failure: { stage: "validate", message: expect.stringMatching(/systemctl show isc-dhcp-server\.service failed/) } });
+    expect(r2.notes.join(" ")).not.toMatch(/one transaction/);
+    expect(await readFile(one.path, "utf8")).toBe(GOOD);
+  });
+});

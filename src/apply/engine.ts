@@ -9,6 +9,7 @@ import type { RenderedFile, ServiceUnit } from "../render/types.js";
 import { diskFullMessage } from "./disk-full.js";
 import { checkBatchKey, checkDirParent, defaultCheckForService } from "./check-routing.js";
 import { DEFAULT_PATCH_OPS, checkerFor } from "./checkers.js";
+import { type ApplyRequest, mayCoalesce, mergeFiles, sameApplyOptions, shareOf, shouldRetryAlone } from "./coalesce.js";
 import { HostLockError, KeyedMutex, acquireHostLock, type HostLock } from "./host-lock.js";
 import {
   type ApplyPlan,
@@ -77,7 +78,8 @@ function errorMessage(err: unknown): string {
 /**
  * Applies the desired files of ONE host (and removes `options.remove`), safely. Never throws for
  * a failure on the host: the result says what happened, at which stage, and whether a rollback
- * restored the previous state.
+ * restored the previous state. Applies to one host that queue behind each other share one
+ * transaction (coalesce.ts, ADR 0034); each caller still gets the result for its own files.
  */
 export async function applyHostFiles(session: HostSession, files: RenderedFile[], options: ApplyOptions = {}): Promise<ApplyResult> {
   const host = session.hostName;
@@ -88,30 +90,113 @@ export async function applyHostFiles(session: HostSession, files: RenderedFile[]
     const path = err instanceof PlanError ? err.path : undefined;
     return shapeResult({ host, plan: undefined, swapped: [], reloaded: [], failure: { stage: "read", ...(path ? { path } : {}), message: errorMessage(err) } });
   }
-  const releaseLocal = await hostMutex.acquire(options.lockKey ?? host);
+  const key = options.lockKey ?? host;
+  if (mayCoalesce(options)) return hostQueue.submit(key, session, { files, options });
+  const releaseLocal = await hostMutex.acquire(key);
   try {
-    const owners = [...new Set([...files.map((f) => f.owner), ...remove.map((r) => r.owner ?? "")].filter(Boolean))].join(",");
-    let lock: HostLock;
-    try {
-      lock = await acquireHostLock(session, {
-        waitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
-        maxHoldMs: MAX_LOCK_HOLD_MS,
-        ...(options.hostLockPath ? { path: options.hostLockPath } : {}),
-        holder: `ddi-ha apply from ${hostname()} pid ${process.pid} for ${owners || "?"} since ${new Date().toISOString()}`,
-      });
-    } catch (err) {
-      const message = err instanceof HostLockError ? err.message : `DDIHost ${host}: could not take the host lock: ${errorMessage(err)}`;
-      return shapeResult({ host, plan: undefined, swapped: [], reloaded: [], failure: { stage: "lock", message } });
-    }
-    try {
-      return await new ApplyRun(session, files, remove, options, lock).execute();
-    } finally {
-      await lock.release();
-    }
+    return await applyUnderHostLock(session, files, remove, options);
   } finally {
     releaseLocal();
   }
 }
+
+/** One transaction on the host, under its flock; the caller holds the in-process mutex. */
+async function applyUnderHostLock(session: HostSession, files: RenderedFile[], remove: RemovedFile[], options: ApplyOptions): Promise<ApplyResult> {
+  const host = session.hostName;
+  const owners = [...new Set([...files.map((f) => f.owner), ...remove.map((r) => r.owner ?? "")].filter(Boolean))].join(",");
+  let lock: HostLock;
+  try {
+    lock = await acquireHostLock(session, {
+      waitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+      maxHoldMs: MAX_LOCK_HOLD_MS,
+      ...(options.hostLockPath ? { path: options.hostLockPath } : {}),
+      holder: `ddi-ha apply from ${hostname()} pid ${process.pid} for ${owners || "?"} since ${new Date().toISOString()}`,
+    });
+  } catch (err) {
+    const message = err instanceof HostLockError ? err.message : `DDIHost ${host}: could not take the host lock: ${errorMessage(err)}`;
+    return shapeResult({ host, plan: undefined, swapped: [], reloaded: [], failure: { stage: "lock", message } });
+  }
+  try {
+    return await new ApplyRun(session, files, remove, options, lock).execute();
+  } finally {
+    await lock.release();
+  }
+}
+
+interface Waiter {
+  session: HostSession;
+  request: ApplyRequest;
+  resolve: (result: ApplyResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Requests for one host gather while the host is busy; whoever gets the host next takes all that
+ * gathered, in arrival order, and runs them as few transactions as their options and files allow.
+ */
+class CoalescingHostQueue {
+  private readonly gathering = new Map<string, Waiter[]>();
+
+  submit(key: string, session: HostSession, request: ApplyRequest): Promise<ApplyResult> {
+    return new Promise((resolve, reject) => {
+      const waiter = { session, request, resolve, reject };
+      const list = this.gathering.get(key);
+      if (list) return void list.push(waiter);
+      this.gathering.set(key, [waiter]);
+      void this.runWhenFree(key);
+    });
+  }
+
+  private async runWhenFree(key: string): Promise<void> {
+    const release = await hostMutex.acquire(key);
+    const gathered = this.gathering.get(key) ?? [];
+    this.gathering.delete(key);
+    try {
+      for (const group of compatibleGroups(gathered)) await runGroup(group);
+    } finally {
+      release();
+    }
+  }
+}
+
+/** Splits waiters into runs of compatible requests (same options, no two wanting different bytes at one path). */
+function compatibleGroups(waiters: readonly Waiter[]): Waiter[][] {
+  const groups: Waiter[][] = [];
+  for (const w of waiters) {
+    const fits = groups.find((g) => sameApplyOptions(g[0]!.request.options, w.request.options) && mergeFiles([...g, w].map((x) => x.request)) !== undefined);
+    if (fits) fits.push(w);
+    else groups.push([w]);
+  }
+  return groups;
+}
+
+async function runAlone(w: Waiter): Promise<void> {
+  try {
+    w.resolve(await applyUnderHostLock(w.session, w.request.files, [], w.request.options));
+  } catch (err) {
+    w.reject(err);
+  }
+}
+
+async function runGroup(group: Waiter[]): Promise<void> {
+  if (group.length === 1) return runAlone(group[0]!);
+  const first = group[0]!;
+  let shared: ApplyResult;
+  try {
+    shared = await applyUnderHostLock(first.session, mergeFiles(group.map((w) => w.request))!, [], first.request.options);
+  } catch (err) {
+    for (const w of group) w.reject(err);
+    return;
+  }
+  if (shouldRetryAlone(shared, group.length)) {
+    // The shared transaction was rolled back; alone, the failure lands on the request that caused it.
+    for (const w of group) await runAlone(w);
+    return;
+  }
+  for (const w of group) w.resolve(shareOf(shared, w.request, group.length - 1));
+}
+
+const hostQueue = new CoalescingHostQueue();
 
 interface ServiceRecord {
   unit: ServiceUnit;

@@ -133,9 +133,17 @@ export async function journalTail(session: HostSession, unit: ServiceUnit, lines
   return res.stdout.trim();
 }
 
+/**
+ * enable and disable only change links on disk; the daemon-reload systemctl runs after them by
+ * default re-reads every unit (a third of the verb's time on a lab host) and buys nothing here: the
+ * unit is started or stopped explicitly right after, boot reads the links afresh, and is-enabled and
+ * UnitFileState read them at once (checked on bookworm's systemd 252).
+ */
+const NO_RELOAD_VERBS = new Set(["enable", "disable"]);
+
 /** Runs one systemctl verb; returns an error message or undefined. */
 export async function systemctl(session: HostSession, verb: string, unit: ServiceUnit, timeoutMs = 120_000): Promise<string | undefined> {
-  const res = await session.run(["systemctl", verb, "--", unit], { timeoutMs });
+  const res = await session.run(["systemctl", verb, ...(NO_RELOAD_VERBS.has(verb) ? ["--no-reload"] : []), "--", unit], { timeoutMs });
   if (res.code === 0) return undefined;
   const why = (res.stderr || res.stdout).trim().split("\n").slice(0, 3).join(" ");
   return `systemctl ${verb} ${unit} failed (exit ${res.code})${why ? `: ${why}` : ""}`;

@@ -2,7 +2,7 @@
 // and observations taken with `docker exec` (a channel independent of the engine under test).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { API_GROUP_VERSION, type DDIHost, ddiHostSpecSchema } from '../../src/api/index.js';
+import { API_GROUP_VERSION, type DDIHost, type HAPair, ddiHostSpecSchema, haPairSpecSchema } from '../../src/api/index.js';
 import type { HostSession } from '../../src/exec/host-io.js';
 import type { ServiceUnit } from '../../src/render/types.js';
 import { SshTransport, type SshTransportOptions } from '../../src/ssh/index.js';
@@ -26,6 +26,22 @@ export function labDDIHost(h: LabHost, namespace = 'lab'): DDIHost {
       port: h.sshPort,
       credentialsSecretRef: { name: 'lab-ssh' },
       hostKey: h.hostKeyLine,
+    }),
+  };
+}
+
+/** An HAPair of two lab hosts (primary first) in namespace lab, with no tracked services. */
+export function labHaPair(primary: LabHost, secondary: LabHost, name: string, virtualRouterID: number, vip: string): HAPair {
+  return {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'HAPair',
+    metadata: { name, namespace: 'lab' },
+    spec: haPairSpecSchema.parse({
+      primary: { host: primary.name, interface: primary.interface },
+      secondary: { host: secondary.name, interface: secondary.interface },
+      virtualIP: `${vip}/24`,
+      virtualRouterID,
+      services: {},
     }),
   };
 }

@@ -1,34 +1,21 @@
 // The apply engine end to end on real lab hosts through the real SSH transport: keepalived HAPairs
 // rendered by the keepalived module, applied to both hosts, observed on the hosts themselves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_GROUP_VERSION, type DDIHost, type HAPair, type KeaHACluster, haPairSpecSchema, keaHAClusterSpecSchema } from '../../src/api/index.js';
+import { API_GROUP_VERSION, type DDIHost, type HAPair, type KeaHACluster, keaHAClusterSpecSchema } from '../../src/api/index.js';
 import { applyHostFiles, type ApplyResult, type RemovedFile } from '../../src/apply/index.js';
 import { renderKeaCluster } from '../../src/daemons/kea/index.js';
 import { keepalivedPairRemovals, renderKeepalivedPair } from '../../src/daemons/keepalived/index.js';
 import type { RenderedFile } from '../../src/render/types.js';
 import { SshTransport } from '../../src/ssh/index.js';
 import type { LabHost } from '../lab/lab.js';
-import { type ApplyLab, eventually, hostFileStamp, hostSha256, interfaceAddresses, labDDIHost, startApplyLab, unitSnapshot } from './apply-lab.js';
+import { type ApplyLab, labHaPair, eventually, hostFileStamp, hostSha256, interfaceAddresses, labDDIHost, startApplyLab, unitSnapshot } from './apply-lab.js';
 
 let env: ApplyLab;
 let h1: LabHost;
 let h2: LabHost;
 let hosts: Map<string, DDIHost>;
 
-function haPair(name: string, virtualRouterID: number, vip: string): HAPair {
-  return {
-    apiVersion: API_GROUP_VERSION,
-    kind: 'HAPair',
-    metadata: { name, namespace: 'lab' },
-    spec: haPairSpecSchema.parse({
-      primary: { host: h1.name, interface: h1.interface },
-      secondary: { host: h2.name, interface: h2.interface },
-      virtualIP: `${vip}/24`,
-      virtualRouterID,
-      services: {},
-    }),
-  };
-}
+const haPair = (name: string, virtualRouterID: number, vip: string): HAPair => labHaPair(h1, h2, name, virtualRouterID, vip);
 
 const filesFor = (files: RenderedFile[], host: LabHost) => files.filter((f) => f.host === host.name);
 
