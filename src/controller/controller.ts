@@ -159,7 +159,7 @@ export class Controller {
     this.resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.log = options.log.child({ controller: CONTROLLER_NAME });
-    this.events = new EventRecorder({ sink: new KubeEventSink(options.kubeConfig), reportingInstance: options.identity ?? hostname(), log: this.log, registry: this.metrics.registry });
+    this.events = new EventRecorder({ sink: new KubeEventSink(options.kubeConfig, this.client.gate), reportingInstance: options.identity ?? hostname(), log: this.log, registry: this.metrics.registry });
     this.secretReads = new SecretReads({ read: (ns, name) => this.client.readSecret(ns, name), ttlMs: SECRET_TTL_MS, log: this.log });
     this.queue = new WorkQueue({
       workers: options.workers ?? DEFAULT_WORKERS,

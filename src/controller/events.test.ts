@@ -2,7 +2,8 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import type { TransitionEvent } from "../status/transition-events.js";
-import { type EventBody, EventRecorder, type EventSink, fitNote } from "./events.js";
+import { KubeConfig } from "@kubernetes/client-node";
+import { type EventBody, EventRecorder, type EventSink, KubeEventSink, fitNote } from "./events.js";
 
 /** The recorder's side of the API server: what was created and patched, in order. */
 class RecordingSink implements EventSink {
@@ -148,5 +149,30 @@ describe("EventRecorder", () => {
     expect(Buffer.byteLength(long)).toBeLessThanOrEqual(1024);
     expect(long.endsWith("…")).toBe(true);
     expect(long).not.toContain("\uFFFD");
+  });
+});
+
+describe("KubeEventSink", () => {
+  it("waits for the controller's rate gate before each request it sends", async () => {
+    // No API server behind 127.0.0.1:9 (discard): the request fails, but only after the gate.
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [{ name: "c", server: "https://127.0.0.1:9", skipTLSVerify: true }], users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x" });
+    const order: string[] = [];
+    let open!: () => void;
+    const gate = () => {
+      order.push("gate");
+      return new Promise<void>((r) => (open = r));
+    };
+    const sink = new KubeEventSink(kc, gate);
+    const event = { metadata: { name: "e", namespace: "ns" }, eventTime: new Date() } as unknown as EventBody;
+    const created = sink.create(event).then(() => order.push("sent"), () => order.push("sent"));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(order).toEqual(["gate"]);
+    open();
+    await created;
+    const patched = sink.patchSeries("ns", "e", { count: 2, lastObservedTime: new Date() }).catch(() => undefined);
+    expect(order).toEqual(["gate", "sent", "gate"]);
+    open();
+    await patched;
   });
 });

@@ -8,6 +8,7 @@ import { EventsV1Api, type KubeConfig, PatchStrategy, V1MicroTime, setHeaderOpti
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import type { KubeItem } from "../engine/kube-status.js";
+import type { RateGate } from "../exec/rate-limit.js";
 import type { TransitionEvent } from "../status/transition-events.js";
 import { kubeErrorMessage, statusCodeOf } from "./kube-client.js";
 
@@ -72,11 +73,16 @@ const micro = (d: Date) => new V1MicroTime(d.getTime());
 /** events.k8s.io/v1 through client-node: create, and a merge patch of `series`. Nothing else. */
 export class KubeEventSink implements EventSink {
   private readonly api: EventsV1Api;
-  constructor(kubeConfig: KubeConfig) {
+  /** `gate`: the controller's client-side rate limit (KubeClient.gate), shared with its other requests. */
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly gate: RateGate = async () => undefined,
+  ) {
     this.api = kubeConfig.makeApiClient(EventsV1Api);
   }
 
   async create(event: EventBody): Promise<void> {
+    await this.gate();
     const { series, eventTime, ...rest } = event;
     await this.api.createNamespacedEvent({
       namespace: event.metadata.namespace,
@@ -85,6 +91,7 @@ export class KubeEventSink implements EventSink {
   }
 
   async patchSeries(namespace: string, name: string, series: { count: number; lastObservedTime: Date }): Promise<void> {
+    await this.gate();
     await this.api.patchNamespacedEvent({ namespace, name, body: { series: { count: series.count, lastObservedTime: micro(series.lastObservedTime) } } }, MERGE_PATCH);
   }
 }

@@ -77,8 +77,11 @@ export class KubeClient {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
 
-  /** Every request but the watches waits for it: client-side QPS and burst, as client-go's. */
-  private readonly gate: RateGate;
+  /**
+   * Every request but the watches waits for it: client-side QPS and burst, as client-go's. Public
+   * so the Events sink, a client of its own, spends the same budget.
+   */
+  readonly gate: RateGate;
 
   constructor(
     readonly kubeConfig: KubeConfig,
