@@ -349,10 +349,21 @@ class Fleet {
       await sleep(1.5 * resyncMs);
       const before = await this.snapshot();
       const m0 = await scrapeMetrics(replica);
-      for (const deadline = Date.now() + 3 * resyncMs + 30_000; ; ) {
+      // On a saturated machine a resync of many hosts takes longer than its interval (the work
+      // queue is never empty): then the first hosts are probed again before the last one is.
+      const windowMs = 3 * resyncMs + 30_000 + this.hosts.length * 1_000;
+      let lastReport = Date.now();
+      for (const deadline = Date.now() + windowMs; ; ) {
         const now = await this.snapshot();
-        if (this.hosts.every((h) => now.get(h.name)!.channels > before.get(h.name)!.channels)) break;
-        if (Date.now() > deadline) throw new Error(`controller: not every host was probed within ${3 * resyncMs + 30_000} ms`);
+        const waiting = this.hosts.filter((h) => now.get(h.name)!.channels <= before.get(h.name)!.channels).map((h) => h.name);
+        if (waiting.length === 0) break;
+        if (Date.now() > deadline || Date.now() - lastReport > 15_000) {
+          const m = await scrapeMetrics(replica);
+          const state = `${waiting.length} not probed yet (${waiting.slice(0, 8).join(", ")}${waiting.length > 8 ? ", …" : ""}); work queue depth ${m.get("ddi_ha_workqueue_depth") ?? "?"}, passes ${m.get("ddi_ha_reconcile_total") ?? "?"}`;
+          if (Date.now() > deadline) throw new Error(`controller: not every host was probed within ${windowMs} ms: ${state}`);
+          log(`no-op resync: ${state}`);
+          lastReport = Date.now();
+        }
         await sleep(250);
       }
       await sleep(1000);
