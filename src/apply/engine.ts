@@ -159,11 +159,16 @@ class CoalescingHostQueue {
   }
 }
 
-/** Splits waiters into runs of compatible requests (same options, no two wanting different bytes at one path). */
+/**
+ * Splits waiters into runs of compatible requests: one session (two DDIHosts may name one address),
+ * the same options, and no two wanting different bytes at one path.
+ */
 function compatibleGroups(waiters: readonly Waiter[]): Waiter[][] {
   const groups: Waiter[][] = [];
   for (const w of waiters) {
-    const fits = groups.find((g) => sameApplyOptions(g[0]!.request.options, w.request.options) && mergeFiles([...g, w].map((x) => x.request)) !== undefined);
+    const fits = groups.find(
+      (g) => g[0]!.session === w.session && sameApplyOptions(g[0]!.request.options, w.request.options) && mergeFiles([...g, w].map((x) => x.request)) !== undefined,
+    );
     if (fits) fits.push(w);
     else groups.push([w]);
   }
