@@ -42,8 +42,6 @@ const SECRET_TTL_MS = 30_000;
  * probes answer in tens to hundreds of ms.
  */
 const IN_DOUBT_AFTER_MS = 1_000;
-/** ... or this long after the peer that took the VIP answered its own probe, started at the same moment. */
-const IN_DOUBT_AFTER_PEER_MS = 300;
 /** How long after the address change its passes keep that short wait. */
 const URGENT_WINDOW_MS = 5_000;
 
@@ -309,10 +307,7 @@ export class Controller {
     });
     const urgent = this.urgentUntil.get(key);
     if (ownHostPass || !urgent || urgent.until < Date.now() || urgent.eventHost === hostKeyOf(host)) return probe;
-    return probeWithin(probe, IN_DOUBT_AFTER_MS, host.metadata.name, () => this.queue.add(key), {
-      answered: this.probes.answered(urgent.eventHost, 1_000),
-      afterPeerMs: IN_DOUBT_AFTER_PEER_MS,
-    });
+    return probeWithin(probe, IN_DOUBT_AFTER_MS, host.metadata.name, () => this.queue.add(key));
   }
 
   /**

@@ -4,7 +4,7 @@ import { PENDING_RELOAD_PATH } from "../apply/plan.js";
 import type { HostProbe, ProbedFile } from "../observe/index.js";
 import { contentSha256 } from "../observe/index.js";
 import type { RenderedFile } from "../render/types.js";
-import { HostProbes, ProbeInDoubtError, driftFromProbes, probeWithin } from "./host-probes.js";
+import { ProbeInDoubtError, driftFromProbes, probeWithin } from "./host-probes.js";
 
 const file = (host: string, content: string): RenderedFile => ({
   host,
@@ -94,73 +94,5 @@ describe("probeWithin", () => {
     } finally {
       vi.useRealTimers();
     }
-  });
-
-  it("puts a probe in doubt afterPeerMs after the peer answered, well before afterMs", async () => {
-    vi.useFakeTimers();
-    try {
-      let peerAnswers!: (answered: boolean) => void;
-      const answered = new Promise<boolean>((r) => (peerAnswers = r));
-      const settled = probeWithin(new Promise<HostProbe>(() => undefined), 1_000, "h1", () => undefined, { answered, afterPeerMs: 300 }).catch((e: unknown) => e);
-      await vi.advanceTimersByTimeAsync(200);
-      peerAnswers(true);
-      await vi.advanceTimersByTimeAsync(299);
-      let done = false;
-      void settled.then(() => (done = true));
-      await vi.advanceTimersByTimeAsync(0);
-      expect(done).toBe(false);
-      await vi.advanceTimersByTimeAsync(1);
-      const err = await settled;
-      expect(err).toBeInstanceOf(ProbeInDoubtError);
-      expect((err as Error).message).toMatch(/^h1 has not answered its probe for 0\.5 s/);
-    } finally {
-      vi.useRealTimers();
-    }
-  });
-
-  it("waits the whole afterMs when the peer's own probe failed", async () => {
-    vi.useFakeTimers();
-    try {
-      let done = false;
-      const settled = probeWithin(new Promise<HostProbe>(() => undefined), 1_000, "h1", () => undefined, { answered: Promise.resolve(false), afterPeerMs: 300 }).catch((e: unknown) => e);
-      void settled.then(() => (done = true));
-      await vi.advanceTimersByTimeAsync(999);
-      expect(done).toBe(false);
-      await vi.advanceTimersByTimeAsync(1);
-      expect(await settled).toBeInstanceOf(ProbeInDoubtError);
-    } finally {
-      vi.useRealTimers();
-    }
-  });
-});
-
-describe("HostProbes.answered", () => {
-  const at = (ms: number) => ({ host: "h1", at: new Date(ms), files: new Map() }) as unknown as HostProbe;
-
-  it("resolves true at once for a fresh probe, and with the one in flight otherwise", async () => {
-    let now = 10_000;
-    const probes = new HostProbes(() => now);
-    await probes.get("ns/h1", 0, async () => at(10_000));
-    await expect(probes.answered("ns/h1", 1_000)).resolves.toBe(true);
-    now = 20_000;
-    let answer!: (p: HostProbe) => void;
-    void probes.get("ns/h1", 0, () => new Promise<HostProbe>((r) => (answer = r)));
-    let got: boolean | undefined;
-    void probes.answered("ns/h1", 1_000).then((a) => (got = a));
-    await Promise.resolve();
-    expect(got).toBeUndefined();
-    answer(at(20_000));
-    await new Promise((r) => setImmediate(r));
-    expect(got).toBe(true);
-  });
-
-  it("waits for the next probe taken, and says false when that probe fails", async () => {
-    const probes = new HostProbes(() => 0);
-    const next = probes.answered("ns/h2", 1_000);
-    await probes.get("ns/h2", 0, () => Promise.reject(new Error("unreachable"))).catch(() => undefined);
-    await expect(next).resolves.toBe(false);
-    const again = probes.answered("ns/h2", 1_000);
-    await probes.get("ns/h2", 0, async () => at(0));
-    await expect(again).resolves.toBe(true);
   });
 });

@@ -75,42 +75,24 @@ export function probeRequestFor(set: ManifestSet, host: DDIHost): HostProbeReque
 export class ProbeInDoubtError extends Error {}
 
 /**
- * `probe`, or a ProbeInDoubtError once it has not answered `afterMs` after it started, or
- * `afterPeerMs` after `peerAnswered` resolved, whichever comes first. Used in the passes an address
- * change on a peer started: a frozen node answers nothing until its SSH session is declared dead
- * (keepalive, about 20 s), and the move must not wait for that. The peer that took the VIP was
- * probed at the same moment, so its answer says how long a live host takes just now: a node still
- * silent well after it is in doubt, on a quiet machine or a loaded one. `onLate` runs once the late
- * probe settles either way, so the real answer (or the real failure) follows.
+ * `probe`, or a ProbeInDoubtError after `afterMs` if it has not answered by then. Used in the
+ * passes an address change on a peer started: a frozen node answers nothing until its SSH session
+ * is declared dead (keepalive, about 20 s), and the move must not wait for that. `onLate` runs
+ * once the late probe settles either way, so the real answer (or the real failure) follows.
  */
-export function probeWithin(
-  probe: Promise<HostProbe>,
-  afterMs: number,
-  hostName: string,
-  onLate: () => void,
-  peer?: { answered: Promise<boolean>; afterPeerMs: number },
-): Promise<HostProbe> {
-  const started = Date.now();
-  const timers: NodeJS.Timeout[] = [];
+export function probeWithin(probe: Promise<HostProbe>, afterMs: number, hostName: string, onLate: () => void): Promise<HostProbe> {
+  let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    let fired = false;
-    const fire = () => {
-      if (fired) return;
-      fired = true;
+    timer = setTimeout(() => {
       void probe.then(onLate, onLate);
-      const waited = ((Date.now() - started) / 1000).toFixed(1);
       reject(
         new ProbeInDoubtError(
-          `${hostName} has not answered its probe for ${waited} s while a peer took the VIP: frozen, cut off or very slow; in doubt until it answers or its SSH session times out`,
+          `${hostName} has not answered its probe for ${(afterMs / 1000).toFixed(1)} s while a peer took the VIP: frozen, cut off or very slow; in doubt until it answers or its SSH session times out`,
         ),
       );
-    };
-    timers.push(setTimeout(fire, afterMs));
-    void peer?.answered.then((answered) => {
-      if (answered) timers.push(setTimeout(fire, peer.afterPeerMs));
-    });
+    }, afterMs);
   });
-  return Promise.race([probe, late]).finally(() => timers.forEach(clearTimeout));
+  return Promise.race([probe, late]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -122,8 +104,6 @@ export class HostProbes {
   private readonly latest = new Map<string, HostProbe>();
   private readonly inflight = new Map<string, Promise<HostProbe>>();
   private readonly generation = new Map<string, number>();
-  /** Who waits for a host's next answer (answered()), until a probe of it settles. */
-  private readonly waiters = new Map<string, ((answered: boolean) => void)[]>();
   /** Probes started per host: with the transport's channel counts, the cost of one. */
   readonly taken = new Map<string, number>();
 
@@ -138,45 +118,16 @@ export class HostProbes {
     const generation = this.generation.get(hostKey) ?? 0;
     this.taken.set(hostKey, (this.taken.get(hostKey) ?? 0) + 1);
     const probe = take()
-      .then(
-        (p) => {
-          // A probe that started before an invalidate (an apply changed the host) is not kept.
-          if ((this.generation.get(hostKey) ?? 0) === generation) this.latest.set(hostKey, p);
-          this.settleWaiters(hostKey, true);
-          return p;
-        },
-        (err: unknown) => {
-          this.settleWaiters(hostKey, false);
-          throw err;
-        },
-      )
+      .then((p) => {
+        // A probe that started before an invalidate (an apply changed the host) is not kept.
+        if ((this.generation.get(hostKey) ?? 0) === generation) this.latest.set(hostKey, p);
+        return p;
+      })
       .finally(() => {
         if (this.inflight.get(hostKey) === probe) this.inflight.delete(hostKey);
       });
     this.inflight.set(hostKey, probe);
     return probe;
-  }
-
-  /**
-   * Resolves true when the host's probe in flight (or the next one taken) answers, false when it
-   * fails or the host is forgotten; at once when a probe younger than `freshMs` is at hand.
-   */
-  answered(hostKey: string, freshMs: number): Promise<boolean> {
-    const cached = this.latest.get(hostKey);
-    if (cached && this.nowMs() - cached.at.getTime() <= freshMs) return Promise.resolve(true);
-    const running = this.inflight.get(hostKey);
-    if (running) return running.then(() => true, () => false);
-    return new Promise((resolve) => {
-      const waiting = this.waiters.get(hostKey) ?? [];
-      waiting.push(resolve);
-      this.waiters.set(hostKey, waiting);
-    });
-  }
-
-  private settleWaiters(hostKey: string, answered: boolean): void {
-    const waiting = this.waiters.get(hostKey);
-    this.waiters.delete(hostKey);
-    for (const resolve of waiting ?? []) resolve(answered);
   }
 
   /** The newest probe of a host, however old. */
@@ -193,7 +144,6 @@ export class HostProbes {
 
   forget(hostKey: string): void {
     this.invalidate(hostKey);
-    this.settleWaiters(hostKey, false);
     this.generation.delete(hostKey);
   }
 }
