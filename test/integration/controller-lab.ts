@@ -56,6 +56,39 @@ export function labPairManifests(lab: Lab, pair: { namespace: string; name: stri
   return asYamlDocuments([...labHostObjects(lab, pair.namespace), haPair]);
 }
 
+/**
+ * A hot-standby KeaHACluster on two lab hosts (by index: primary, standby), with the short HA
+ * timers the Kea lab tests use (heartbeat 1 s) and a pool of 40 leases in the lab subnet.
+ */
+export function labKeaHotStandby(lab: Lab, namespace: string, name: string, primary: number, standby: number): object {
+  const base = lab.network.subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
+  return {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'KeaHACluster',
+    metadata: { name, namespace },
+    spec: {
+      mode: 'hot-standby',
+      heartbeatDelay: '1s',
+      maxResponseDelay: '4s',
+      maxAckDelay: '2s',
+      maxUnackedClients: 0,
+      peers: [
+        { name: 'server1', host: `h${primary + 1}`, role: 'primary', interface: lab.hosts[primary]!.interface },
+        { name: 'server2', host: `h${standby + 1}`, role: 'standby', interface: lab.hosts[standby]!.interface },
+      ],
+      dhcp4: { 'valid-lifetime': 3600, subnet4: [{ id: 1, subnet: lab.network.subnet, pools: [{ pool: `${base}.150 - ${base}.189` }] }] },
+    },
+  };
+}
+
+/** Kea's own view on lab host i: status-get with curl to the host's Control Agent, on the host (independent of the operator's clients). */
+export async function keaLocalStatus(lab: Lab, i: number): Promise<{ role?: string; state?: string; scopes?: string[]; raw: string }> {
+  const h = lab.hosts[i]!;
+  const raw = await h.run(['curl', '-s', '-m', '5', '-X', 'POST', '-H', 'Content-Type: application/json', '-d', '{"command":"status-get","service":["dhcp4"]}', `http://${h.address}:8000/`]);
+  const answer = JSON.parse(raw) as { arguments?: { 'high-availability'?: { 'ha-servers'?: { local?: { role?: string; state?: string; scopes?: string[] } } }[] } }[];
+  return { ...answer[0]?.arguments?.['high-availability']?.[0]?.['ha-servers']?.local, raw };
+}
+
 /** The value of one series of a controller gauge, by a subset of its labels. */
 export async function gaugeValue(metrics: ControllerMetrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);

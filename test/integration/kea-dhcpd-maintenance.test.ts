@@ -13,7 +13,7 @@ import { API_GROUP_VERSION } from '../../src/api/index.js';
 import { generateOmapiKey, omshellFailoverScript, parseOmshellFailoverState } from '../../src/daemons/dhcpd/index.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { type Lab, startLab } from '../lab/lab.js';
-import { type Condition, type InProcessController, startInProcessController } from './controller-lab.js';
+import { type Condition, type InProcessController, keaLocalStatus, labKeaHotStandby, startInProcessController } from './controller-lab.js';
 import { eventually } from './observe-lab.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -43,12 +43,10 @@ const patchHost = (host: string, maintenance: boolean) =>
 
 const gauge = (name: string, labels: Record<string, string>) => running!.gauge(name, labels);
 
-/** Kea's own HA state on lab host i: status-get with curl to the host's Control Agent, on the host. */
+/** Kea's own HA state on lab host i (status-get on the host). */
 async function keaState(i: number): Promise<string> {
-  const h = lab.hosts[i]!;
-  const out = await h.run(['curl', '-s', '-m', '5', '-X', 'POST', '-H', 'Content-Type: application/json', '-d', '{"command":"status-get","service":["dhcp4"]}', `http://${h.address}:8000/`]);
-  const answer = JSON.parse(out) as { arguments?: { 'high-availability'?: { 'ha-servers'?: { local?: { state?: string } } }[] } }[];
-  return answer[0]?.arguments?.['high-availability']?.[0]?.['ha-servers']?.local?.state ?? `no state in ${out}`;
+  const local = await keaLocalStatus(lab, i);
+  return local.state ?? `no state in ${local.raw}`;
 }
 
 /** dhcpd's own failover state on lab host i, read with omshell on the host. */
@@ -79,7 +77,7 @@ function manifests(): string {
     metadata: meta(`h${i + 1}`),
     spec: { address: h.sshHost, port: h.sshPort, credentialsSecretRef: { name: 'lab-ssh' }, hostKey: h.hostKeyLine, hostKeyPolicy: 'Pinned' },
   }));
-  const [h1, h2, h3, h4] = lab.hosts as [Lab['hosts'][0], Lab['hosts'][0], Lab['hosts'][0], Lab['hosts'][0]];
+  const [h1, h2] = lab.hosts as [Lab['hosts'][0], Lab['hosts'][0]];
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
     { apiVersion: 'v1', kind: 'Secret', metadata: meta('lab-ssh'), type: 'Opaque', stringData: { privateKey: lab.privateKey } },
@@ -99,23 +97,7 @@ function manifests(): string {
         subnets: [{ subnet: lab.network.subnet, pools: [{ range: [`${base}.100`, `${base}.139`] }] }],
       },
     },
-    {
-      apiVersion: API_GROUP_VERSION,
-      kind: 'KeaHACluster',
-      metadata: meta(KEA),
-      spec: {
-        mode: 'hot-standby',
-        heartbeatDelay: '1s',
-        maxResponseDelay: '4s',
-        maxAckDelay: '2s',
-        maxUnackedClients: 0,
-        peers: [
-          { name: 'server1', host: 'h3', role: 'primary', interface: h3.interface },
-          { name: 'server2', host: 'h4', role: 'standby', interface: h4.interface },
-        ],
-        dhcp4: { 'valid-lifetime': 3600, subnet4: [{ id: 1, subnet: lab.network.subnet, pools: [{ pool: `${base}.150 - ${base}.189` }] }] },
-      },
-    },
+    labKeaHotStandby(lab, namespace, KEA, 2, 3),
   ]
     .map((o) => stringify(o, { lineWidth: 0 }))
     .join('---\n');

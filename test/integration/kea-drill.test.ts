@@ -12,7 +12,7 @@ import { API_GROUP_VERSION, type DrillRun } from '../../src/api/index.js';
 import { armKeaCancelArgv } from '../../src/drill/kea-runner.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { type Lab, startLab } from '../lab/lab.js';
-import { type Condition, type InProcessController, labHostObjects, asYamlDocuments, startInProcessController } from './controller-lab.js';
+import { type Condition, type InProcessController, asYamlDocuments, keaLocalStatus, labHostObjects, labKeaHotStandby, startInProcessController } from './controller-lab.js';
 import { eventually } from './observe-lab.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,12 +29,10 @@ type Json = { metadata: { generation: number }; status?: { phase?: string; runs?
 const getJson = async (resource: string): Promise<Json> => JSON.parse(await kubectl.run(['get', resource, '-n', namespace, '-o', 'json']));
 const condition = (o: Json, type: string) => o.status?.conditions?.find((c) => c.type === type);
 
-/** Kea's own HA state on lab host i: status-get with curl to the host's Control Agent, on the host. */
+/** Kea's own HA state on lab host i (status-get on the host). */
 async function keaState(i: number): Promise<string> {
-  const h = lab.hosts[i]!;
-  const out = await h.run(['curl', '-s', '-m', '5', '-X', 'POST', '-H', 'Content-Type: application/json', '-d', '{"command":"status-get","service":["dhcp4"]}', `http://${h.address}:8000/`]);
-  const answer = JSON.parse(out) as { arguments?: { 'high-availability'?: { 'ha-servers'?: { local?: { state?: string } } }[] } }[];
-  return answer[0]?.arguments?.['high-availability']?.[0]?.['ha-servers']?.local?.state ?? `no state in ${out}`;
+  const local = await keaLocalStatus(lab, i);
+  return local.state ?? `no state in ${local.raw}`;
 }
 const bothHotStandby = async () => (await keaState(0)) === 'hot-standby' && (await keaState(1)) === 'hot-standby';
 const hostNow = async (i: number) => (await lab.hosts[i]!.run(['date', '+%Y-%m-%d %H:%M:%S.%6N'])).trim();
@@ -73,28 +71,7 @@ async function finishedRun(name: string, timeoutMs = 120_000): Promise<{ drill: 
 }
 
 function manifests(): string {
-  const base = lab.network.subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
-  const [h1, h2] = lab.hosts as [Lab['hosts'][0], Lab['hosts'][0]];
-  return asYamlDocuments([
-    ...labHostObjects(lab, namespace),
-    {
-      apiVersion: API_GROUP_VERSION,
-      kind: 'KeaHACluster',
-      metadata: { name: KEA, namespace },
-      spec: {
-        mode: 'hot-standby',
-        heartbeatDelay: '1s',
-        maxResponseDelay: '4s',
-        maxAckDelay: '2s',
-        maxUnackedClients: 0,
-        peers: [
-          { name: 'server1', host: 'h1', role: 'primary', interface: h1.interface },
-          { name: 'server2', host: 'h2', role: 'standby', interface: h2.interface },
-        ],
-        dhcp4: { 'valid-lifetime': 3600, subnet4: [{ id: 1, subnet: lab.network.subnet, pools: [{ pool: `${base}.150 - ${base}.189` }] }] },
-      },
-    },
-  ]);
+  return asYamlDocuments([...labHostObjects(lab, namespace), labKeaHotStandby(lab, namespace, KEA, 0, 1)]);
 }
 
 beforeAll(async () => {

@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { API_GROUP_VERSION } from '../../src/api/index.js';
 import { Kubectl } from '../../src/lab/kubectl.js';
 import { type Lab, startLab } from '../lab/lab.js';
-import { type Condition, type InProcessController, asYamlDocuments, labHostObjects, startInProcessController } from './controller-lab.js';
+import { type Condition, type InProcessController, asYamlDocuments, keaLocalStatus, labHostObjects, labKeaHotStandby, startInProcessController } from './controller-lab.js';
 import { eventually } from './observe-lab.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,10 +33,8 @@ const statusUntil = (what: string, ready: (o: Json) => boolean, timeoutMs: numbe
 
 /** Kea's own role, state and scopes on lab host i (status-get with curl to its Control Agent). */
 async function kea(i: number): Promise<string> {
-  const h = lab.hosts[i]!;
-  const out = await h.run(['curl', '-s', '-m', '5', '-X', 'POST', '-H', 'Content-Type: application/json', '-d', '{"command":"status-get","service":["dhcp4"]}', `http://${h.address}:8000/`]);
-  const local = (JSON.parse(out) as { arguments?: { 'high-availability'?: { 'ha-servers'?: { local?: { role?: string; state?: string; scopes?: string[] } } }[] } }[])[0]?.arguments?.['high-availability']?.[0]?.['ha-servers']?.local;
-  return local ? `${local.role} ${local.state} [${(local.scopes ?? []).join(',')}]` : `no state in ${out}`;
+  const local = await keaLocalStatus(lab, i);
+  return local.state !== undefined ? `${local.role} ${local.state} [${(local.scopes ?? []).join(',')}]` : `no state in ${local.raw}`;
 }
 
 // Both agents every 50 ms, from h1, into /tmp/ksw-poll.log: "<epoch>|<h1 local>|<h2 local>".
@@ -92,24 +89,7 @@ beforeAll(async () => {
   lab = await startLab({ hosts: 2 });
   await kubectl.applyServerSide([join(repoRoot, 'crds')]);
   await kubectl.waitForCrds();
-  const base = lab.network.subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
-  const kha = {
-    apiVersion: API_GROUP_VERSION,
-    kind: 'KeaHACluster',
-    metadata: { name: KEA, namespace },
-    spec: {
-      mode: 'hot-standby',
-      heartbeatDelay: '1s',
-      maxResponseDelay: '4s',
-      maxAckDelay: '2s',
-      maxUnackedClients: 0,
-      peers: [
-        { name: 'server1', host: 'h1', role: 'primary', interface: lab.hosts[0]!.interface },
-        { name: 'server2', host: 'h2', role: 'standby', interface: lab.hosts[1]!.interface },
-      ],
-      dhcp4: { 'valid-lifetime': 3600, subnet4: [{ id: 1, subnet: lab.network.subnet, pools: [{ pool: `${base}.150 - ${base}.189` }] }] },
-    },
-  };
+  const kha = labKeaHotStandby(lab, namespace, KEA, 0, 1);
   await kubectl.run(['apply', '--server-side', '--field-manager=test', '-f', '-'], { stdin: asYamlDocuments([...labHostObjects(lab, namespace), kha]) });
   running = startInProcessController({ kubeconfigPath: provided.kubeconfigPath, namespace, resyncMs: 3_000, pollMs: 2_000 });
   await kubectl.run(['wait', '--for=condition=Ready', `kha/${KEA}`, '-n', namespace, '--timeout=240s'], { timeoutMs: 250_000 });
