@@ -521,8 +521,14 @@ async function cleanupControllerObjects(bcp: BenchControlPlane): Promise<void> {
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 
-function resultsMarkdown(results: SizeResult[], command: string, runs: number, totalS: number, note: string): string {
+function resultsMarkdown(results: SizeResult[], command: string, runs: number, totalS: number, note: string, resyncGiven: boolean): string {
   const resyncs = results.map((r) => `${r.resync} at ${r.hosts} hosts`).join(", ");
+  const whyResync = resyncGiven
+    ? [`The controller is \`ddi-ha controller --resync R --leader-elect\` as its own process (default 4 workers; R is ${resyncs}, set with --resync) on kube-apiserver`]
+    : [
+        `The controller is \`ddi-ha controller --resync R --leader-elect\` as its own process (default 4 workers; R is ${resyncs}: the lab's`,
+        "2 cores run every host too, and a shorter resync of 100 hosts asked more of them than they had) on kube-apiserver",
+      ];
   const lines: string[] = [
     RESULTS_START,
     "## Fleet: ddi-ha against Ansible on real hosts",
@@ -536,8 +542,7 @@ function resultsMarkdown(results: SizeResult[], command: string, runs: number, t
     "connections converge opened; ddi-ha's CLI opens its connections anew on every run). Both push the bytes of",
     "`ddi-ha render -o DIR`, checked on every host after converge and after drift.",
     "Both ddi-ha tools run the production build (tsc output, as in the image), not tsx.",
-    `The controller is \`ddi-ha controller --resync R --leader-elect\` as its own process (default 4 workers; R is ${resyncs}: the lab's`,
-    "2 cores run every host too, and a shorter resync of 100 hosts asked more of them than they had) on kube-apiserver",
+    ...whyResync,
     `${results[0]?.apiserver ?? ""}, watching the objects \`ddi-ha apply\` reads (deleted through it after each run); its converge from \`kubectl apply\` of the same`,
     "objects to every HAPair and DDIHost Ready (this process's watch) and every VIP on its primary; its drift runs from",
     "the hand edit to every HAPair's ConfigApplied reason `DriftCorrected`, so it includes the wait for the next",
@@ -639,8 +644,9 @@ async function main(): Promise<void> {
   const results: SizeResult[] = [];
   for (const [i, n] of sizes.entries()) results.push(await benchSize(n, runs, values.smoke || i === 0, resync ?? resyncFor(n)));
   const totalS = (performance.now() - t0) / 1000;
-  const command = values.smoke ? "npm run bench:fleet -- --smoke" : `npm run bench:fleet${values.sizes || values.runs ? ` -- ${values.sizes ? `--sizes ${values.sizes} ` : ""}${values.runs ? `--runs ${values.runs}` : ""}`.trimEnd() : ""}`;
-  const markdown = resultsMarkdown(results, command, runs, totalS, values.note ?? "");
+  const given = [values.sizes && `--sizes ${values.sizes}`, values.runs && `--runs ${values.runs}`, values.resync && `--resync ${values.resync}`].filter(Boolean);
+  const command = values.smoke ? "npm run bench:fleet -- --smoke" : `npm run bench:fleet${given.length > 0 ? ` -- ${given.join(" ")}` : ""}`;
+  const markdown = resultsMarkdown(results, command, runs, totalS, values.note ?? "", values.resync !== undefined);
   console.log(markdown);
   if (values.smoke) {
     const failed = results.flatMap((r) => r.controllerFailures);
