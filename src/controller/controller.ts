@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import { type DDIHost, RELATIONSHIP_KINDS } from "../api/index.js";
 import { DrillController } from "../drill/controller.js";
 import type { ApplyOptions } from "../apply/index.js";
-import { HostProbes, hostKeyOf, probeRequestFor, probeWithin } from "../engine/host-probes.js";
+import { DoubtDeadlines, HostProbes, hostKeyOf, probeRequestFor } from "../engine/host-probes.js";
 import { type KubeItem, itemsAsDocuments, kubeItemKey } from "../engine/kube-status.js";
 import { type ComputedStatus, newPassMemory } from "../engine/reconcile-pass.js";
 import type { SessionProvider } from "../engine/render-inputs.js";
@@ -142,6 +142,8 @@ export class Controller {
   private readonly streams = new Map<string, AddressWatch>();
   /** Keys an address change on a peer requeued, until when their probes of the other hosts wait only IN_DOUBT_AFTER_MS. */
   private readonly urgentUntil = new Map<string, { until: number; eventHost: string }>();
+  /** When a probe those passes wait for is in doubt: IN_DOUBT_AFTER_MS after the first wait for it. */
+  private readonly doubt = new DoubtDeadlines(IN_DOUBT_AFTER_MS);
   private readonly resyncMs: number;
   private readonly pollMs: number;
   private readonly log: Logger;
@@ -307,7 +309,7 @@ export class Controller {
     });
     const urgent = this.urgentUntil.get(key);
     if (ownHostPass || !urgent || urgent.until < Date.now() || urgent.eventHost === hostKeyOf(host)) return probe;
-    return probeWithin(probe, IN_DOUBT_AFTER_MS, host.metadata.name, () => this.queue.add(key));
+    return this.doubt.within(probe, host.metadata.name, () => this.queue.add(key));
   }
 
   /**

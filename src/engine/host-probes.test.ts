@@ -4,7 +4,7 @@ import { PENDING_RELOAD_PATH } from "../apply/plan.js";
 import type { HostProbe, ProbedFile } from "../observe/index.js";
 import { contentSha256 } from "../observe/index.js";
 import type { RenderedFile } from "../render/types.js";
-import { ProbeInDoubtError, driftFromProbes, probeWithin } from "./host-probes.js";
+import { DoubtDeadlines, ProbeInDoubtError, driftFromProbes, probeWithin } from "./host-probes.js";
 
 const file = (host: string, content: string): RenderedFile => ({
   host,
@@ -91,6 +91,54 @@ describe("probeWithin", () => {
       reject(new Error("connection lost"));
       await vi.advanceTimersByTimeAsync(0);
       expect(late).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("DoubtDeadlines", () => {
+  const answer = { host: "h1" } as unknown as HostProbe;
+
+  it("gives every wait for one probe in flight the deadline of the first, so doubt is 1 s, not 1 s per wait", async () => {
+    vi.useFakeTimers();
+    try {
+      const doubt = new DoubtDeadlines(1_000);
+      const frozen = new Promise<HostProbe>(() => undefined);
+      const first = doubt.within(frozen, "h1", () => undefined).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(600);
+      // A second wait (the pass's observation after its drift check) 600 ms in: 400 ms left, not 1 s.
+      const second = doubt.within(frozen, "h1", () => undefined).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(400);
+      expect(await first).toBeInstanceOf(ProbeInDoubtError);
+      expect(await second).toBeInstanceOf(ProbeInDoubtError);
+      // A wait after the deadline is in doubt at once, and says how long the probe has been waited for.
+      await vi.advanceTimersByTimeAsync(500);
+      const third = doubt.within(frozen, "h1", () => undefined).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(0);
+      const err = await third;
+      expect(err).toBeInstanceOf(ProbeInDoubtError);
+      expect((err as Error).message).toMatch(/^h1 has not answered its probe for 1\.5 s/);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("starts a new probe's clock afresh, and passes an answer that comes in time through", async () => {
+    vi.useFakeTimers();
+    try {
+      const doubt = new DoubtDeadlines(1_000);
+      const frozen = new Promise<HostProbe>(() => undefined);
+      const old = doubt.within(frozen, "h1", () => undefined).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(await old).toBeInstanceOf(ProbeInDoubtError);
+      // The host's probe was invalidated and taken again: the new one has its own second.
+      let resolve!: (p: HostProbe) => void;
+      const fresh = new Promise<HostProbe>((r) => (resolve = r));
+      const got = doubt.within(fresh, "h1", () => undefined);
+      await vi.advanceTimersByTimeAsync(900);
+      resolve(answer);
+      await expect(got).resolves.toBe(answer);
     } finally {
       vi.useRealTimers();
     }
