@@ -128,8 +128,9 @@ describe('the controller on a real kube-apiserver and two lab hosts', () => {
 
     const hap = await getJson(`hap/${PAIR}`);
     expect(hap.metadata.finalizers).toContain(CLEANUP_FINALIZER);
-    // Its hosts outlive its cleanup, whatever deletes them.
-    for (const h of ['h1', 'h2']) expect((await getJson(`ddih/${h}`)).metadata.finalizers).toContain(IN_USE_FINALIZER);
+    // Its hosts outlive its cleanup, whatever deletes them. The host's finalizer can land just
+    // after Ready (seen in the clean-clone CI of 2026-12-07), so it is waited for.
+    for (const h of ['h1', 'h2']) await expect.poll(async () => (await getJson(`ddih/${h}`)).metadata.finalizers ?? [], { timeout: 30_000 }).toContain(IN_USE_FINALIZER);
     expect(hap.status).toMatchObject({ observedGeneration: hap.metadata.generation, activeNode: 'primary' });
     expect(condition(hap.status, 'Ready')).toMatchObject({ status: 'True', reason: 'VIPOnPrimary', observedGeneration: hap.metadata.generation });
     expect(condition(hap.status, 'ConfigApplied')).toMatchObject({ status: 'True' });
